@@ -1,0 +1,155 @@
+"""`ingest run` and `ingest worker`: wiring only, no decisions.
+
+`ingest run` owns, in one process: the embedded Redis server (when no
+redis_url is set), arq workers (unless run_workers is false) and the storage
+sink. Each part is supervised: if Redis goes away, the parts wait and carry
+on when it is back. SIGTERM or SIGINT stops taking new work, lets running
+jobs finish (bounded by a grace period), acknowledges what was stored, and
+stops the embedded Redis last so its append-only file is flushed.
+
+Worker code lives in the `workers` package, which imports `ingest`; to keep
+that one-way, the worker options are loaded by dotted name, the way arq
+itself loads `workers.settings.WorkerSettings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from arq.worker import Worker
+
+from ingest.consume import SinkConsumer, default_consumer_name
+from ingest.embedded import RedisServer
+from ingest.keys import Keys
+from ingest.redis_conn import connect
+from ingest.settings import Settings
+from ingest.sinks import open_sink
+
+__all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever"]
+
+log = logging.getLogger(__name__)
+
+WORKER_OPTIONS = "workers.settings:worker_options"
+GRACE_SECONDS = 10.0
+
+
+def make_worker(settings: Settings, handle_signals: bool) -> Worker:
+    module_name, _, attr = WORKER_OPTIONS.partition(":")
+    options: Callable[[Settings], dict[str, Any]] = getattr(importlib.import_module(module_name), attr)
+    return Worker(**options(settings), handle_signals=handle_signals)
+
+
+async def _stop_worker(worker: Worker, grace: float) -> None:
+    """Stop picking jobs, give running ones `grace` seconds, cancel the rest."""
+    worker.allow_pick_jobs = False
+    deadline = asyncio.get_running_loop().time() + grace
+    while any(not t.done() for t in worker.tasks.values()):
+        if asyncio.get_running_loop().time() >= deadline:
+            log.warning("cancelling %d jobs still running after %.0f s", len(worker.tasks), grace)
+            break
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(Exception):
+        await worker.close()
+
+
+async def _supervise(name: str, run_once: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a part until stop; if it fails (Redis down), log and start it again with backoff."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await run_once()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a supervisor must outlive its part
+            log.error("%s stopped: %s: %s; restarting in %.1f s", name, type(e).__name__, e, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 10.0)
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
+    keys = Keys(settings.namespace)
+    redis = await connect(settings)
+    sink = open_sink(settings.effective_storage_url)
+    consumer = SinkConsumer(
+        redis, keys, sink,
+        group=keys.storage_group, consumer=default_consumer_name(),
+        batch_size=settings.sink_batch_size, block_ms=settings.sink_block_ms,
+        claim_idle_ms=settings.sink_claim_idle_seconds * 1000,
+    )
+    workers: list[Worker] = []
+
+    async def run_worker() -> None:
+        worker = make_worker(settings, handle_signals=False)
+        workers[:] = [worker]
+        await worker.async_run()
+
+    parts = [asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop))]
+    if settings.run_workers:
+        parts.append(asyncio.create_task(_supervise("worker", run_worker, stop)))
+    log.info("service ready: redis %s, storage %s, workers %s", settings.effective_redis_url,
+             settings.effective_storage_url, "on" if settings.run_workers else "off")
+    try:
+        await stop.wait()
+        log.info("stopping: finishing running jobs (up to %.0f s)", GRACE_SECONDS)
+        for worker in workers:
+            await _stop_worker(worker, GRACE_SECONDS)
+        await asyncio.wait(parts, timeout=settings.sink_block_ms / 1000 + GRACE_SECONDS)
+    finally:
+        for part in parts:
+            part.cancel()
+        await asyncio.gather(*parts, return_exceptions=True)
+        await sink.close()
+        await redis.aclose()
+
+
+async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The whole service in one process, until SIGTERM/SIGINT (or `stop` is set)."""
+    stop = stop or asyncio.Event()
+    _install_signals(stop)
+    server: RedisServer | None = None
+    if settings.embedded:
+        server = RedisServer(
+            directory=settings.data_path / "redis",
+            socket_path=settings.embedded_socket,
+            port=settings.embedded_redis_port,
+        )
+        await asyncio.to_thread(server.start)
+    try:
+        await _run_parts(settings, stop)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+    log.info("stopped")
+
+
+async def run_worker_forever(settings: Settings) -> None:
+    """`ingest worker`: arq worker only, against a Redis that someone else runs."""
+    stop = asyncio.Event()
+    _install_signals(stop)
+    holder: list[Worker] = []
+
+    async def run_worker() -> None:
+        worker = make_worker(settings, handle_signals=False)
+        holder[:] = [worker]
+        await worker.async_run()
+
+    task = asyncio.create_task(_supervise("worker", run_worker, stop))
+    await stop.wait()
+    for worker in holder:
+        await _stop_worker(worker, GRACE_SECONDS)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

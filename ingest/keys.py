@@ -1,0 +1,71 @@
+"""Every Redis key, stream and channel name, as functions of the namespace.
+
+This is the only module that spells a key. README's "Redis keys and channels"
+section documents the same list; change both together.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Keys"]
+
+
+class Keys:
+    """Key names under one namespace (`<ns>`, default "ingest")."""
+
+    def __init__(self, namespace: str) -> None:
+        self.ns = namespace
+
+    # Delivery: the durable stream and the live channels.
+
+    @property
+    def items_stream(self) -> str:
+        """Stream of item records; each entry has one field, `item`, the record's JSON."""
+        return f"{self.ns}:items"
+
+    @property
+    def items_channel(self) -> str:
+        """Pub/Sub channel carrying every new or changed item (same JSON as the stream)."""
+        return f"{self.ns}:items"
+
+    def feed_channel(self, feed_id: str) -> str:
+        """Pub/Sub channel carrying the items of one feed."""
+        return f"{self.ns}:items:feed:{feed_id}"
+
+    @property
+    def events_channel(self) -> str:
+        """Pub/Sub channel for feed state changes (JSON objects)."""
+        return f"{self.ns}:events"
+
+    @property
+    def dead_stream(self) -> str:
+        """Dead-letter stream: input that could not be processed, with the reason."""
+        return f"{self.ns}:dead"
+
+    # State.
+
+    def item_state(self, item_id: str) -> str:
+        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL."""
+        return f"{self.ns}:item:{item_id}"
+
+    def feed(self, feed_id: str) -> str:
+        """Hash of one feed: url, title, last fetch time and status, counters."""
+        return f"{self.ns}:feed:{feed_id}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of service-wide counters (items_new, fetch_errors, parse_errors, ...)."""
+        return f"{self.ns}:stats"
+
+    # arq.
+
+    @property
+    def queue(self) -> str:
+        """arq's job queue (a sorted set owned by arq); job keys are arq's own."""
+        return f"{self.ns}:queue"
+
+    # Consumer groups.
+
+    @property
+    def storage_group(self) -> str:
+        """Consumer group of the storage sink on the items stream."""
+        return "storage"

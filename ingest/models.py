@@ -1,0 +1,124 @@
+"""Types that flow between the stages; no I/O here.
+
+    FeedSpec ──fetch──> Fetched ──parse──> (feedparser result) ──normalize──> Item
+                                                                    │
+                                            deliver ──> DeliveryResult
+
+Items are frozen dataclasses that orjson serializes natively, in field order,
+so the JSON on the stream, on the channels and in storage is one and the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "DeliveryResult",
+    "Enclosure",
+    "FeedSpec",
+    "Fetched",
+    "Item",
+    "feed_id_for_url",
+    "item_from_json",
+    "item_to_json",
+    "short_hash",
+]
+
+
+def short_hash(text: str, size: int = 16) -> str:
+    """Hex digest of `size` bytes; blake2b is fast and stable across machines and runs."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=size).hexdigest()
+
+
+def feed_id_for_url(canonical_url: str) -> str:
+    """A feed's id: 64 bits of its canonical URL's hash, short enough for channel names."""
+    return short_hash(canonical_url, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedSpec:
+    """What a worker needs to know of a feed to fetch and label its items."""
+
+    feed_id: str  # stable id (hash of the canonical URL it was first known by)
+    url: str  # URL to fetch
+    title: str = ""  # last known title, used until the feed declares one
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """A successful HTTP response carrying a body to parse."""
+
+    url: str  # URL that was requested
+    final_url: str  # URL after redirects: relative links resolve against it
+    status: int  # HTTP status of the final response
+    headers: Mapping[str, str]  # response headers (content type, caching, encoding hints)
+    body: bytes  # decoded transfer encoding (gzip, br), raw bytes otherwise
+    fetched_at: str  # ISO 8601 UTC time the response arrived
+
+
+@dataclasses.dataclass(frozen=True)
+class Enclosure:
+    """A media file attached to an item (image, audio, video)."""
+
+    url: str  # absolute URL
+    type: str | None  # MIME type when declared
+    length: int | None  # size in bytes when declared
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """The public item record (README, "The item record"): one per new or changed entry."""
+
+    id: str  # hash of feed_id + guid (else canonical link, else title + date)
+    version: int  # 1 when new, +1 each time content_hash changes
+    feed_id: str  # the feed it came from
+    feed_url: str  # that feed's URL
+    feed_title: str  # that feed's title
+    url: str | None  # canonical article link: absolute, tracking parameters removed
+    link: str | None  # the article link as published (absolute)
+    guid: str | None  # the entry's own id as published
+    title: str  # plain text
+    authors: list[str]  # names
+    published_at: str | None  # ISO 8601 UTC ("Z"); null when the entry has no date
+    updated_at: str | None  # ISO 8601 UTC; null when the entry has no update date
+    fetched_at: str  # ISO 8601 UTC time of the fetch that produced this version
+    summary: str  # plain text
+    content_html: str  # sanitized HTML, links absolute
+    content_text: str  # plain text; paragraphs split by a blank line, exact repeats removed
+    language: str | None  # BCP 47 tag, declared or detected; null when unknown
+    categories: list[str]  # tags / categories as published
+    enclosures: list[Enclosure]  # attached media
+    content_hash: str  # hash of the normalized title and text
+    cluster_id: str  # shared by copies of one story; the item's own id until clustered
+
+
+def item_to_json(item: Item) -> bytes:
+    return orjson.dumps(item)
+
+
+def item_from_json(data: bytes | str) -> dict[str, Any]:
+    """Records are handed on as dicts: consumers must accept fields added later."""
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("item record is not a JSON object")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryResult:
+    """What one feed's delivery did; returned by the arq job and shown by `enqueue --wait`."""
+
+    feed_id: str
+    feed_url: str
+    entries: int  # entries in the feed document
+    new: int  # items delivered with version 1
+    updated: int  # items delivered with a higher version
+    unchanged: int  # entries skipped because nothing changed
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

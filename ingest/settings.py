@@ -1,0 +1,199 @@
+"""Settings: `config/default.toml` < a `--config` file < `INGEST_*` environment.
+
+Settings are one frozen dataclass built once at start and passed down; no
+module reads the environment or a global on its own. The dataclass holds the
+defaults, and a test checks that `config/default.toml` lists exactly the same
+keys and values, so the documented file can never drift from the code.
+
+Every value is checked here, at start, so a typo fails with a message naming
+the key instead of surfacing as an odd failure an hour later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ingest.errors import SettingsError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "INGEST_"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The whole configuration; see config/default.toml for what each key means."""
+
+    namespace: str = "ingest"
+    redis_url: str = ""
+    embedded_redis_port: int = 0
+    storage_url: str = ""
+    data_dir: str = ""
+    log_level: str = "INFO"
+    log_format: str = "text"
+    stream_maxlen: int = 1_000_000
+    item_retention_days: int = 90
+    user_agent: str = "ingest/0.1 (news feed ingestion service)"
+    connect_timeout: float = 10.0
+    fetch_timeout: float = 30.0
+    max_body_bytes: int = 20_000_000
+    worker_max_jobs: int = 20
+    worker_poll_delay: float = 0.05
+    job_timeout: int = 120
+    enqueue_wait_timeout: float = 120.0
+    sink_batch_size: int = 500
+    sink_block_ms: int = 1000
+    sink_claim_idle_seconds: int = 60
+    run_workers: bool = True
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # Derived values: computed, never configured twice.
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory, with the XDG default applied."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "ingest"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis URL is configured and the embedded server is used."""
+        return not self.redis_url
+
+    @property
+    def embedded_socket(self) -> Path:
+        return self.data_path / "redis.sock"
+
+    @property
+    def effective_redis_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return f"unix://{self.embedded_socket}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"sqlite:///{self.data_path / 'items.db'}"
+
+    @property
+    def item_retention_seconds(self) -> int:
+        return self.item_retention_days * 86400
+
+
+def _validate(s: Settings) -> None:
+    """Reject values that are of the right type but make no sense, naming the key."""
+
+    def fail(key: str, why: str) -> None:
+        raise SettingsError(
+            f"setting {key!r} (INGEST_{key.upper()}): {why} (got {getattr(s, key)!r})"
+        )
+
+    if not s.namespace or any(c in s.namespace for c in " \t\n{}"):
+        fail("namespace", "must be a non-empty word without spaces or braces")
+    if s.redis_url and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
+        fail("redis_url", "must start with redis://, rediss:// or unix://")
+    if s.storage_url and urlsplit(s.storage_url).scheme not in ("sqlite",):
+        fail("storage_url", "must be sqlite:///PATH")
+    if s.log_level.upper() not in _LOG_LEVELS:
+        fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+    if s.log_format not in ("text", "json"):
+        fail("log_format", "must be 'text' or 'json'")
+    if not 0 <= s.embedded_redis_port <= 65535:
+        fail("embedded_redis_port", "must be a TCP port number or 0")
+    positive = (
+        "stream_maxlen", "item_retention_days", "connect_timeout", "fetch_timeout",
+        "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
+        "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
+    )
+    for key in positive:
+        if getattr(s, key) <= 0:
+            fail(key, "must be greater than 0")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(key: str, raw: Any, origin: str) -> Any:
+    """Turn a TOML or environment value into the field's type, or fail naming the key."""
+    kind = type(_FIELDS[key].default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            if isinstance(raw, bool) or isinstance(raw, float):
+                raise ValueError("expected a whole number")
+            return int(raw)
+        if kind is float:
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            return float(raw)
+        if not isinstance(raw, str):
+            raise ValueError("expected a string")
+        return raw
+    except (TypeError, ValueError) as e:
+        raise SettingsError(f"setting {key!r} from {origin}: {e} (got {raw!r})") from e
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise SettingsError(f"cannot read config file {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"config file {path} is not valid TOML: {e}") from e
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting {unknown[0]!r}")
+    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from defaults, an optional TOML file and INGEST_* variables.
+
+    `environ` defaults to os.environ; tests pass their own mapping. An INGEST_*
+    variable that names no setting is an error too (a typo would otherwise be
+    silently ignored), except INGEST_CONFIG, which names the file.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    if config_file:
+        values.update(_read_file(Path(config_file)))
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _IGNORED_ENV:
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _FIELDS:
+            raise SettingsError(f"environment variable {name} names no setting")
+        values[key] = _coerce(key, raw, name)
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
+    return Settings(**values)
+
+
+# Variables with the prefix that are not settings: the config file's own path,
+# and the test suite's switch that turns a PostgreSQL skip into a failure.
+_IGNORED_ENV = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "REQUIRE_POSTGRES"})

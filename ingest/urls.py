@@ -1,0 +1,70 @@
+"""Canonical URLs: one spelling per resource, so ids and dedup do not depend on
+how a publisher happened to write a link that day.
+
+url-normalize does the RFC 3986 work (case, default ports, percent-encoding,
+dot segments). Its own parameter filter is an allow-list that drops every
+parameter it does not know (`?id=123` included), which would merge different
+articles, so tracking parameters are removed here by a deny-list instead, and
+the fragment is dropped. Pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
+
+from url_normalize import url_normalize
+
+__all__ = ["absolute_url", "canonical_url", "is_tracking_parameter", "strip_tracking"]
+
+# Parameters that identify a campaign, a click or a share, never the article.
+_TRACKING = re.compile(
+    r"^(utm_\w+|fbclid|gclid|gclsrc|dclid|gbraid|wbraid|msclkid|yclid|twclid|ttclid|igshid|"
+    r"mc_cid|mc_eid|_ga|_gl|_hsenc|_hsmi|mkt_tok|oly_anon_id|oly_enc_id|vero_id|rb_clickid|"
+    r"s_cid|ncid|ocid|cmpid|at_medium|at_campaign|at_custom\d|wt\.mc_id|ref_src|ref_url|"
+    r"wt_mc|wt_zmc|sr_share|spm|__twitter_impression|feedType|feedName)$",
+    re.IGNORECASE,
+)
+
+
+def is_tracking_parameter(name: str) -> bool:
+    return bool(_TRACKING.match(name))
+
+
+def strip_tracking(url: str) -> str:
+    """`url` without tracking query parameters; other parameters keep their order."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not is_tracking_parameter(k)]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def absolute_url(link: str | None, base: str | None) -> str | None:
+    """`link` resolved against `base`; None for an empty link."""
+    if not link or not link.strip():
+        return None
+    link = link.strip()
+    if base:
+        try:
+            return urljoin(base, link)
+        except ValueError:
+            return link
+    return link
+
+
+def canonical_url(link: str | None, base: str | None = None) -> str | None:
+    """Absolute, normalized, fragment and tracking parameters removed; None if empty.
+
+    A link that cannot be normalized (a malformed host, say) is returned
+    absolute but otherwise as published rather than dropped.
+    """
+    absolute = absolute_url(link, base)
+    if absolute is None:
+        return None
+    try:
+        normalized = url_normalize(strip_tracking(absolute)) or absolute
+    except (ValueError, UnicodeError):
+        normalized = absolute
+    return urldefrag(normalized)[0]

@@ -1,0 +1,112 @@
+"""Real parts only: a private redis-server per session, a loopback HTTP server,
+an arq worker in the test's event loop, SQLite in a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from ingest.daemon import make_worker
+from ingest.embedded import RedisServer
+from ingest.settings import Settings
+from tests.feedserver import FeedServer
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = Path(os.environ.get("INGEST_TEST_FIXTURES", REPO.parent / "shared" / "fixtures"))
+FEEDS_DIR = SHARED_FIXTURES / "feeds"
+SEED_DIR = SHARED_FIXTURES / "seed"
+DATA_DIR = REPO / "tests" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server (the binary the embedded default ships) on a free port."""
+    base = tmp_path_factory.mktemp("redis")
+    server = RedisServer(directory=base, socket_path=base / "redis.sock", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The private server's URL, emptied before each test."""
+    if not redis_server.running:  # a test killed it
+        redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def feed_server() -> Iterator[FeedServer]:
+    if not FEEDS_DIR.is_dir():
+        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES} (set INGEST_TEST_FIXTURES)")
+    server = FeedServer(FEEDS_DIR, DATA_DIR)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        namespace="t",
+        redis_url=redis_url,
+        data_dir=str(tmp_path / "data"),
+        storage_url=f"sqlite:///{tmp_path / 'items.db'}",
+        sink_block_ms=100,
+        enqueue_wait_timeout=30.0,
+    )
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment that makes an `ingest` subprocess use `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env.update(
+        INGEST_NAMESPACE=settings.namespace,
+        INGEST_REDIS_URL=settings.redis_url,
+        INGEST_DATA_DIR=settings.data_dir,
+        INGEST_STORAGE_URL=settings.storage_url,
+        INGEST_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+INGEST = [sys.executable, "-m", "ingest"]
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[None]:
+    """An arq worker running in the test's event loop."""
+    w = make_worker(settings, handle_signals=False)
+    task = asyncio.create_task(w.async_run())
+    yield
+    with contextlib.suppress(Exception):
+        await w.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+

@@ -1,0 +1,196 @@
+"""One feedparser entry -> one Item record. Pure: no I/O, no clock.
+
+The record's contract is in README ("The item record"). Two cheap functions
+come before the expensive one: `entry_identity` (the item id) and
+`entry_fingerprint` (a hash of the raw entry), so that an entry already seen
+unchanged costs a hash and one Redis read, not a normalization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from ingest.models import Enclosure, FeedSpec, Item, short_hash
+from ingest.urls import absolute_url, canonical_url
+from workers.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
+from workers.language import detect_language, normalize_language_tag
+from workers.times import iso_utc
+
+__all__ = ["entry_fingerprint", "entry_identity", "normalize_entry", "with_version"]
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def entry_identity(feed_id: str, entry: Mapping[str, Any], base_url: str) -> str:
+    """Stable item id: feed id + guid, else canonical link, else title + date.
+
+    Uses only the entry and the feed id, never the fetch, so every process on
+    every machine computes the same id for the same entry.
+    """
+    guid = _text(entry.get("id"))
+    if guid:
+        key = "guid:" + guid
+    else:
+        link = canonical_url(_text(entry.get("link")), base_url)
+        if link:
+            key = "link:" + link
+        else:
+            date = _text(entry.get("published")) or _text(entry.get("updated"))
+            key = "title:" + _text(entry.get("title")) + "\n" + date
+    return short_hash(feed_id + "\n" + key)
+
+
+def entry_fingerprint(entry: Mapping[str, Any]) -> str:
+    """Hash of everything feedparser produced for the entry (~5 µs).
+
+    Equal fingerprints mean normalization would give the same record, so
+    the entry is skipped before any cleaning or language detection.
+    """
+    return short_hash(orjson.dumps(entry, default=repr, option=orjson.OPT_NON_STR_KEYS).decode())
+
+
+def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
+    """(value, is_html, base) of the richest body: HTML content, other content, summary."""
+    contents = entry.get("content") or []
+    for detail in contents:
+        if detail.get("type") in _HTML_TYPES and _text(detail.get("value")):
+            return detail["value"], True, detail.get("base") or None
+    for detail in contents:
+        if _text(detail.get("value")):
+            return detail["value"], detail.get("type") in _HTML_TYPES, detail.get("base") or None
+    detail = entry.get("summary_detail") or {}
+    value = entry.get("summary") or ""
+    is_html = detail.get("type", "text/html") in _HTML_TYPES
+    return value, is_html, detail.get("base") or None
+
+
+def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    names: list[str] = []
+    for person in people or []:
+        name = plain_text(person.get("name") or "")
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _authors(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> list[str]:
+    names = _names(entry.get("authors"))
+    if not names and _text(entry.get("author")):
+        names = [plain_text(entry["author"])]
+    if not names:
+        names = _names(feed.get("authors"))
+    if not names and _text(feed.get("author")):
+        names = [plain_text(feed["author"])]
+    return names
+
+
+def _categories(entry: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for tag in entry.get("tags") or []:
+        term = plain_text(tag.get("term") or tag.get("label") or "")
+        if term and term not in out:
+            out.append(term)
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
+    found: dict[str, Enclosure] = {}
+    candidates: list[tuple[Any, Any, Any]] = []
+    for enc in entry.get("enclosures") or []:
+        candidates.append((enc.get("href") or enc.get("url"), enc.get("type"), enc.get("length")))
+    for media in entry.get("media_content") or []:
+        candidates.append((media.get("url"), media.get("type"), media.get("filesize")))
+    for thumb in entry.get("media_thumbnail") or []:
+        candidates.append((thumb.get("url"), None, None))
+    for href, mime, length in candidates:
+        url = absolute_url(_text(href), base)
+        if not url or url in found or not url.startswith(("http://", "https://")):
+            continue
+        found[url] = Enclosure(url=url, type=_text(mime) or None, length=_int_or_none(length))
+    return list(found.values())
+
+
+def _language(entry: Mapping[str, Any], feed: Mapping[str, Any], text: str) -> str | None:
+    for detail_key in ("content", "title_detail", "summary_detail"):
+        detail = entry.get(detail_key)
+        if isinstance(detail, list):
+            detail = detail[0] if detail else None
+        if detail:
+            tag = normalize_language_tag(detail.get("language"))
+            if tag:
+                return tag
+    return normalize_language_tag(feed.get("language")) or detect_language(text)
+
+
+def normalize_entry(
+    entry: Mapping[str, Any],
+    feed: Mapping[str, Any],
+    spec: FeedSpec,
+    base_url: str,
+    fetched_at: str,
+) -> Item:
+    """The item record of one entry, with version 0 (delivery assigns the real one).
+
+    `feed` is feedparser's feed-level dict, `base_url` the URL the document was
+    fetched from after redirects.
+    """
+    link = absolute_url(_text(entry.get("link")), base_url)
+    body, is_html, content_base = _pick_content(entry)
+    base = content_base or link or base_url
+    if is_html:
+        content_html = sanitize_html(body, base)
+        paragraphs = html_to_paragraphs(content_html)
+    else:
+        # Plain text: blank lines end paragraphs; the HTML form is built from them.
+        paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
+        content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    paragraphs = dedupe_paragraphs(paragraphs)
+    content_text = "\n\n".join(paragraphs)
+    title = plain_text(entry.get("title"))
+    summary = plain_text(entry.get("summary"))
+    published = entry.get("published_parsed") or entry.get("updated_parsed")
+    item_id = entry_identity(spec.feed_id, entry, base_url)
+    return Item(
+        id=item_id,
+        version=0,
+        feed_id=spec.feed_id,
+        feed_url=spec.url,
+        feed_title=plain_text(feed.get("title")) or spec.title,
+        url=canonical_url(link),
+        link=link,
+        guid=_text(entry.get("id")) or None,
+        title=title,
+        authors=_authors(entry, feed),
+        published_at=iso_utc(published),
+        updated_at=iso_utc(entry.get("updated_parsed")),
+        fetched_at=fetched_at,
+        summary=summary,
+        content_html=content_html,
+        content_text=content_text,
+        language=_language(entry, feed, f"{title}\n{content_text or summary}"),
+        categories=_categories(entry),
+        enclosures=_enclosures(entry, base),
+        content_hash=short_hash(f"{title}\n{content_text or summary}"),
+        cluster_id=item_id,
+    )
+
+
+def with_version(item: Item, version: int) -> Item:
+    return dataclasses.replace(item, version=version)

@@ -1,0 +1,58 @@
+"""Bytes + headers -> feedparser result, or ParseError. feedparser never sees a URL.
+
+Its sanitizer and relative-URI resolver are switched off: they cost about
+half of its time and run on every entry, including the many we then skip as
+already seen; workers/clean.py does both on the entries we keep.
+
+Tolerance: feedparser recovers what it can from malformed XML (it sets
+`bozo`). A document that yields entries is accepted (the problem is logged);
+one that yields no entries and is not a recognisable (empty) feed is refused
+with the reason, so an HTML page, a JSON error or garbage never passes as an
+empty feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import feedparser
+
+from ingest.errors import ParseError
+from workers.jsonfeed import looks_like_json, parse_json_feed
+
+__all__ = ["parse_feed_bytes"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> Any:
+    """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links."""
+    if not body.strip():
+        raise ParseError(f"{base_url}: empty body, not a feed")
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    if looks_like_json(body, response_headers.get("content-type", "")):
+        return parse_json_feed(body, base_url)
+    response_headers["content-location"] = base_url
+    try:
+        result = feedparser.parse(
+            body,
+            response_headers=response_headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as e:  # feedparser promises not to raise; belt and braces
+        raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
+    if result.entries:
+        if result.bozo:
+            log.info("%s: recovered %d entries from a malformed feed: %s",
+                     base_url, len(result.entries), result.get("bozo_exception"))
+        return result
+    if not result.version:
+        reason = result.get("bozo_exception") or "no feed elements found"
+        content_type = response_headers.get("content-type", "unknown content type")
+        raise ParseError(f"{base_url}: not a feed ({content_type}): {reason}")
+    if result.bozo:
+        raise ParseError(f"{base_url}: malformed {result.version} feed: {result.get('bozo_exception')}")
+    return result

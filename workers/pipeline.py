@@ -1,0 +1,71 @@
+"""parse -> normalize -> deliver for one fetched document. The heart of a job.
+
+Per document, Redis is asked twice at most: one MGET for the state of every
+entry, one script call delivering every changed item. Entries whose raw
+fingerprint matches the stored one are not normalized at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.deliver import Deliverer
+from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
+from workers.clean import plain_text
+from workers.normalize import entry_fingerprint, entry_identity, normalize_entry
+from workers.parse import parse_feed_bytes
+
+__all__ = ["ProcessedFeed", "process_document"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessedFeed:
+    result: DeliveryResult
+    title: str  # the feed's title as the document declares it
+    delivered: list[Item]
+
+
+async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched) -> ProcessedFeed:
+    """Parse the body, deliver what is new or changed; raises ParseError on bad input."""
+    parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url)
+    feed, entries = parsed["feed"], parsed["entries"]
+    base = fetched.final_url
+    # The same entry twice in one document (it happens) is one item.
+    seen: dict[str, tuple[Any, str]] = {}
+    for entry in entries:
+        item_id = entry_identity(spec.feed_id, entry, base)
+        seen.setdefault(item_id, (entry, entry_fingerprint(entry)))
+    ids = list(seen)
+    states = await deliverer.states(ids)
+
+    candidates: list[tuple[Item, str]] = []
+    expected = []
+    untouched: list[str] = []
+    for item_id, state in zip(ids, states, strict=True):
+        entry, fingerprint = seen[item_id]
+        if state.version and state.fingerprint == fingerprint:
+            untouched.append(item_id)
+            continue
+        item = normalize_entry(entry, feed, spec, base, fetched.fetched_at)
+        candidates.append((item, fingerprint))
+        expected.append(state)
+
+    delivered = await deliverer.deliver(spec.feed_id, candidates, expected)
+    await deliverer.touch(untouched)
+    new = sum(1 for item in delivered if item.version == 1)
+    result = DeliveryResult(
+        feed_id=spec.feed_id,
+        feed_url=spec.url,
+        entries=len(entries),
+        new=new,
+        updated=len(delivered) - new,
+        unchanged=len(ids) - len(delivered),
+    )
+    log.info("feed %s %s: %d entries, %d new, %d updated", spec.feed_id, spec.url,
+             result.entries, result.new, result.updated)
+    return ProcessedFeed(result=result, title=plain_text(feed.get("title")) or spec.title,
+                         delivered=delivered)
