@@ -7,43 +7,21 @@ print one clear line and exit 1; bad settings exit 2.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-import orjson
 
-from ingest import __version__
-from ingest.errors import IngestError, SettingsError
+from ingest import __version__, cli_items
+from ingest.cli_common import run_async, settings_of
+from ingest.errors import SettingsError
 from ingest.fetch import check_scheme
 from ingest.keys import Keys
 from ingest.logs import configure_logging
 from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings, load_settings
-from ingest.sinks import open_sink
-from ingest.sinks.base import ItemQuery
 
 __all__ = ["main"]
-
-T = TypeVar("T")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except IngestError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings: Settings = ctx.obj
-    return settings
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -70,10 +48,10 @@ def run(ctx: click.Context, no_workers: bool) -> None:
 
     from ingest.daemon import run_service
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if no_workers:
         settings = dataclasses.replace(settings, run_workers=False)
-    _run(run_service(settings))
+    run_async(run_service(settings))
 
 
 @cli.command()
@@ -82,7 +60,7 @@ def worker(ctx: click.Context) -> None:
     """Run an arq worker against the configured Redis (same as `arq workers.settings.WorkerSettings`)."""
     from ingest.daemon import run_worker_forever
 
-    _run(run_worker_forever(_settings(ctx)))
+    run_async(run_worker_forever(settings_of(ctx)))
 
 
 def _describe(result: dict[str, Any]) -> str:
@@ -129,62 +107,9 @@ async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeou
 @click.pass_context
 def enqueue(ctx: click.Context, urls: tuple[str, ...], wait: bool, timeout: float | None) -> None:
     """Fetch URLs once through the normal pipeline (one arq job per URL)."""
-    settings = _settings(ctx)
-    code = _run(_enqueue(settings, urls, wait, timeout or settings.enqueue_wait_timeout))
+    settings = settings_of(ctx)
+    code = run_async(_enqueue(settings, urls, wait, timeout or settings.enqueue_wait_timeout))
     sys.exit(code)
-
-
-async def _items(settings: Settings, query: ItemQuery) -> list[dict[str, Any]]:
-    sink = open_sink(settings.effective_storage_url)
-    try:
-        return await sink.query(query)
-    finally:
-        await sink.close()
-
-
-@cli.command()
-@click.option("--feed", "feed_id", help="Only items of this feed id.")
-@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON record a line.")
-@click.pass_context
-def items(ctx: click.Context, feed_id: str | None, limit: int, as_json: bool) -> None:
-    """List stored items, newest first."""
-    records = _run(_items(_settings(ctx), ItemQuery(feed_id=feed_id, limit=limit)))
-    for r in records:
-        if as_json:
-            click.echo(orjson.dumps(r).decode())
-        else:
-            when = (r.get("published_at") or "-")[:16]
-            click.echo(f"{when:16}  {r['feed_id']}  v{r['version']}  {r['title'][:80]}")
-
-
-async def _subscribe(settings: Settings, feed_id: str | None) -> None:
-    keys = Keys(settings.namespace)
-    channel = keys.feed_channel(feed_id) if feed_id else keys.items_channel
-    redis = await connect(settings)
-    pubsub = redis.pubsub()
-    try:
-        await pubsub.subscribe(channel)
-        click.echo(f"subscribed to {channel}", err=True)
-        out = sys.stdout
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            data = message["data"]
-            out.write(data.decode() if isinstance(data, bytes) else str(data))
-            out.write("\n")
-            out.flush()
-    finally:
-        await pubsub.aclose()
-        await redis.aclose()
-
-
-@cli.command()
-@click.option("--feed", "feed_id", help="Only items of this feed id.")
-@click.pass_context
-def subscribe(ctx: click.Context, feed_id: str | None) -> None:
-    """Print items as they are delivered, one JSON object a line (live Pub/Sub)."""
-    _run(_subscribe(_settings(ctx), feed_id))
 
 
 async def _stats(settings: Settings) -> dict[str, Any]:
@@ -205,8 +130,13 @@ async def _stats(settings: Settings) -> dict[str, Any]:
 @click.pass_context
 def stats(ctx: click.Context) -> None:
     """Counters: items delivered, fetch and parse errors, stream and dead-letter lengths."""
-    for key, value in sorted(_run(_stats(_settings(ctx))).items()):
+    for key, value in sorted(run_async(_stats(settings_of(ctx))).items()):
         click.echo(f"{key:16} {value}")
+
+
+# Command groups that live in their own modules (one stage each).
+for _command in (*cli_items.COMMANDS,):
+    cli.add_command(_command)
 
 
 def main() -> None:

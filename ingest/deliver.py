@@ -8,6 +8,9 @@ version the worker expected:
 * same content_hash stored      -> already delivered (a retry, or a duplicate job): skip;
 * stored version != expected    -> another worker delivered meanwhile: report a
                                    conflict, the caller re-reads and tries again;
+* version would pass the cap    -> remember the new hash, deliver nothing, count it
+                                   (`items_version_capped`): content that changes on
+                                   every fetch stops being re-delivered;
 * otherwise                     -> XADD to the stream, PUBLISH to the channels and
                                    store "version|content_hash|fingerprint", all or nothing.
 
@@ -35,13 +38,14 @@ __all__ = ["ItemState", "Deliverer", "parse_state"]
 
 _DELIVER_LUA = """
 local n = tonumber(ARGV[1])
-local maxlen, ttl, ch_all, ch_feed = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local maxlen, ttl, max_versions = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local n_channels = tonumber(ARGV[5])
 local stream, stats = KEYS[1], KEYS[2]
 local out = {}
-local new, updated = 0, 0
+local new, updated, capped = 0, 0, 0
 for i = 1, n do
   local key = KEYS[i + 2]
-  local a = 5 + (i - 1) * 4
+  local a = 5 + n_channels + (i - 1) * 4
   local expected, chash, fp, json = tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local cur = redis.call('GET', key)
   local cur_version, cur_hash = 0, ''
@@ -56,10 +60,17 @@ for i = 1, n do
     out[i] = 0
   elseif cur_version ~= expected then
     out[i] = -1
+  elseif expected >= max_versions then
+    -- Content that changes on every fetch (a clock, a rotating ad): remember
+    -- the new hash so it is not retried, but deliver no more versions.
+    redis.call('SET', key, cur_version .. '|' .. chash .. '|' .. fp, 'EX', ttl)
+    out[i] = -2
+    capped = capped + 1
   else
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'item', json)
-    redis.call('PUBLISH', ch_all, json)
-    redis.call('PUBLISH', ch_feed, json)
+    for c = 1, n_channels do
+      redis.call('PUBLISH', ARGV[5 + c], json)
+    end
     redis.call('SET', key, (expected + 1) .. '|' .. chash .. '|' .. fp, 'EX', ttl)
     out[i] = expected + 1
     if expected == 0 then new = new + 1 else updated = updated + 1 end
@@ -67,6 +78,7 @@ for i = 1, n do
 end
 if new > 0 then redis.call('HINCRBY', stats, 'items_new', new) end
 if updated > 0 then redis.call('HINCRBY', stats, 'items_updated', updated) end
+if capped > 0 then redis.call('HINCRBY', stats, 'items_version_capped', capped) end
 return out
 """
 
@@ -98,11 +110,19 @@ def parse_state(raw: bytes | None) -> ItemState:
 class Deliverer:
     """Reads item states and delivers items for one namespace."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, stream_maxlen: int, retention_seconds: int):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        stream_maxlen: int,
+        retention_seconds: int,
+        max_versions: int = 1000,
+    ):
         self.redis = redis
         self.keys = keys
         self.stream_maxlen = stream_maxlen
         self.retention_seconds = retention_seconds
+        self.max_versions = max_versions
         self._script = redis.register_script(_DELIVER_LUA)
 
     async def states(self, item_ids: Sequence[str]) -> list[ItemState]:
@@ -121,11 +141,19 @@ class Deliverer:
                 pipe.expire(self.keys.item_state(item_id), self.retention_seconds)
             await pipe.execute()
 
-    async def _run(self, feed_id: str, batch: Sequence[tuple[Item, str]]) -> list[int]:
+    def channels(self, feed_id: str, tags: Sequence[str]) -> list[str]:
+        """Every channel an item of this feed is published on."""
+        return [self.keys.items_channel, self.keys.feed_channel(feed_id),
+                *(self.keys.tag_channel(tag) for tag in tags)]
+
+    async def _run(
+        self, feed_id: str, tags: Sequence[str], batch: Sequence[tuple[Item, str]]
+    ) -> list[int]:
         keys = [self.keys.items_stream, self.keys.stats]
+        channels = self.channels(feed_id, tags)
         args: list[str | bytes | int] = [
-            len(batch), self.stream_maxlen, self.retention_seconds,
-            self.keys.items_channel, self.keys.feed_channel(feed_id),
+            len(batch), self.stream_maxlen, self.retention_seconds, self.max_versions,
+            len(channels), *channels,
         ]
         for item, fingerprint in batch:
             keys.append(self.keys.item_state(item.id))
@@ -134,7 +162,11 @@ class Deliverer:
         return [int(r) for r in result]
 
     async def deliver(
-        self, feed_id: str, candidates: Sequence[tuple[Item, str]], expected: Sequence[ItemState]
+        self,
+        feed_id: str,
+        candidates: Sequence[tuple[Item, str]],
+        expected: Sequence[ItemState],
+        tags: Sequence[str] = (),
     ) -> list[Item]:
         """Deliver items (each with its entry fingerprint); return those actually published.
 
@@ -150,8 +182,8 @@ class Deliverer:
         for _ in range(_MAX_ATTEMPTS):
             if not pending:
                 return delivered
-            outcome = await self._run(feed_id, pending)
-            conflicts = [pair for pair, code in zip(pending, outcome, strict=True) if code < 0]
+            outcome = await self._run(feed_id, tags, pending)
+            conflicts = [pair for pair, code in zip(pending, outcome, strict=True) if code == -1]
             delivered += [item for (item, _), code in zip(pending, outcome, strict=True) if code > 0]
             fresh = await self.states([item.id for item, _ in conflicts])
             pending = [

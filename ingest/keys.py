@@ -31,6 +31,10 @@ class Keys:
         """Pub/Sub channel carrying the items of one feed."""
         return f"{self.ns}:items:feed:{feed_id}"
 
+    def tag_channel(self, tag: str) -> str:
+        """Pub/Sub channel carrying the items of every feed with this tag."""
+        return f"{self.ns}:items:tag:{tag}"
+
     @property
     def events_channel(self) -> str:
         """Pub/Sub channel for feed state changes (JSON objects)."""

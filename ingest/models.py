@@ -47,6 +47,7 @@ class FeedSpec:
     feed_id: str  # stable id (hash of the canonical URL it was first known by)
     url: str  # URL to fetch
     title: str = ""  # last known title, used until the feed declares one
+    tags: tuple[str, ...] = ()  # user-given tags: items are also published on tag channels
 
 
 @dataclasses.dataclass(frozen=True)

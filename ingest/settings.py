@@ -40,6 +40,7 @@ class Settings:
     log_format: str = "text"
     stream_maxlen: int = 1_000_000
     item_retention_days: int = 90
+    max_versions: int = 20
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0
     fetch_timeout: float = 30.0
@@ -113,7 +114,7 @@ def _validate(s: Settings) -> None:
     if not 0 <= s.embedded_redis_port <= 65535:
         fail("embedded_redis_port", "must be a TCP port number or 0")
     positive = (
-        "stream_maxlen", "item_retention_days", "connect_timeout", "fetch_timeout",
+        "stream_maxlen", "item_retention_days", "max_versions", "connect_timeout", "fetch_timeout",
         "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
         "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
     )

@@ -191,3 +191,27 @@ async def test_subscribe_prints_what_the_stream_holds(
     record = orjson.loads(printed)
     assert record["authors"] == ["Yonhap"]
     assert record["published_at"] == "2020-01-16T12:21:00Z"
+
+
+async def test_content_changing_on_every_fetch_stops_after_max_versions(
+    settings: Settings, feed_server: FeedServer, client: aioredis.Redis
+) -> None:
+    from ingest.deliver import Deliverer
+    from ingest.models import FeedSpec, Fetched
+    from workers.pipeline import process_document
+
+    keys = Keys(settings.namespace)
+    deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600, max_versions=2)
+    spec = FeedSpec("clockfeed", "http://ex.example/clock.xml", tags=("news", "asia"))
+    pubsub = client.pubsub()
+    await pubsub.subscribe(keys.tag_channel("asia"))
+    results = []
+    for minute in range(4):
+        body = _feed([("clock", f"The time is 10:0{minute}.")])
+        fetched = Fetched(spec.url, spec.url, 200, {}, body, f"2026-01-01T10:0{minute}:00Z")
+        results.append((await process_document(deliverer, spec, fetched)).result)
+    assert [(r.new, r.updated) for r in results] == [(1, 0), (0, 1), (0, 0), (0, 0)]
+    assert [r["version"] for r in await stream_records(client, keys)] == [1, 2]
+    assert (await client.hgetall(keys.stats))[b"items_version_capped"] == b"2"
+    assert len(await collect_messages(pubsub, 2, timeout=2)) == 2  # tag channel got both
+    await pubsub.aclose()

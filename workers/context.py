@@ -48,7 +48,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         keys=keys,
         redis=redis,
         session=new_session(settings),
-        deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds),
+        deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
+                            settings.max_versions),
     )
 
 

@@ -54,7 +54,7 @@ async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetche
         candidates.append((item, fingerprint))
         expected.append(state)
 
-    delivered = await deliverer.deliver(spec.feed_id, candidates, expected)
+    delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
     await deliverer.touch(untouched)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(

@@ -64,4 +64,5 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
 async def parse_feed(ctx: dict[str, Any], spec: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
     """A body the daemon's fetchers already downloaded: parse, normalize, deliver."""
     app = WorkerContext.of(ctx)
+    spec["tags"] = tuple(spec.get("tags") or ())
     return await _process(app, FeedSpec(**spec), Fetched(**fetched))
