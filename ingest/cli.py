@@ -70,7 +70,7 @@ def _describe(result: dict[str, Any]) -> str:
 
 async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
     for url in urls:
-        check_scheme(url)  # refuse before anything is queued
+        check_scheme(url, settings)  # refuse before anything is queued
     pool = await connect_arq(settings)
     failures = 0
     try:

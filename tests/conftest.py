@@ -79,6 +79,8 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         storage_url=f"sqlite:///{tmp_path / 'items.db'}",
         sink_block_ms=100,
         enqueue_wait_timeout=30.0,
+        allow_networks="127.0.0.0/8",  # the loopback test servers, opened on purpose
+        host_min_delay=0.0,
     )
 
 
@@ -91,6 +93,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         INGEST_DATA_DIR=settings.data_dir,
         INGEST_STORAGE_URL=settings.storage_url,
         INGEST_LOG_LEVEL="WARNING",
+        INGEST_ALLOW_NETWORKS=settings.allow_networks,
+        INGEST_HOST_MIN_DELAY=str(settings.host_min_delay),
     )
     return env
 
