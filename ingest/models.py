@@ -153,6 +153,8 @@ class DeliveryResult:
     new: int  # items delivered with version 1
     updated: int  # items delivered with a higher version
     unchanged: int  # entries skipped because nothing changed
+    publish_interval: float | None = None  # seconds between polls suggested by item dates
+    feed_hint: float | None = None  # shortest interval the feed asks for (ttl, sy:update*)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
