@@ -117,14 +117,15 @@ class Poller:
 
     async def _poll_one(self, feed_id: str) -> None:
         try:
-            await self._poll(feed_id)
+            await self.poll_feed(feed_id)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
             log.exception("polling feed %s failed unexpectedly", feed_id)
             await self.redis.hincrby(self.keys.stats, "poll_crashes", 1)
 
-    async def _poll(self, feed_id: str) -> None:
+    async def poll_feed(self, feed_id: str) -> None:
+        """Fetch one claimed feed and record the outcome (the lease must be ours)."""
         state = await load_feed(self.redis, self.keys, feed_id)
         if state is None or state.disabled_reason:
             await self.scheduler.complete(feed_id, None, {})

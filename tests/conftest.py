@@ -17,6 +17,7 @@ import redis
 from ingest.daemon import make_worker
 from ingest.embedded import RedisServer
 from ingest.settings import Settings
+from tests.farm import Farm
 from tests.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,3 +115,18 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
 
+
+
+@pytest.fixture(scope="session")
+def _farm() -> Iterator[Farm]:
+    farm = Farm(FEEDS_DIR)
+    farm.start()
+    yield farm
+    farm.stop()
+
+
+@pytest.fixture
+def farm(_farm: Farm) -> Farm:
+    """The loopback feed farm, with its log and custom feeds emptied for each test."""
+    _farm.reset()
+    return _farm
