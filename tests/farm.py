@@ -163,7 +163,9 @@ class Farm:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Hanging handlers (slow paths) must not hold up shutdown; a client that
+        # disconnects cancels its handler, as a real server would stop working for it.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         first = web.TCPSite(self._runner, HOSTS[0], 0)
         await first.start()
