@@ -14,11 +14,12 @@ bomb is cut off too.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
-from urllib.request import getproxies, proxy_bypass
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 
@@ -56,19 +57,27 @@ def check_scheme(url: str, settings: Settings | None = None) -> None:
     check_url(url, parse_networks(settings.allow_networks) if settings else ())
 
 
+@functools.cache
+def _env_proxies() -> dict[str, str]:
+    """HTTP(S)_PROXY / NO_PROXY, read once: scanning os.environ per request cost ~25%
+    of a 304 poll's CPU in the poll benchmark."""
+    return getproxies_environment()
+
+
 def _proxy_for(url: str, settings: Settings) -> str | None:
     if settings.proxy:
         return settings.proxy
-    host = urlsplit(url).hostname or ""
-    proxies = getproxies()
-    scheme = urlsplit(url).scheme
-    if scheme in proxies and not proxy_bypass(host):
-        return proxies[scheme]
+    proxies = _env_proxies()
+    if not proxies:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme in proxies and not proxy_bypass_environment(parts.hostname or "", proxies):
+        return proxies[parts.scheme]
     return None
 
 
 def _proxy_hosts(settings: Settings) -> set[str]:
-    candidates = [settings.proxy, *getproxies().values()]
+    candidates = [settings.proxy, *_env_proxies().values()]
     return {urlsplit(p).hostname or "" for p in candidates if p} - {""}
 
 
@@ -87,7 +96,10 @@ def new_session(settings: Settings) -> aiohttp.ClientSession:
         connector=connector,
         timeout=timeout,
         headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
-        trust_env=not settings.proxy,  # HTTP(S)_PROXY / NO_PROXY unless a proxy is configured
+        # Proxies are chosen per request by _proxy_for (from config or the
+        # environment, read once); trust_env would also read ~/.netrc in a
+        # thread on every request.
+        trust_env=False,
     )
 
 

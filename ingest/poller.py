@@ -29,7 +29,7 @@ from ingest.models import FeedSpec, Fetched, FetchFailed
 from ingest.outage import OutageDetector
 from ingest.politeness import HostPacer, is_rate_limited
 from ingest.registry import load_feed, move_feed
-from ingest.schedule import ScheduleRules, decide
+from ingest.schedule import FeedState, ScheduleRules, decide
 from ingest.scheduler import Scheduler
 from ingest.settings import Settings
 
@@ -76,11 +76,13 @@ class Poller:
                 if not await wait_for_room(self.pool, self.keys, self.settings.queue_bound, stop):
                     break
                 room = self.settings.poll_batch - len(self.in_flight)
-                claimed: list[str] = []
+                claimed: list[tuple[str, dict[bytes, bytes]]] = []
                 if room > 0:
-                    claimed = await self.scheduler.claim(time.time(), self.settings.lease_seconds, room)
-                for feed_id in claimed:
-                    task = asyncio.create_task(self._poll_one(feed_id))
+                    claimed = await self.scheduler.claim_with_state(
+                        time.time(), self.settings.lease_seconds, room)
+                for feed_id, raw in claimed:
+                    state = FeedState.from_hash(feed_id, raw) if b"url" in raw else None
+                    task = asyncio.create_task(self._poll_one(feed_id, state))
                     self.in_flight[feed_id] = task
                     task.add_done_callback(lambda _t, f=feed_id: self.in_flight.pop(f, None))
                 if time.monotonic() - last_prune > 60:
@@ -92,11 +94,15 @@ class Poller:
             await self._shutdown()
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Sleep until the next feed is due (at most 1 s, so new feeds are seen quickly)."""
-        due_in = await self.scheduler.next_due_in(time.time())
-        pause = 1.0 if due_in is None else min(max(due_in, 0.02), 1.0)
+        """Wait for room (a poll finishing) or for the next due time (at most 1 s)."""
         if len(self.in_flight) >= self.settings.poll_batch:
-            pause = 0.05
+            waiters: set[asyncio.Future[object]] = set(self.in_flight.values())  # type: ignore[arg-type]
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({*waiters, stopper}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            return
+        due_in = await self.scheduler.next_due_in(time.time())
+        pause = 1.0 if due_in is None else min(max(due_in, 0.01), 1.0)
         try:
             await asyncio.wait_for(stop.wait(), pause)
         except TimeoutError:
@@ -115,18 +121,19 @@ class Poller:
         if released:
             log.info("released %d leases", released)
 
-    async def _poll_one(self, feed_id: str) -> None:
+    async def _poll_one(self, feed_id: str, state: FeedState | None) -> None:
         try:
-            await self.poll_feed(feed_id)
+            await self.poll_feed(feed_id, state)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
             log.exception("polling feed %s failed unexpectedly", feed_id)
             await self.redis.hincrby(self.keys.stats, "poll_crashes", 1)
 
-    async def poll_feed(self, feed_id: str) -> None:
+    async def poll_feed(self, feed_id: str, state: FeedState | None = None) -> None:
         """Fetch one claimed feed and record the outcome (the lease must be ours)."""
-        state = await load_feed(self.redis, self.keys, feed_id)
+        if state is None:
+            state = await load_feed(self.redis, self.keys, feed_id)
         if state is None or state.disabled_reason:
             await self.scheduler.complete(feed_id, None, {})
             return
@@ -151,13 +158,13 @@ class Poller:
         if decision.parse and isinstance(result, Fetched):
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
-        if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates):
+        if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
+                                             _counter(result, decision.parse)):
             log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)
             return
         if decision.new_url:
             await move_feed(self.redis, self.keys, feed_id, decision.new_url)
         await publish_events(self.redis, self.keys, decision.events)
-        await self.redis.hincrby(self.keys.stats, _counter(result, decision.parse), 1)
 
 
 def _counter(result: object, parsed: bool) -> str:

@@ -26,27 +26,34 @@ from ingest.keys import Keys
 
 __all__ = ["Scheduler", "new_token"]
 
+# Returns {id1, {field, value, ...}, id2, {...}}: the claimed feeds with their
+# hashes, so a poll needs no further read.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local out = {}
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], until_ms, id)
   redis.call('HSET', ARGV[5] .. id, 'lease', ARGV[4])
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGETALL', ARGV[5] .. id)
 end
-return ids
+return out
 """
 
-# KEYS[1] schedule; ARGV: id, token, next_due_ms (-1: leave the schedule), prefix, field/value pairs...
+# KEYS[1] schedule, KEYS[2] stats; ARGV: id, token, next_due_ms (-1: leave the
+# schedule), prefix, counter to increment ('' for none), field/value pairs...
 _COMPLETE = """
 local key = ARGV[4] .. ARGV[1]
 if redis.call('HGET', key, 'lease') ~= ARGV[2] then return 0 end
+if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[5], 1) end
 if tonumber(ARGV[3]) >= 0 then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 redis.call('HDEL', key, 'lease')
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -81,24 +88,36 @@ class Scheduler:
         self._complete = redis.register_script(_COMPLETE)
         self._release = redis.register_script(_RELEASE)
 
-    async def claim(self, now: float, lease_seconds: float, limit: int) -> list[str]:
-        """Up to `limit` feed ids due at `now`, leased to us for `lease_seconds`."""
-        ids = await self._claim(
+    async def claim_with_state(
+        self, now: float, lease_seconds: float, limit: int
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to `limit` feeds due at `now`, leased to us, each with its stored hash."""
+        reply = await self._claim(
             keys=[self.keys.schedule],
             args=[int(now * 1000), int(lease_seconds * 1000), limit, self.token, self.keys.feed("")],
         )
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+        out: list[tuple[str, dict[bytes, bytes]]] = []
+        for raw_id, flat in zip(reply[::2], reply[1::2], strict=True):
+            feed_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            out.append((feed_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+        return out
+
+    async def claim(self, now: float, lease_seconds: float, limit: int) -> list[str]:
+        """Up to `limit` feed ids due at `now`, leased to us for `lease_seconds`."""
+        return [feed_id for feed_id, _ in await self.claim_with_state(now, lease_seconds, limit)]
 
     async def complete(
-        self, feed_id: str, next_due: float | None, updates: Mapping[str, str | int | float]
+        self, feed_id: str, next_due: float | None, updates: Mapping[str, str | int | float],
+        counter: str = "",
     ) -> bool:
-        """Store the outcome and the next due time if we still hold the lease."""
+        """Store the outcome and the next due time if we still hold the lease (one round trip)."""
         args: list[str | int | float] = [
             feed_id, self.token, -1 if next_due is None else int(next_due * 1000), self.keys.feed(""),
+            counter,
         ]
         for name, value in updates.items():
             args += [name, value]
-        return bool(await self._complete(keys=[self.keys.schedule], args=args))
+        return bool(await self._complete(keys=[self.keys.schedule, self.keys.stats], args=args))
 
     async def release(self, feed_ids: Sequence[str], now: float) -> int:
         """Give back feeds we claimed but did not finish: due again at once."""
