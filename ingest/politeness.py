@@ -132,8 +132,8 @@ class HostPacer:
     def cool_down(self, host: str, seconds: float) -> None:
         """The host said it is overloaded: pause its requests, capped."""
         state = self._hosts.get(host)
-        if state is None:
-            return
+        if state is None:  # the request's slot is already released: keep the pause anyway
+            state = self._hosts[host] = _Host(asyncio.Semaphore(self.per_host))
         until = asyncio.get_running_loop().time() + min(seconds, self.cooldown_cap)
         state.next_request_at = max(state.next_request_at, until)
 

@@ -42,6 +42,7 @@ class Hit:
     if_modified_since: str | None
     start: float
     status: int
+    via_proxy: bool = False  # the request line carried an absolute URL (a forward proxy's form)
 
 
 def sample_feed(name: str, items: int = 3, text: str = "Body") -> bytes:
@@ -105,7 +106,8 @@ class Farm:
             self.in_flight[host] -= 1
             self.log.append(Hit(host.split(":")[0], request.path, request.headers.get("User-Agent", ""),
                                 request.headers.get("If-None-Match"),
-                                request.headers.get("If-Modified-Since"), start, status))
+                                request.headers.get("If-Modified-Since"), start, status,
+                                request.raw_path.startswith("http")))
 
     async def _respond(self, request: web.Request) -> web.StreamResponse:  # noqa: C901
         parts = request.path.strip("/").split("/")

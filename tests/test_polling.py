@@ -286,3 +286,122 @@ async def test_backpressure_stops_fetching_when_the_queue_is_full(settings: Sett
     await redis.aclose()
     assert queued == 4  # waits once more than `queue_bound` jobs wait
     assert fetched == 4
+
+
+async def test_requests_to_one_host_are_spaced_by_the_minimum_delay(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, host_min_delay=0.3, per_host_concurrency=4, shutdown_grace=0.1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    for i in range(4):
+        await add_feed(redis, keys, farm.url(f"plain/md{i}.xml"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    for _ in range(100):
+        if len(farm.hits("/plain/md")) == 4:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    starts = sorted(h.start for h in farm.hits("/plain/md"))
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.28, gaps
+
+
+async def test_308_moves_like_301(rig: Rig, farm: Farm) -> None:
+    feed_id = await rig.add(farm.url("r308/m.xml"))
+    for _ in range(3):
+        state = await rig.poll(feed_id)
+    assert state.url == farm.url("feed/m.xml")
+
+
+async def test_our_own_outage_is_not_counted_against_the_feeds(rig: Rig, farm: Farm) -> None:
+    from tests.conftest import free_port
+
+    dead = [f"http://{HOSTS[i % 3]}:{free_port()}/feed.xml" for i in range(8)]  # nothing listens
+    ids = [await rig.add(url) for url in dead]
+    states = [await rig.poll(feed_id) for feed_id in ids]
+    counted = [s.consecutive_errors for s in states]
+    assert counted[:4] == [1, 1, 1, 1]  # until the pattern is clear, each failure counts
+    assert counted[4:] == [0, 0, 0, 0]  # then: 5 failures on 3 hosts, no success = our outage
+    assert all("cannot connect" in s.last_error for s in states)
+    await rig.poll(await rig.add(farm.url("feed/ok.xml")))  # one success ends the outage
+    again = await rig.poll(ids[-1])
+    assert again.consecutive_errors == 1
+
+
+async def test_retry_after_pauses_the_host_only_briefly(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, host_cooldown_cap=0.5, per_host_concurrency=1, shutdown_grace=0.1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    limited, _ = await add_feed(redis, keys, farm.url("status/429?retry_after=3600", host=HOSTS[1]))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    await poller.poll_feed(limited)
+    other, _ = await add_feed(redis, keys, farm.url("plain/other.xml", host=HOSTS[1]))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    started = time.monotonic()
+    await poller.poll_feed(other)
+    waited = time.monotonic() - started
+    due = await redis.zscore(keys.schedule, limited)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert 0.3 <= waited < 2.0  # the host paused, capped at host_cooldown_cap...
+    assert due is not None and due / 1000 >= time.time() + 3500  # ...the feed waits its full hour
+
+
+async def test_a_configured_proxy_carries_the_requests(rig: Rig, farm: Farm) -> None:
+    proxied = dataclasses.replace(rig.settings, proxy=farm.url("", host=HOSTS[2]).rstrip("/"))
+    session = new_session(proxied)
+    target = farm.url("feed/p.xml").replace("127.0.0.1", "localhost")
+    result = await conditional_get(session, target, proxied)
+    await session.close()
+    assert isinstance(result, Fetched)
+    [hit] = farm.hits("feed/p.xml")
+    assert hit.via_proxy
+
+
+async def test_workers_store_the_adaptive_interval_and_feed_hints(
+    settings: Settings, farm: Farm, worker: None
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    keys = Keys(settings.namespace)
+    now = datetime.now(UTC)
+    items = "".join(
+        f"<item><guid>t{i}</guid><title>T{i}</title><pubDate>"
+        f"{(now - timedelta(hours=6 * i)).strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        for i in range(20)
+    )
+    farm.feeds["ttl.xml"] = (f'<rss version="2.0"><channel><title>T</title><ttl>120</ttl>{items}'
+                             "</channel></rss>").encode()
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    feed_id, _ = await add_feed(redis, keys, farm.url("feed/ttl.xml"))
+    s = rig_settings(settings)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    await poller.poll_feed(feed_id)
+    for _ in range(100):  # the worker parses it
+        state = await load_feed(redis, keys, feed_id)
+        if state and state.adaptive_interval:
+            break
+        await asyncio.sleep(0.05)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert state is not None
+    # 20 items, one every 6 hours: 7*4 = 28 per week expected, 20 given, 7 days / 20 / 2.
+    assert state.adaptive_interval == pytest.approx(7 * 86400 / (7 * 4) / 2 * 28 / 20, rel=0.01)
+    assert state.feed_min_interval == 7200  # <ttl>120</ttl>
+    assert state.items == 20
