@@ -175,7 +175,8 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
         for row in rows:
             click.echo(orjson.dumps(row).decode())
         return
-    header = f"{'id':16}  {'status':8}  {'last fetch':20}  {'next due':20}  {'items':>6}  {'errs':>4}  url / title / disabled reason"
+    header = (f"{'id':16}  {'status':8}  {'last fetch':20}  {'next due':20}  {'items':>6}  {'errs':>4}  "
+              "url / title / disabled reason")
     click.echo(header)
     for r in rows:
         extra = f"  [{r['disabled_reason']}]" if r["disabled_reason"] else ""

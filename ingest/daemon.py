@@ -2,8 +2,8 @@
 
 `ingest run` owns, in one process: the embedded Redis server (when no
 redis_url is set), the poller (scheduler claims + async fetchers), arq
-workers (unless run_workers is false) and the storage sink. Each part is supervised: if Redis goes away, the parts wait and carry
-on when it is back. SIGTERM or SIGINT stops taking new work, lets running
+workers (unless run_workers is false) and the storage sink. Each part is
+supervised: if Redis goes away, the parts wait and carry on when it is back. SIGTERM or SIGINT stops taking new work, lets running
 jobs finish (bounded by a grace period), acknowledges what was stored, and
 stops the embedded Redis last so its append-only file is flushed.
 
@@ -26,8 +26,8 @@ from arq.worker import Worker
 
 from ingest.consume import SinkConsumer, default_consumer_name
 from ingest.embedded import RedisServer
-from ingest.keys import Keys
 from ingest.fetch import new_session
+from ingest.keys import Keys
 from ingest.poller import Poller
 from ingest.redis_conn import connect, connect_arq
 from ingest.scheduler import Scheduler, new_token

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-
-
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment

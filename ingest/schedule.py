@@ -60,6 +60,10 @@ class ScheduleRules:
     redirect_trust_count: int = 3
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class FeedState:
     """A feed as the registry stores it (`<ns>:feed:<id>` hash)."""
@@ -86,8 +90,7 @@ class FeedState:
 
     @classmethod
     def from_hash(cls, feed_id: str, raw: Mapping[bytes | str, bytes | str]) -> FeedState:
-        data = {(k.decode() if isinstance(k, bytes) else k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-                for k, v in raw.items()}
+        data = {_text(k): _text(v) for k, v in raw.items()}
 
         def num(name: str) -> float:
             try:

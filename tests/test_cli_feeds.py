@@ -98,7 +98,7 @@ async def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> N
 
     bad = tmp_path / "bad.opml"
     bad.write_text('<opml version="2.0"><body><outline xmlUrl="ftp://x/feed"/>'
-                   f'<outline xmlUrl="https://en.yna.co.kr/RSS/news.xml"/><outline xmlUrl="http://[::1/"/></body></opml>')
+                   '<outline xmlUrl="https://en.yna.co.kr/RSS/news.xml"/><outline xmlUrl="http://[::1/"/></body></opml>')
     code, out, _ = await run_cli(settings, "import", str(bad))
     assert out.strip().splitlines()[-1] == "0 added, 1 already present, 2 invalid"
 
