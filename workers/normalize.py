@@ -1,5 +1,10 @@
 """One feedparser entry -> one Item record. Pure: no I/O, no clock.
 
+Every field follows the rules in README ("Normalization"); the helpers do
+the work: workers/clean.py (sanitizing, text, mojibake), workers/times.py
+(dates), workers/authors.py (authors, bylines, credits), workers/language.py,
+ingest/urls.py. Clustering happens later, per document, in workers/clusters.py.
+
 The record's contract is in README ("The item record"). Two cheap functions
 come before the expensive one: `entry_identity` (the item id) and
 `entry_fingerprint` (a hash of the raw entry), so that an entry already seen
@@ -17,9 +22,16 @@ import orjson
 
 from ingest.models import Enclosure, FeedSpec, Item, short_hash
 from ingest.urls import absolute_url, canonical_url
-from workers.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
+from workers.authors import authors_of, source_of
+from workers.clean import (
+    dedupe_paragraphs,
+    fix_mojibake,
+    html_to_paragraphs,
+    plain_text,
+    sanitize_html,
+)
 from workers.language import detect_language, normalize_language_tag
-from workers.times import iso_utc
+from workers.times import entry_date, is_far_future, iso_utc, zone_for_language
 
 __all__ = ["entry_fingerprint", "entry_identity", "normalize_entry", "with_version"]
 
@@ -73,26 +85,6 @@ def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
     return value, is_html, detail.get("base") or None
 
 
-def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
-    names: list[str] = []
-    for person in people or []:
-        name = plain_text(person.get("name") or "")
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
-def _authors(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> list[str]:
-    names = _names(entry.get("authors"))
-    if not names and _text(entry.get("author")):
-        names = [plain_text(entry["author"])]
-    if not names:
-        names = _names(feed.get("authors"))
-    if not names and _text(feed.get("author")):
-        names = [plain_text(feed["author"])]
-    return names
-
-
 def _categories(entry: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for tag in entry.get("tags") or []:
@@ -127,16 +119,40 @@ def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     return list(found.values())
 
 
-def _language(entry: Mapping[str, Any], feed: Mapping[str, Any], text: str) -> str | None:
+def declared_language(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> str | None:
+    """xml:lang / JSON Feed language of the entry's parts, else the feed's language."""
     for detail_key in ("content", "title_detail", "summary_detail"):
         detail = entry.get(detail_key)
         if isinstance(detail, list):
             detail = detail[0] if detail else None
-        if detail:
+        if isinstance(detail, Mapping):
             tag = normalize_language_tag(detail.get("language"))
             if tag:
                 return tag
-    return normalize_language_tag(feed.get("language")) or detect_language(text)
+    return normalize_language_tag(feed.get("language"))
+
+
+def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
+    """(published, updated) as UTC datetimes; published falls back on the only date given."""
+    zone = zone_for_language(language)
+    updated = entry_date(entry.get("updated"), entry.get("updated_parsed"), zone)
+    published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
+    return published or updated, updated
+
+
+def _body(entry: Mapping[str, Any], link: str | None, base_url: str) -> tuple[str, list[str], str]:
+    """(content_html, paragraphs, base): sanitized HTML and its unique paragraphs."""
+    body, is_html, content_base = _pick_content(entry)
+    body = fix_mojibake(_text(body))
+    base = content_base or link or base_url
+    if is_html:
+        content_html = sanitize_html(body, base)
+        paragraphs = dedupe_paragraphs(html_to_paragraphs(content_html))
+    else:
+        # Plain text: blank lines end paragraphs; the HTML form is built from them.
+        paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
+        content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return content_html, paragraphs, base
 
 
 def normalize_entry(
@@ -149,46 +165,42 @@ def normalize_entry(
     """The item record of one entry, with version 0 (delivery assigns the real one).
 
     `feed` is feedparser's feed-level dict, `base_url` the URL the document was
-    fetched from after redirects.
+    fetched from after redirects. Never raises on anything feedparser produces
+    (property-tested); the pipeline still isolates each entry.
     """
     link = absolute_url(_text(entry.get("link")), base_url)
-    body, is_html, content_base = _pick_content(entry)
-    base = content_base or link or base_url
-    if is_html:
-        content_html = sanitize_html(body, base)
-        paragraphs = html_to_paragraphs(content_html)
-    else:
-        # Plain text: blank lines end paragraphs; the HTML form is built from them.
-        paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
-        content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    paragraphs = dedupe_paragraphs(paragraphs)
+    content_html, paragraphs, base = _body(entry, link, base_url)
     content_text = "\n\n".join(paragraphs)
-    title = plain_text(entry.get("title"))
-    summary = plain_text(entry.get("summary"))
-    published = entry.get("published_parsed") or entry.get("updated_parsed")
+    title = plain_text(fix_mojibake(_text(entry.get("title"))))
+    summary = plain_text(fix_mojibake(_text(entry.get("summary"))))
+    text = content_text or summary
+    language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
+    published, updated = _dates(entry, language)
     item_id = entry_identity(spec.feed_id, entry, base_url)
     return Item(
         id=item_id,
         version=0,
         feed_id=spec.feed_id,
         feed_url=spec.url,
-        feed_title=plain_text(feed.get("title")) or spec.title,
+        feed_title=plain_text(fix_mojibake(_text(feed.get("title")))) or spec.title,
         url=canonical_url(link),
         link=link,
         guid=_text(entry.get("id")) or None,
         title=title,
-        authors=_authors(entry, feed),
+        authors=authors_of(entry, feed, paragraphs or [summary]),
         published_at=iso_utc(published),
-        updated_at=iso_utc(entry.get("updated_parsed")),
+        updated_at=iso_utc(updated),
         fetched_at=fetched_at,
         summary=summary,
         content_html=content_html,
         content_text=content_text,
-        language=_language(entry, feed, f"{title}\n{content_text or summary}"),
+        language=language,
         categories=_categories(entry),
         enclosures=_enclosures(entry, base),
-        content_hash=short_hash(f"{title}\n{content_text or summary}"),
+        content_hash=short_hash(f"{title}\n{text}"),
         cluster_id=item_id,
+        source=source_of(entry, paragraphs or [summary]),
+        date_in_future=is_far_future(published, fetched_at) or is_far_future(updated, fetched_at),
     )
 
 

@@ -1,24 +1,231 @@
-"""Feed dates -> ISO 8601 UTC strings. Times are never invented: no date stays None.
+"""Feed dates -> UTC datetimes and ISO 8601 strings. Pure; times are never invented.
 
-feedparser already parses every date format it knows and converts it to a UTC
-struct_time honouring the source offset (e.g. +0900 for KST); we only format.
+feedparser parses many date formats, but gets the ones news feeds use most
+wrong in three ways that matter for a product judged on "the right time in UTC":
+
+* named zones beyond the US ones are read as UTC: "21:21:00 KST" came out
+  nine hours late (also JST, CET, IST, AEST, ...);
+* "2020/1/10 14:33:00" (Dvbbs, many Chinese CMSs) came out as 2020-11-01;
+* localized day and month names ("Seg, 24 Set 2018", Portuguese) gave no date.
+
+So the raw string is read here first, by the standard library
+(`email.utils.parsedate_tz` for RFC 822 after mapping names and zones to
+English and numeric offsets, `datetime.fromisoformat` for ISO 8601, one regex
+for the slash form). Only when none of them understands it do we fall back on
+feedparser's parsed value, which still covers its long tail (asctime, W3DTF
+variants, Korean/Greek/Hungarian formats, ...).
+
+A date without any zone is local time at the publisher. When the feed's
+language pins one time zone (ko -> Asia/Seoul, zh-CN -> Asia/Shanghai, ...)
+that zone is used; otherwise UTC, which is what feedparser assumes too.
 """
 
 from __future__ import annotations
 
 import calendar
+import email.utils
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["iso_utc"]
+__all__ = [
+    "FUTURE_TOLERANCE",
+    "entry_date",
+    "is_far_future",
+    "iso_utc",
+    "parse_date",
+    "zone_for_language",
+]
+
+# A date later than the fetch by more than this is flagged (kept, not dropped):
+# zone mistakes are at most 14 h, so beyond a day the date itself is wrong
+# (an embargo time, a typo in the year, an event date used as pubDate).
+FUTURE_TOLERANCE = timedelta(days=1)
+
+# Zone abbreviations email.utils does not know (it knows UT, UTC, GMT, Z and the
+# US ones: EST/EDT, CST/CDT, MST/MDT, PST/PDT, AST/ADT; "CST" stays US Central as
+# RFC 822 defines it). Ambiguous ones (IST: India/Ireland/Israel) take the
+# meaning news feeds use most.
+_ZONES = {
+    "KST": "+0900", "JST": "+0900", "HKT": "+0800", "SGT": "+0800", "AWST": "+0800",
+    "PHT": "+0800", "WIB": "+0700", "ICT": "+0700", "IST": "+0530", "PKT": "+0500",
+    "MSK": "+0300", "EAT": "+0300", "EEST": "+0300", "EET": "+0200", "CEST": "+0200",
+    "SAST": "+0200", "CET": "+0100", "MEZ": "+0100", "MESZ": "+0200", "BST": "+0100",
+    "WEST": "+0100", "WAT": "+0100", "WET": "+0000", "AEST": "+1000", "AEDT": "+1100",
+    "ACST": "+0930", "ACDT": "+1030", "NZST": "+1200", "NZDT": "+1300", "HST": "-1000",
+    "AKST": "-0900", "AKDT": "-0800", "NST": "-0330", "NDT": "-0230", "BRT": "-0300",
+    "ART": "-0300", "CLT": "-0400",
+}
+
+# Localized day and month names (Portuguese, Spanish, French, German, Italian,
+# Dutch) -> English, for RFC 822 dates written by non-English CMSs.
+_NAMES = {
+    # months
+    "jan": "Jan", "janv": "Jan", "ene": "Jan", "gen": "Jan", "jän": "Jan", "janeiro": "Jan",
+    "fev": "Feb", "fév": "Feb", "févr": "Feb", "feb": "Feb", "fevereiro": "Feb",
+    "mar": "Mar", "mär": "Mar", "mars": "Mar", "mrt": "Mar", "março": "Mar",
+    "abr": "Apr", "avr": "Apr", "apr": "Apr", "abril": "Apr",
+    "mai": "May", "may": "May", "mag": "May", "mei": "May", "maio": "May", "mayo": "May",
+    "jun": "Jun", "juin": "Jun", "giu": "Jun", "junho": "Jun", "junio": "Jun",
+    "jul": "Jul", "juil": "Jul", "lug": "Jul", "julho": "Jul", "julio": "Jul",
+    "ago": "Aug", "août": "Aug", "aoû": "Aug", "aug": "Aug", "agosto": "Aug",
+    "set": "Sep", "sep": "Sep", "sept": "Sep", "setembro": "Sep", "septiembre": "Sep",
+    "out": "Oct", "oct": "Oct", "okt": "Oct", "ott": "Oct", "outubro": "Oct", "octubre": "Oct",
+    "nov": "Nov", "novembro": "Nov", "noviembre": "Nov",
+    "dez": "Dec", "dic": "Dec", "déc": "Dec", "dec": "Dec", "dezembro": "Dec", "diciembre": "Dec",
+    # days
+    "seg": "Mon", "lun": "Mon", "mo": "Mon", "ma": "Mon", "lu": "Mon",
+    "ter": "Tue", "mar.": "Tue", "di": "Tue", "mardi": "Tue",
+    "qua": "Wed", "mié": "Wed", "mie": "Wed", "mer": "Wed", "mi": "Wed", "wo": "Wed",
+    "qui": "Thu", "jue": "Thu", "jeu": "Thu", "gio": "Thu", "do": "Thu",
+    "sex": "Fri", "vie": "Fri", "ven": "Fri", "fr": "Fri", "vr": "Fri",
+    "sáb": "Sat", "sab": "Sat", "sam": "Sat", "sa": "Sat", "za": "Sat",
+    "dom": "Sun", "dim": "Sun", "so": "Sun", "zo": "Sun",
+}
+_ENGLISH_MONTHS = frozenset(m.lower() for m in calendar.month_abbr if m)
+_WORD = re.compile(r"[^\W\d_]+\.?")
+_NO_ZONE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*$")
+_SLASH = re.compile(
+    r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
+    r"\s*(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2}))?$"
+)
+
+# Languages (or language-region pairs) whose publishers share one time zone.
+_LANGUAGE_ZONES = {
+    "ko": "Asia/Seoul", "ja": "Asia/Tokyo", "zh": "Asia/Shanghai", "zh-cn": "Asia/Shanghai",
+    "zh-sg": "Asia/Singapore", "zh-tw": "Asia/Taipei", "zh-hk": "Asia/Hong_Kong",
+    "de": "Europe/Berlin", "de-de": "Europe/Berlin", "de-at": "Europe/Vienna",
+    "de-ch": "Europe/Zurich", "fr-fr": "Europe/Paris", "it": "Europe/Rome", "pl": "Europe/Warsaw",
+    "cs": "Europe/Prague", "nl": "Europe/Amsterdam", "hu": "Europe/Budapest",
+    "vi": "Asia/Ho_Chi_Minh", "th": "Asia/Bangkok", "pt-br": "America/Sao_Paulo",
+}
 
 
-def iso_utc(parsed: time.struct_time | None) -> str | None:
-    """A UTC struct_time as "YYYY-MM-DDTHH:MM:SSZ"; None stays None, nonsense becomes None."""
-    if parsed is None:
+@cache
+def zone_for_language(language: str | None) -> tzinfo:
+    """The time zone of a naive date in a feed of this language (UTC unless unambiguous)."""
+    if language:
+        name = _LANGUAGE_ZONES.get(language.lower()) or _LANGUAGE_ZONES.get(
+            language.lower().split("-")[0])
+        if name:
+            try:
+                return ZoneInfo(name)
+            except ZoneInfoNotFoundError:  # no tz database on this host: say UTC, never guess
+                return UTC
+    return UTC
+
+
+def _english(raw: str) -> str:
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        key = word.lower()
+        if key.rstrip(".") in _ENGLISH_MONTHS or key in ("mon", "tue", "wed", "thu", "fri",
+                                                         "sat", "sun"):
+            return word
+        upper = word.rstrip(".").upper()
+        if upper in _ZONES:
+            return _ZONES[upper]
+        return _NAMES.get(key) or _NAMES.get(key.rstrip(".")) or word
+
+    return _WORD.sub(swap, raw)
+
+
+def _rfc822(raw: str) -> datetime | None:
+    text = _english(raw)
+    if not any(m in text.lower() for m in _ENGLISH_MONTHS):
         return None
     try:
-        moment = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+        parts = email.utils.parsedate_tz(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parts is None or parts[9] is None:
+        return None
+    year, month, day, hour, minute, second = parts[:6]
+    try:
+        moment = datetime(year, month, day, hour, minute, min(second, 59))
+    except (ValueError, OverflowError):
+        return None
+    if _NO_ZONE.search(text):
+        return moment  # naive: parsedate_tz reports a missing zone as +0000
+    return moment.replace(tzinfo=timezone(timedelta(seconds=parts[9])))
+
+
+def _iso(raw: str) -> datetime | None:
+    if not raw[:4].isdigit() or len(raw) < 10 or raw[4] != "-":
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        return None
+
+
+def _slash(raw: str) -> datetime | None:
+    match = _SLASH.match(raw)
+    if not match:
+        return None
+    y, mo, d, h, mi, s = (int(g) if g else 0 for g in match.groups()[:6])
+    try:
+        moment = datetime(y, mo, d, h, mi, s)
+    except ValueError:
+        return None
+    if match.group("sign"):
+        minutes = int(match.group("hh")) * 60 + int(match.group("mm"))
+        sign = -1 if match.group("sign") == "-" else 1
+        return moment.replace(tzinfo=timezone(sign * timedelta(minutes=minutes)))
+    return moment
+
+
+def parse_date(raw: str | None, zone: tzinfo = UTC) -> datetime | None:
+    """An aware UTC datetime from a date string, or None; `zone` applies to naive dates."""
+    if not raw or not isinstance(raw, str):
+        return None
+    raw = raw.strip()
+    if not raw or len(raw) > 100:
+        return None
+    moment = _iso(raw) or _slash(raw) or _rfc822(raw)
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _from_struct(parsed: object) -> datetime | None:
+    if not isinstance(parsed, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
     except (OverflowError, ValueError, OSError, TypeError):
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def entry_date(raw: object, parsed: object, zone: tzinfo = UTC) -> datetime | None:
+    """The entry's date: our reading of the raw string, else feedparser's, else None."""
+    return parse_date(raw if isinstance(raw, str) else None, zone) or _from_struct(parsed)
+
+
+def iso_utc(moment: datetime | time.struct_time | None) -> str | None:
+    """A UTC moment as "YYYY-MM-DDTHH:MM:SSZ"; None stays None, nonsense becomes None."""
+    if isinstance(moment, time.struct_time):
+        moment = _from_struct(moment)
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_far_future(moment: datetime | None, fetched_at: str) -> bool:
+    """True when `moment` is later than the fetch by more than FUTURE_TOLERANCE."""
+    if moment is None:
+        return False
+    try:
+        fetched = datetime.fromisoformat(fetched_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if fetched.tzinfo is None:
+        fetched = fetched.replace(tzinfo=UTC)
+    return moment - fetched > FUTURE_TOLERANCE

@@ -1,0 +1,96 @@
+"""Who wrote a story and who it is credited to, from the entry, the feed or the text. Pure.
+
+Order for `authors`: the entry's own (Atom author, dc:creator, JSON Feed
+authors), else the feed's, else a byline at the top of the text ("By Yonhap",
+"By Kim Eun-jung and Lee Min-ji"). Wire copies often drop the metadata but
+keep the byline, so the text is the last resort, never the first.
+
+`source` is the agency or outlet a story is credited to: a closing credit in
+parentheses after the last sentence ("... last month. (Yonhap)"), else the
+RSS <source> element's title. The credit must follow sentence-ending
+punctuation, so an acronym in parentheses inside or at the end of a sentence
+("... Area Defense (THAAD), in South Korea.") is never taken for a credit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from workers.clean import plain_text
+
+__all__ = ["authors_of", "byline_names", "closing_credit", "source_of"]
+
+_NAME_WORD = r"(?!(?:Published|Updated|Posted)\b)(?:[A-Z][\w'’.-]*|de|da|van|von|der|del|la|le|bin|al)"
+_NAME = rf"[A-Z][\w'’.-]*(?:\s+{_NAME_WORD}){{0,4}}"
+_BYLINE = re.compile(
+    rf"^By\s+(?P<names>{_NAME}(?:\s*(?:,|and|&)\s*{_NAME}){{0,3}})"
+    r"(?=\s*(?:$|[|,;:–—-]|\(|Published\b|Updated\b|Posted\b|\d))"
+)
+# "By YonhapPublished : Jan. 16" (a page's byline and dateline run together).
+_GLUED = re.compile(r"(?<=[a-z])(?=(?:Published|Updated|Posted)\b)")
+_SPLIT_NAMES = re.compile(r"\s*(?:,|\band\b|&)\s*")
+_CREDIT = re.compile(
+    r"(?<=[.!?\"'”’])\s*\((?P<credit>[A-Z][A-Za-z&.' -]{1,40}(?:\s*/\s*[A-Z][A-Za-z&.' -]{1,40})*)\)$"
+)
+_BYLINE_MAX_CHARS = 200
+
+
+def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    names: list[str] = []
+    for person in people or []:
+        if not isinstance(person, Mapping):
+            continue
+        name = plain_text(person.get("name") or "")
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def _declared(obj: Mapping[str, Any]) -> list[str]:
+    names = _names(obj.get("authors"))
+    author = obj.get("author")
+    if not names and isinstance(author, str) and author.strip():
+        names = [plain_text(author)]
+    return names
+
+
+def byline_names(paragraphs: Sequence[str]) -> list[str]:
+    """Names from a "By ..." line at the top of the text (first two paragraphs), else []."""
+    for paragraph in paragraphs[:2]:
+        head = _GLUED.sub(" ", paragraph[:_BYLINE_MAX_CHARS])
+        match = _BYLINE.match(head)
+        if match:
+            return [n for n in _SPLIT_NAMES.split(match.group("names").strip()) if n]
+    return []
+
+
+def authors_of(entry: Mapping[str, Any], feed: Mapping[str, Any], paragraphs: Sequence[str]) -> list[str]:
+    """The entry's authors, else the feed's, else the text's byline."""
+    return _declared(entry) or _declared(feed) or byline_names(paragraphs)
+
+
+def closing_credit(paragraphs: Sequence[str]) -> str | None:
+    """"Yonhap" for a story ending "... last month. (Yonhap)"; None without such a credit."""
+    if not paragraphs:
+        return None
+    last = paragraphs[-1].strip()
+    match = _CREDIT.search(last)
+    if match:
+        return match.group("credit").strip()
+    if last.startswith("(") and last.endswith(")") and _CREDIT.search("." + last):
+        return last[1:-1].strip()  # the credit as a paragraph of its own
+    return None
+
+
+def source_of(entry: Mapping[str, Any], paragraphs: Sequence[str]) -> str | None:
+    """The credited agency, else the RSS <source> title, else None."""
+    credit = closing_credit(paragraphs)
+    if credit:
+        return credit
+    source = entry.get("source")
+    if isinstance(source, Mapping):
+        title = plain_text(source.get("title") or "")
+        return title or None
+    return None
