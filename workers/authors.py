@@ -35,6 +35,8 @@ _CREDIT = re.compile(
     r"(?<=[.!?\"'”’])\s*\((?P<credit>[A-Z][A-Za-z&.' -]{1,40}(?:\s*/\s*[A-Z][A-Za-z&.' -]{1,40})*)\)$"
 )
 _BYLINE_MAX_CHARS = 200
+_EMAIL_THEN_NAME = re.compile(r"^\s*[^\s()<>]+@[^\s()<>]+\s*\((?P<name>[^()]+)\)\s*$")
+_NAME_THEN_EMAIL = re.compile(r"^\s*(?P<name>[^<>()@]+?)\s*<[^<>\s]+@[^<>\s]+>\s*$")
 
 
 def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
@@ -49,9 +51,18 @@ def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
 
 
 def _declared(obj: Mapping[str, Any]) -> list[str]:
-    names = _names(obj.get("authors"))
+    """Declared names. RSS writes "email (Name)" or "Name <email>": feedparser's own split
+    of that string breaks on long top-level domains ("ple (News Desk"), so a single
+    author in that form is read here; an address alone is not a name."""
     author = obj.get("author")
-    if not names and isinstance(author, str) and author.strip():
+    people = obj.get("authors") or []
+    if isinstance(author, str) and len(people) <= 1:
+        match = _EMAIL_THEN_NAME.match(author) or _NAME_THEN_EMAIL.match(author)
+        if match:
+            name = plain_text(match.group("name"))
+            return [name] if name else []
+    names = [n for n in _names(people) if "@" not in n]
+    if not names and isinstance(author, str) and author.strip() and "@" not in author:
         names = [plain_text(author)]
     return names
 
