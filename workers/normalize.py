@@ -135,16 +135,27 @@ def declared_language(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> str 
 def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
     """(published, updated) as UTC datetimes; published falls back on the only date given."""
     zone = zone_for_language(language)
-    updated = entry_date(entry.get("updated"), entry.get("updated_parsed"), zone)
+    # dict.get: feedparser's own .get("updated") answers with the *published* date
+    # when there is no update date (a deprecated alias), which would invent one.
+    get = dict.get if isinstance(entry, dict) else type(entry).get
+    updated = entry_date(get(entry, "updated"), get(entry, "updated_parsed"), zone)
     published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
     return published or updated, updated
 
 
 def _body(entry: Mapping[str, Any], link: str | None, base_url: str) -> tuple[str, list[str], str]:
-    """(content_html, paragraphs, base): sanitized HTML and its unique paragraphs."""
+    """(content_html, paragraphs, feed base): sanitized HTML and its unique paragraphs,
+    and the base for the entry's own media URLs (xml:base, else the document).
+
+    Relative links resolve against the xml:base in force when the feed declares
+    one, else against the article's own link: feed bodies are copied from the
+    article page, whose relative images ("skins/x.gif") live next to it, not next
+    to the feed document (feedparser reports the document URL as the base then).
+    """
     body, is_html, content_base = _pick_content(entry)
     body = fix_mojibake(_text(body))
-    base = content_base or link or base_url
+    declared = content_base if content_base and content_base != base_url else None
+    base = declared or link or base_url
     if is_html:
         content_html = sanitize_html(body, base)
         paragraphs = dedupe_paragraphs(html_to_paragraphs(content_html))
@@ -152,7 +163,7 @@ def _body(entry: Mapping[str, Any], link: str | None, base_url: str) -> tuple[st
         # Plain text: blank lines end paragraphs; the HTML form is built from them.
         paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
         content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    return content_html, paragraphs, base
+    return content_html, paragraphs, declared or base_url
 
 
 def normalize_entry(
@@ -169,10 +180,10 @@ def normalize_entry(
     (property-tested); the pipeline still isolates each entry.
     """
     link = absolute_url(_text(entry.get("link")), base_url)
-    content_html, paragraphs, base = _body(entry, link, base_url)
+    content_html, paragraphs, media_base = _body(entry, link, base_url)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
-    summary = plain_text(fix_mojibake(_text(entry.get("summary"))))
+    summary = " ".join(dedupe_paragraphs(html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))))
     text = content_text or summary
     language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
     published, updated = _dates(entry, language)
@@ -196,7 +207,7 @@ def normalize_entry(
         content_text=content_text,
         language=language,
         categories=_categories(entry),
-        enclosures=_enclosures(entry, base),
+        enclosures=_enclosures(entry, media_base),
         content_hash=short_hash(f"{title}\n{text}"),
         cluster_id=item_id,
         source=source_of(entry, paragraphs or [summary]),
