@@ -7,7 +7,9 @@ keep the byline, so the text is the last resort, never the first.
 
 `source` is the agency or outlet a story is credited to: a closing credit in
 parentheses after the last sentence ("... last month. (Yonhap)"), else the
-RSS <source> element's title. The credit must follow sentence-ending
+RSS <source> element's title. A credit must name a news agency (the list
+below, or "... News Agency/Service"): blogs and IT sites close with a tag in
+parentheses too ("... die Umsetzung. (Sony)"), and that is not a source. The credit must follow sentence-ending
 punctuation, so an acronym in parentheses inside or at the end of a sentence
 ("... Area Defense (THAAD), in South Korea.") is never taken for a credit.
 """
@@ -35,6 +37,16 @@ _CREDIT = re.compile(
     r"(?<=[.!?\"'”’])\s*\((?P<credit>[A-Z][A-Za-z&.' -]{1,40}(?:\s*/\s*[A-Z][A-Za-z&.' -]{1,40})*)\)$"
 )
 _BYLINE_MAX_CHARS = 200
+_AGENCIES = frozenset(a.lower() for a in (
+    "Yonhap", "AP", "Associated Press", "AFP", "Agence France-Presse", "Reuters", "Xinhua",
+    "Kyodo", "Jiji", "dpa", "EFE", "ANSA", "Bloomberg", "UPI", "PTI", "IANS", "ANI", "TASS",
+    "RIA Novosti", "Interfax", "Anadolu", "Bernama", "Antara", "CNA", "NHK", "KCNA", "Newsis",
+    "News1", "APA", "SDA", "Keystone-SDA", "Belga", "Lusa", "Europa Press", "PA", "AAP", "CP",
+    "Canadian Press", "KNA", "epd", "CTK", "PAP", "MTI", "NTB", "TT", "Ritzau", "STT", "ANP",
+    "Agencia Brasil", "Xinhua News Agency", "Yonhap News Agency", "Kyodo News", "Nikkei",
+))
+_AGENCY_PATTERN = re.compile(r"\b(?:News Agency|News Service|Presse?agentur|Press Agency)$",
+                             re.IGNORECASE)
 _EMAIL_THEN_NAME = re.compile(r"^\s*[^\s()<>]+@[^\s()<>]+\s*\((?P<name>[^()]+)\)\s*$")
 _NAME_THEN_EMAIL = re.compile(r"^\s*(?P<name>[^<>()@]+?)\s*<[^<>\s]+@[^<>\s]+>\s*$")
 
@@ -87,11 +99,13 @@ def closing_credit(paragraphs: Sequence[str]) -> str | None:
     if not paragraphs:
         return None
     last = paragraphs[-1].strip()
-    match = _CREDIT.search(last)
-    if match:
-        return match.group("credit").strip()
-    if last.startswith("(") and last.endswith(")") and _CREDIT.search("." + last):
-        return last[1:-1].strip()  # the credit as a paragraph of its own
+    match = _CREDIT.search(last) or _CREDIT.search("." + last)  # or a paragraph of its own
+    if match is None:
+        return None
+    credit = match.group("credit").strip()
+    names = [n.strip() for n in credit.split("/")]
+    if all(n.lower() in _AGENCIES or _AGENCY_PATTERN.search(n) for n in names):
+        return credit
     return None
 
 
