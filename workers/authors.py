@@ -17,7 +17,7 @@ punctuation, so an acronym in parentheses inside or at the end of a sentence
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workers.clean import plain_text
@@ -51,12 +51,12 @@ _EMAIL_THEN_NAME = re.compile(r"^\s*[^\s()<>]+@[^\s()<>]+\s*\((?P<name>[^()]+)\)
 _NAME_THEN_EMAIL = re.compile(r"^\s*(?P<name>[^<>()@]+?)\s*<[^<>\s]+@[^<>\s]+>\s*$")
 
 
-def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
+def _names(people: Any) -> list[str]:
     names: list[str] = []
-    for person in people or []:
-        if not isinstance(person, Mapping):
+    for person in people if isinstance(people, list) else []:
+        if not isinstance(person, Mapping) or not isinstance(person.get("name"), str):
             continue
-        name = plain_text(person.get("name") or "")
+        name = plain_text(person["name"])
         if name and name not in names:
             names.append(name)
     return names
@@ -67,8 +67,8 @@ def _declared(obj: Mapping[str, Any]) -> list[str]:
     of that string breaks on long top-level domains ("ple (News Desk"), so a single
     author in that form is read here; an address alone is not a name."""
     author = obj.get("author")
-    people = obj.get("authors") or []
-    if isinstance(author, str) and len(people) <= 1:
+    people = obj.get("authors")
+    if isinstance(author, str) and (not isinstance(people, list) or len(people) <= 1):
         match = _EMAIL_THEN_NAME.match(author) or _NAME_THEN_EMAIL.match(author)
         if match:
             name = plain_text(match.group("name"))
@@ -115,7 +115,7 @@ def source_of(entry: Mapping[str, Any], paragraphs: Sequence[str]) -> str | None
     if credit:
         return credit
     source = entry.get("source")
-    if isinstance(source, Mapping):
-        title = plain_text(source.get("title") or "")
+    if isinstance(source, Mapping) and isinstance(source.get("title"), str):
+        title = plain_text(source["title"])
         return title or None
     return None

@@ -42,6 +42,15 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _maps(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings in a list (feedparser's lists of details, people, media)."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
 def entry_identity(feed_id: str, entry: Mapping[str, Any], base_url: str) -> str:
     """Stable item id: feed id + guid, else canonical link, else title + date.
 
@@ -72,23 +81,23 @@ def entry_fingerprint(entry: Mapping[str, Any]) -> str:
 
 def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
     """(value, is_html, base) of the richest body: HTML content, other content, summary."""
-    contents = entry.get("content") or []
+    contents = _maps(entry.get("content"))
     for detail in contents:
         if detail.get("type") in _HTML_TYPES and _text(detail.get("value")):
-            return detail["value"], True, detail.get("base") or None
+            return detail["value"], True, _text(detail.get("base")) or None
     for detail in contents:
         if _text(detail.get("value")):
-            return detail["value"], detail.get("type") in _HTML_TYPES, detail.get("base") or None
-    detail = entry.get("summary_detail") or {}
-    value = entry.get("summary") or ""
+            return (detail["value"], detail.get("type") in _HTML_TYPES,
+                    _text(detail.get("base")) or None)
+    detail = _map(entry.get("summary_detail"))
     is_html = detail.get("type", "text/html") in _HTML_TYPES
-    return value, is_html, detail.get("base") or None
+    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
-    for tag in entry.get("tags") or []:
-        term = plain_text(tag.get("term") or tag.get("label") or "")
+    for tag in _maps(entry.get("tags")):
+        term = plain_text(_text(tag.get("term")) or _text(tag.get("label")))
         if term and term not in out:
             out.append(term)
     return out
@@ -105,11 +114,11 @@ def _int_or_none(value: Any) -> int | None:
 def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     found: dict[str, Enclosure] = {}
     candidates: list[tuple[Any, Any, Any]] = []
-    for enc in entry.get("enclosures") or []:
+    for enc in _maps(entry.get("enclosures")):
         candidates.append((enc.get("href") or enc.get("url"), enc.get("type"), enc.get("length")))
-    for media in entry.get("media_content") or []:
+    for media in _maps(entry.get("media_content")):
         candidates.append((media.get("url"), media.get("type"), media.get("filesize")))
-    for thumb in entry.get("media_thumbnail") or []:
+    for thumb in _maps(entry.get("media_thumbnail")):
         candidates.append((thumb.get("url"), None, None))
     for href, mime, length in candidates:
         url = absolute_url(_text(href), base)
@@ -126,10 +135,10 @@ def declared_language(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> str 
         if isinstance(detail, list):
             detail = detail[0] if detail else None
         if isinstance(detail, Mapping):
-            tag = normalize_language_tag(detail.get("language"))
+            tag = normalize_language_tag(_text(detail.get("language")))
             if tag:
                 return tag
-    return normalize_language_tag(feed.get("language"))
+    return normalize_language_tag(_text(feed.get("language")))
 
 
 def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
