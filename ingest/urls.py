@@ -31,7 +31,9 @@ _TRACKING = re.compile(
 # says so: Medium's "?source=rss-b1f3d322dadf------2", "?ref=rss", "?from=feed".
 # "?source=tokyo" or "?ref=42" may select content and is kept.
 _FEED_MARKER_NAMES = frozenset({"source", "src", "ref", "from", "origin", "via", "cmp"})
-_FEED_MARKER_VALUE = re.compile(r"^(?:rss|feed|atom|newsfeed|feedburner)(?:$|[-_.:/|+])", re.IGNORECASE)
+_FEED_MARKER_VALUE = re.compile(
+    r"^(?:rss|feed|atom|newsfeed|feedburner)(?:$|[-_.:/|+])", re.IGNORECASE
+)
 
 
 def is_tracking_parameter(name: str, value: str = "") -> bool:

@@ -32,9 +32,16 @@ from workers.pipeline import process_document
 
 CLUSTERS = DATA_DIR / "clusters"
 SEED = DATA_DIR / "seed-yonhap.xml"
-VARIANTS = [CLUSTERS / n for n in ("edited-headline.xml", "paragraph-added.xml",
-                                   "paragraphs-dropped.xml", "different-credit.xml",
-                                   "json-combined-edits.json")]
+VARIANTS = [
+    CLUSTERS / n
+    for n in (
+        "edited-headline.xml",
+        "paragraph-added.xml",
+        "paragraphs-dropped.xml",
+        "different-credit.xml",
+        "json-combined-edits.json",
+    )
+]
 OTHERS = CLUSTERS / "same-topic-other-stories.xml"
 THRESHOLD = Settings().cluster_threshold
 
@@ -43,8 +50,10 @@ def items_of(path: Path) -> list[Item]:
     url = f"http://feeds.example/{path.name}"
     parsed: Any = parse_feed_bytes(path.read_bytes(), {}, url)
     spec = FeedSpec(feed_id_for_url(url), url)
-    return [normalize_entry(e, parsed["feed"], spec, url, "2026-01-01T00:00:00Z")
-            for e in parsed["entries"]]
+    return [
+        normalize_entry(e, parsed["feed"], spec, url, "2026-01-01T00:00:00Z")
+        for e in parsed["entries"]
+    ]
 
 
 def text_of(item: Item) -> str:
@@ -132,7 +141,9 @@ def _fetched(path: Path, body: bytes | None = None) -> tuple[FeedSpec, Fetched]:
 async def _deliver(client: aioredis.Redis, settings: Settings, paths: list[Path]) -> list[Item]:
     keys = Keys(settings.namespace)
     deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
-    index = ClusterIndex(client, keys, settings.cluster_threshold, settings.cluster_retention_seconds)
+    index = ClusterIndex(
+        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
+    )
     out: list[Item] = []
     for path in paths:
         spec, fetched = _fetched(path)
@@ -166,10 +177,18 @@ async def test_an_updated_item_keeps_its_cluster_and_the_index_expires(
     [seed, copy] = await _deliver(client, settings, [SEED, VARIANTS[0]])
     assert copy.cluster_id == seed.cluster_id == seed.id
     # The copy is corrected (a paragraph rewritten): version 2, same cluster.
-    body = VARIANTS[0].read_bytes().replace(b"Currently, Seoul and Beijing maintain one such line",
-                                            b"At present the two capitals keep a single line")
+    body = (
+        VARIANTS[0]
+        .read_bytes()
+        .replace(
+            b"Currently, Seoul and Beijing maintain one such line",
+            b"At present the two capitals keep a single line",
+        )
+    )
     deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
-    index = ClusterIndex(client, keys, settings.cluster_threshold, settings.cluster_retention_seconds)
+    index = ClusterIndex(
+        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
+    )
     spec, fetched = _fetched(VARIANTS[0], body)
     [updated] = (await process_document(deliverer, spec, fetched, index)).delivered
     assert (updated.id, updated.version, updated.cluster_id) == (copy.id, 2, seed.id)

@@ -6,7 +6,6 @@ same text in the named code page); what each asserts was checked against the sou
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -9,9 +9,9 @@ keep the byline, so the text is the last resort, never the first.
 parentheses after the last sentence ("... last month. (Yonhap)"), else the
 RSS <source> element's title. A credit must name a news agency (the list
 below, or "... News Agency/Service"): blogs and IT sites close with a tag in
-parentheses too ("... die Umsetzung. (Sony)"), and that is not a source. The credit must follow sentence-ending
-punctuation, so an acronym in parentheses inside or at the end of a sentence
-("... Area Defense (THAAD), in South Korea.") is never taken for a credit.
+parentheses too ("... die Umsetzung. (Sony)"), and that is not a source. The
+credit must follow sentence-ending punctuation, so an acronym in parentheses
+inside a sentence ("... Area Defense (THAAD), in South Korea.") is never one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from workers.clean import plain_text
 
 __all__ = ["authors_of", "byline_names", "closing_credit", "source_of"]
 
-_NAME_WORD = r"(?!(?:Published|Updated|Posted)\b)(?:[A-Z][\w'’.-]*|de|da|van|von|der|del|la|le|bin|al)"
+_NAME_WORD = (
+    r"(?!(?:Published|Updated|Posted)\b)(?:[A-Z][\w'’.-]*|de|da|van|von|der|del|la|le|bin|al)"
+)
 _NAME = rf"[A-Z][\w'’.-]*(?:\s+{_NAME_WORD}){{0,4}}"
 _BYLINE = re.compile(
     rf"^By\s+(?P<names>{_NAME}(?:\s*(?:,|and|&)\s*{_NAME}){{0,3}})"
@@ -34,19 +36,71 @@ _BYLINE = re.compile(
 _GLUED = re.compile(r"(?<=[a-z])(?=(?:Published|Updated|Posted)\b)")
 _SPLIT_NAMES = re.compile(r"\s*(?:,|\band\b|&)\s*")
 _CREDIT = re.compile(
-    r"(?<=[.!?\"'”’])\s*\((?P<credit>[A-Z][A-Za-z&.' -]{1,40}(?:\s*/\s*[A-Z][A-Za-z&.' -]{1,40})*)\)$"
+    r"(?<=[.!?\"'”’])\s*\("
+    r"(?P<credit>[A-Z][A-Za-z&.' -]{1,40}(?:\s*/\s*[A-Z][A-Za-z&.' -]{1,40})*)\)$"
 )
 _BYLINE_MAX_CHARS = 200
-_AGENCIES = frozenset(a.lower() for a in (
-    "Yonhap", "AP", "Associated Press", "AFP", "Agence France-Presse", "Reuters", "Xinhua",
-    "Kyodo", "Jiji", "dpa", "EFE", "ANSA", "Bloomberg", "UPI", "PTI", "IANS", "ANI", "TASS",
-    "RIA Novosti", "Interfax", "Anadolu", "Bernama", "Antara", "CNA", "NHK", "KCNA", "Newsis",
-    "News1", "APA", "SDA", "Keystone-SDA", "Belga", "Lusa", "Europa Press", "PA", "AAP", "CP",
-    "Canadian Press", "KNA", "epd", "CTK", "PAP", "MTI", "NTB", "TT", "Ritzau", "STT", "ANP",
-    "Agencia Brasil", "Xinhua News Agency", "Yonhap News Agency", "Kyodo News", "Nikkei",
-))
-_AGENCY_PATTERN = re.compile(r"\b(?:News Agency|News Service|Presse?agentur|Press Agency)$",
-                             re.IGNORECASE)
+_AGENCIES = frozenset(
+    a.lower()
+    for a in (
+        "Yonhap",
+        "AP",
+        "Associated Press",
+        "AFP",
+        "Agence France-Presse",
+        "Reuters",
+        "Xinhua",
+        "Kyodo",
+        "Jiji",
+        "dpa",
+        "EFE",
+        "ANSA",
+        "Bloomberg",
+        "UPI",
+        "PTI",
+        "IANS",
+        "ANI",
+        "TASS",
+        "RIA Novosti",
+        "Interfax",
+        "Anadolu",
+        "Bernama",
+        "Antara",
+        "CNA",
+        "NHK",
+        "KCNA",
+        "Newsis",
+        "News1",
+        "APA",
+        "SDA",
+        "Keystone-SDA",
+        "Belga",
+        "Lusa",
+        "Europa Press",
+        "PA",
+        "AAP",
+        "CP",
+        "Canadian Press",
+        "KNA",
+        "epd",
+        "CTK",
+        "PAP",
+        "MTI",
+        "NTB",
+        "TT",
+        "Ritzau",
+        "STT",
+        "ANP",
+        "Agencia Brasil",
+        "Xinhua News Agency",
+        "Yonhap News Agency",
+        "Kyodo News",
+        "Nikkei",
+    )
+)
+_AGENCY_PATTERN = re.compile(
+    r"\b(?:News Agency|News Service|Presse?agentur|Press Agency)$", re.IGNORECASE
+)
 _EMAIL_THEN_NAME = re.compile(r"^\s*[^\s()<>]+@[^\s()<>]+\s*\((?P<name>[^()]+)\)\s*$")
 _NAME_THEN_EMAIL = re.compile(r"^\s*(?P<name>[^<>()@]+?)\s*<[^<>\s]+@[^<>\s]+>\s*$")
 
@@ -89,13 +143,15 @@ def byline_names(paragraphs: Sequence[str]) -> list[str]:
     return []
 
 
-def authors_of(entry: Mapping[str, Any], feed: Mapping[str, Any], paragraphs: Sequence[str]) -> list[str]:
+def authors_of(
+    entry: Mapping[str, Any], feed: Mapping[str, Any], paragraphs: Sequence[str]
+) -> list[str]:
     """The entry's authors, else the feed's, else the text's byline."""
     return _declared(entry) or _declared(feed) or byline_names(paragraphs)
 
 
 def closing_credit(paragraphs: Sequence[str]) -> str | None:
-    """"Yonhap" for a story ending "... last month. (Yonhap)"; None without such a credit."""
+    """ "Yonhap" for a story ending "... last month. (Yonhap)"; None without such a credit."""
     if not paragraphs:
         return None
     last = paragraphs[-1].strip()

@@ -78,9 +78,12 @@ def plan_clusters(
             cluster = own[item_id][0]
         else:
             ids = band_candidates(sketch.bands, hits, item_id)
-            cluster = choose_cluster(
-                sketch.signature, {i: known[i] for i in ids if i in known}, threshold
-            ) or item_id
+            cluster = (
+                choose_cluster(
+                    sketch.signature, {i: known[i] for i in ids if i in known}, threshold
+                )
+                or item_id
+            )
         out.append(cluster)
         # Later items of the same document see this one.
         known[item_id] = (cluster, sketch.signature)
@@ -106,21 +109,32 @@ class ClusterIndex:
         bands = sorted({b for _, s in sketches if s for b in s.bands})
         item_keys = [self.keys.cluster_item(item.id) for item in items]
         raw = await self.redis.mget(item_keys + [self.keys.cluster_band(b) for b in bands])
-        own = {item.id: entry for item, r in zip(items, raw, strict=False)
-               if (entry := _split(r)) is not None}
-        hits = {band: r.decode("ascii", "replace")
-                for band, r in zip(bands, raw[len(items):], strict=True) if r}
+        own = {
+            item.id: entry
+            for item, r in zip(items, raw, strict=False)
+            if (entry := _split(r)) is not None
+        }
+        hits = {
+            band: r.decode("ascii", "replace")
+            for band, r in zip(bands, raw[len(items) :], strict=True)
+            if r
+        }
         batch = {item.id for item in items}
         wanted = sorted({i for i in hits.values() if i not in batch})
         candidates: dict[str, tuple[str, bytes]] = {}
         if wanted:
             found = await self.redis.mget([self.keys.cluster_item(i) for i in wanted])
-            candidates = {i: entry for i, r in zip(wanted, found, strict=True)
-                          if (entry := _split(r)) is not None}
+            candidates = {
+                i: entry
+                for i, r in zip(wanted, found, strict=True)
+                if (entry := _split(r)) is not None
+            }
         clusters = plan_clusters(sketches, own, hits, candidates, self.threshold)
         await self._remember(sketches, clusters, hits)
-        return [dataclasses.replace(item, cluster_id=cluster)
-                for item, cluster in zip(items, clusters, strict=True)]
+        return [
+            dataclasses.replace(item, cluster_id=cluster)
+            for item, cluster in zip(items, clusters, strict=True)
+        ]
 
     async def _remember(
         self,
@@ -132,8 +146,11 @@ class ClusterIndex:
             for (item_id, sketch), cluster in zip(sketches, clusters, strict=True):
                 if sketch is None:
                     continue
-                pipe.set(self.keys.cluster_item(item_id),
-                         cluster.encode("ascii") + sketch.signature, ex=self.ttl)
+                pipe.set(
+                    self.keys.cluster_item(item_id),
+                    cluster.encode("ascii") + sketch.signature,
+                    ex=self.ttl,
+                )
                 for band in sketch.bands:
                     if band not in hits:
                         pipe.set(self.keys.cluster_band(band), item_id, ex=self.ttl, nx=True)

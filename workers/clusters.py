@@ -64,8 +64,10 @@ _TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
 def _parameters() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     """The hash family's multipliers (odd) and offsets, derived from fixed names so that
     every process on every machine computes the same signatures."""
-    words = [int.from_bytes(hashlib.blake2b(f"minhash:{i}".encode(), digest_size=8).digest(),
-                            "little") for i in range(2 * NUM_PERM)]
+    words = [
+        int.from_bytes(hashlib.blake2b(f"minhash:{i}".encode(), digest_size=8).digest(), "little")
+        for i in range(2 * NUM_PERM)
+    ]
     a = np.array([w | 1 for w in words[:NUM_PERM]], dtype=np.uint64)
     b = np.array(words[NUM_PERM:], dtype=np.uint64)
     return a, b
@@ -88,8 +90,10 @@ def shingles(text: str) -> set[int]:
     tokens = _TOKEN.findall(text[:_MAX_CHARS].lower())
     if len(tokens) < SHINGLE_SIZE:
         return {zlib.crc32(" ".join(tokens).encode())} if tokens else set()
-    return {zlib.crc32(" ".join(tokens[i:i + SHINGLE_SIZE]).encode())
-            for i in range(len(tokens) - SHINGLE_SIZE + 1)}
+    return {
+        zlib.crc32(" ".join(tokens[i : i + SHINGLE_SIZE]).encode())
+        for i in range(len(tokens) - SHINGLE_SIZE + 1)
+    }
 
 
 def sketch_text(text: str) -> Sketch | None:
@@ -104,7 +108,7 @@ def sketch_text(text: str) -> Sketch | None:
     signature = products.min(axis=0).astype("<u4").tobytes()
     width = ROWS * 4
     bands = tuple(
-        f"{i}:{hashlib.blake2b(signature[i * width:(i + 1) * width], digest_size=8).hexdigest()}"
+        f"{i}:{hashlib.blake2b(signature[i * width : (i + 1) * width], digest_size=8).hexdigest()}"
         for i in range(BANDS)
     )
     return Sketch(signature=signature, bands=bands)

@@ -54,7 +54,7 @@ def transcode_misdeclared(body: bytes, fallback: str) -> bytes | None:
         return None
     text = str(best).encode("utf-8")
     if text.startswith(codecs.BOM_UTF8):
-        text = text[len(codecs.BOM_UTF8):]
+        text = text[len(codecs.BOM_UTF8) :]
     if _DECLARATION.match(text):
         return _DECLARATION.sub(rb'\1"utf-8"', text, count=1)
     return text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -146,8 +146,8 @@ def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
     zone = zone_for_language(language)
     # dict.get: feedparser's own .get("updated") answers with the *published* date
     # when there is no update date (a deprecated alias), which would invent one.
-    get = dict.get if isinstance(entry, dict) else type(entry).get
-    updated = entry_date(get(entry, "updated"), get(entry, "updated_parsed"), zone)
+    own = dict(entry.items()) if isinstance(entry, dict) else entry
+    updated = entry_date(own.get("updated"), own.get("updated_parsed"), zone)
     published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
     return published or updated, updated
 
@@ -192,7 +192,8 @@ def normalize_entry(
     content_html, paragraphs, media_base = _body(entry, link, base_url)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
-    summary = " ".join(dedupe_paragraphs(html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))))
+    summary_paragraphs = html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))
+    summary = " ".join(dedupe_paragraphs(summary_paragraphs))
     text = content_text or summary
     language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
     published, updated = _dates(entry, language)

@@ -86,7 +86,8 @@ async def process_document(
         fingerprints.append(fingerprint)
         expected.append(state)
     if failed:
-        await deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
+        counted = deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
+        await counted  # type: ignore[misc]  # redis-py types it as Awaitable | int
 
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
