@@ -6,8 +6,10 @@ Per document, at most three round trips whatever the number of items:
    versions) and every LSH band key of every item;
 2. one MGET: the entries (cluster id + signature) of the candidate items
    those bands point to, when there are any;
-3. one pipeline of writes: each item's entry, and each band key that is not
-   taken yet (SET NX), all with the `cluster_retention_hours` TTL.
+3. one small Lua script writing each item's entry and each band key that is
+   not taken yet (SET NX), all with the `cluster_retention_hours` TTL. (A
+   pipeline of ~20 SETs per item cost ~150 µs of client CPU per item; one
+   script call with the same arguments costs a fraction of that.)
 
 The decision in between is pure (`plan_clusters`): an item joins the cluster
 of its most similar candidate at or above the threshold, else starts its own
@@ -38,6 +40,19 @@ __all__ = ["ClusterIndex", "plan_clusters", "sketch_item"]
 log = logging.getLogger(__name__)
 
 _ID_LENGTH = 32  # item ids are 128-bit hex (ingest.models.short_hash)
+
+# KEYS: n item entries, then band keys; ARGV: ttl, n, then one value per key.
+_REMEMBER_LUA = """
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if i <= n then
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
+  else
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl, 'NX')
+  end
+end
+return #KEYS
+"""
 
 
 def sketch_item(item: Item) -> Sketch | None:
@@ -100,6 +115,7 @@ class ClusterIndex:
         self.keys = keys
         self.threshold = threshold
         self.ttl = ttl_seconds
+        self._remember_script = redis.register_script(_REMEMBER_LUA)
 
     async def assign(self, items: Sequence[Item]) -> list[Item]:
         """`items` with their cluster_id set; the index remembers them for later copies."""
@@ -142,16 +158,20 @@ class ClusterIndex:
         clusters: Sequence[str],
         hits: Mapping[str, str],
     ) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (item_id, sketch), cluster in zip(sketches, clusters, strict=True):
-                if sketch is None:
-                    continue
-                pipe.set(
-                    self.keys.cluster_item(item_id),
-                    cluster.encode("ascii") + sketch.signature,
-                    ex=self.ttl,
-                )
-                for band in sketch.bands:
-                    if band not in hits:
-                        pipe.set(self.keys.cluster_band(band), item_id, ex=self.ttl, nx=True)
-            await pipe.execute()
+        entries: list[str] = []
+        bands: dict[str, str] = {}
+        values: list[bytes | str] = []
+        for (item_id, sketch), cluster in zip(sketches, clusters, strict=True):
+            if sketch is None:
+                continue
+            entries.append(self.keys.cluster_item(item_id))
+            values.append(cluster.encode("ascii") + sketch.signature)
+            for band in sketch.bands:
+                if band not in hits:
+                    bands.setdefault(self.keys.cluster_band(band), item_id)
+        if not entries:
+            return
+        await self._remember_script(
+            keys=entries + list(bands),
+            args=[self.ttl, len(entries), *values, *bands.values()],
+        )
