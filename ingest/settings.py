@@ -43,6 +43,7 @@ class Settings:
     max_versions: int = 20
     cluster_threshold: float = 0.5
     cluster_retention_hours: int = 48
+    allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0
     fetch_timeout: float = 30.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import ftfy
 import lxml.etree
@@ -27,6 +27,9 @@ import nh3
 __all__ = ["dedupe_paragraphs", "fix_mojibake", "html_to_paragraphs", "plain_text", "sanitize_html"]
 
 _URL_SCHEMES = {"http", "https", "mailto"}
+_IFRAME_ATTRIBUTES = {"src", "width", "height", "title", "allowfullscreen"}
+_IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-presentation allow-popups"
+_IFRAME_WITHOUT_SRC = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.DOTALL)
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _WHITESPACE = re.compile(r"\s+")
 _BLOCKS = frozenset(
@@ -61,11 +64,23 @@ def fix_mojibake(text: str) -> str:
     return ftfy.fix_text(text, _FTFY)
 
 
-def sanitize_html(fragment: str, base_url: str | None) -> str:
+def _iframe_allowed(src: str, hosts: frozenset[str]) -> bool:
+    try:
+        parts = urlsplit(src)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and (parts.hostname or "").lower() in hosts
+
+
+def sanitize_html(
+    fragment: str, base_url: str | None, iframe_hosts: frozenset[str] = frozenset()
+) -> str:
     """Safe HTML: no script/style/iframe, no on* handlers, only http(s)/mailto links.
 
     Relative href/src are made absolute against `base_url`; a value that cannot
-    be resolved is dropped rather than kept relative.
+    be resolved is dropped rather than kept relative. An iframe survives only
+    when its https src is on one of `iframe_hosts` (setting
+    `allowed_iframe_hosts`, empty by default), and then sandboxed.
     """
     if not fragment:
         return ""
@@ -73,17 +88,30 @@ def sanitize_html(fragment: str, base_url: str | None) -> str:
     def resolve(element: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
             try:
-                return urljoin(base_url, value.strip())
+                value = urljoin(base_url, value.strip())
             except ValueError:
                 return None
+        if element == "iframe" and attribute == "src" and not _iframe_allowed(value, iframe_hosts):
+            return None
         return value
 
-    return nh3.clean(
+    if not iframe_hosts:
+        return nh3.clean(
+            fragment,
+            url_schemes=_URL_SCHEMES,
+            attribute_filter=resolve,
+            link_rel="noopener noreferrer nofollow",
+        ).strip()
+    cleaned = nh3.clean(
         fragment,
+        tags=nh3.ALLOWED_TAGS | {"iframe"},
+        attributes={**nh3.ALLOWED_ATTRIBUTES, "iframe": _IFRAME_ATTRIBUTES},
+        set_tag_attribute_values={"iframe": {"sandbox": _IFRAME_SANDBOX}},
         url_schemes=_URL_SCHEMES,
         attribute_filter=resolve,
         link_rel="noopener noreferrer nofollow",
-    ).strip()
+    )
+    return _IFRAME_WITHOUT_SRC.sub("", cleaned).strip()
 
 
 def _collapse(text: str) -> str:

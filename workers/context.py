@@ -17,6 +17,7 @@ from ingest.fetch import new_session
 from ingest.keys import Keys
 from ingest.settings import Settings, load_settings
 from workers.cluster_index import ClusterIndex
+from workers.normalize import NormalizeOptions
 
 __all__ = ["WorkerContext", "on_shutdown", "on_startup"]
 
@@ -31,6 +32,7 @@ class WorkerContext:
     session: aiohttp.ClientSession  # one HTTP connection pool per worker process
     deliverer: Deliverer
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
+    normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -54,6 +56,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
                             settings.max_versions),
         clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
                               settings.cluster_retention_seconds),
+        normalize=NormalizeOptions.from_settings(settings),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from ingest.models import Enclosure, FeedSpec, Item, short_hash
+from ingest.settings import Settings
 from ingest.urls import absolute_url, canonical_url
 from workers.authors import authors_of, source_of
 from workers.clean import (
@@ -33,7 +34,28 @@ from workers.clean import (
 from workers.language import detect_language, normalize_language_tag
 from workers.times import entry_date, is_far_future, iso_utc, zone_for_language
 
-__all__ = ["entry_fingerprint", "entry_identity", "normalize_entry", "with_version"]
+__all__ = [
+    "NormalizeOptions",
+    "entry_fingerprint",
+    "entry_identity",
+    "normalize_entry",
+    "with_version",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeOptions:
+    """The settings normalization depends on (built once per worker from Settings)."""
+
+    iframe_hosts: frozenset[str] = frozenset()  # hosts whose https iframes are kept
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NormalizeOptions:
+        hosts = (h.strip().lower() for h in settings.allowed_iframe_hosts.split(","))
+        return cls(iframe_hosts=frozenset(h for h in hosts if h))
+
+
+_DEFAULTS = NormalizeOptions()
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
@@ -152,7 +174,9 @@ def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
     return published or updated, updated
 
 
-def _body(entry: Mapping[str, Any], link: str | None, base_url: str) -> tuple[str, list[str], str]:
+def _body(
+    entry: Mapping[str, Any], link: str | None, base_url: str, options: NormalizeOptions
+) -> tuple[str, list[str], str]:
     """(content_html, paragraphs, feed base): sanitized HTML and its unique paragraphs,
     and the base for the entry's own media URLs (xml:base, else the document).
 
@@ -166,7 +190,7 @@ def _body(entry: Mapping[str, Any], link: str | None, base_url: str) -> tuple[st
     declared = content_base if content_base and content_base != base_url else None
     base = declared or link or base_url
     if is_html:
-        content_html = sanitize_html(body, base)
+        content_html = sanitize_html(body, base, options.iframe_hosts)
         paragraphs = dedupe_paragraphs(html_to_paragraphs(content_html))
     else:
         # Plain text: blank lines end paragraphs; the HTML form is built from them.
@@ -181,6 +205,7 @@ def normalize_entry(
     spec: FeedSpec,
     base_url: str,
     fetched_at: str,
+    options: NormalizeOptions = _DEFAULTS,
 ) -> Item:
     """The item record of one entry, with version 0 (delivery assigns the real one).
 
@@ -189,7 +214,7 @@ def normalize_entry(
     (property-tested); the pipeline still isolates each entry.
     """
     link = absolute_url(_text(entry.get("link")), base_url)
-    content_html, paragraphs, media_base = _body(entry, link, base_url)
+    content_html, paragraphs, media_base = _body(entry, link, base_url, options)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
     summary_paragraphs = html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))

@@ -21,7 +21,12 @@ from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
 from ingest.settings import Settings
 from workers.clean import plain_text
 from workers.cluster_index import ClusterIndex
-from workers.normalize import entry_fingerprint, entry_identity, normalize_entry
+from workers.normalize import (
+    NormalizeOptions,
+    entry_fingerprint,
+    entry_identity,
+    normalize_entry,
+)
 from workers.parse import parse_feed_bytes
 
 __all__ = ["ProcessedFeed", "process_document"]
@@ -48,11 +53,13 @@ async def process_document(
     spec: FeedSpec,
     fetched: Fetched,
     clusters: ClusterIndex | None = None,
+    options: NormalizeOptions | None = None,
 ) -> ProcessedFeed:
     """Parse the body, deliver what is new or changed; raises ParseError on bad input.
 
-    `clusters` is the worker's cluster index (built from Settings); without
-    one, an index with the default settings on the deliverer's Redis is used.
+    `clusters` is the worker's cluster index and `options` its normalization
+    settings (both built from Settings once per worker); without them the
+    default settings apply, on the deliverer's Redis.
     """
     parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url)
     feed, entries = parsed["feed"], parsed["entries"]
@@ -76,7 +83,8 @@ async def process_document(
             untouched.append(item_id)
             continue
         try:
-            item = normalize_entry(entry, feed, spec, base, fetched.fetched_at)
+            item = normalize_entry(entry, feed, spec, base, fetched.fetched_at,
+                                   options or NormalizeOptions())
         except Exception:  # one odd entry must not cost the other entries of the feed
             log.exception("feed %s %s: entry %s could not be normalized; skipped",
                           spec.feed_id, spec.url, item_id)
