@@ -64,3 +64,11 @@ def test_allowed_iframe_hosts_setting_reaches_the_normalizer() -> None:
     without = normalize_entry(entry, {}, spec, spec.url, "2026-01-01T00:00:00Z")
     assert "<iframe" in with_embed.content_html and "<iframe" not in without.content_html
     assert with_embed.content_text == without.content_text == "Watch:"
+
+
+def test_mojibake_is_repaired_and_control_characters_cannot_reach_the_record() -> None:
+    from workers.clean import fix_mojibake
+
+    assert fix_mojibake("SchÃ¶ne GrÃ¼ÃŸe â€“ KÃ¶ln") == "Schöne Grüße – Köln"
+    assert fix_mojibake("café–bar, déjà vu") == "café–bar, déjà vu"  # clean text untouched
+    assert fix_mojibake("a\x0cb\x00c") == "a bc"  # ftfy drops NUL; a form feed is a space

@@ -167,3 +167,14 @@ def test_guidless_entries_are_keyed_by_canonical_link_then_title_and_date() -> N
     # Known value: the same on every machine and run (blake2b, no process salt).
     assert entry_identity("f0", {"id": "koreaherald-20200116000812"}, "") == (
         "d3b6384e25b9f95aa0dcf644d50f0b71")  # blake2b-128("f0\nguid:...")
+
+
+def test_rss_090_title_and_link_only() -> None:
+    parsed, items = normalize("rss090.xml")
+    assert parsed["version"] == "rss090"
+    assert [(i.title, i.url) for i in items] == [
+        ("First headline of the day", "http://rss090.example/news/1.html"),
+        ("Second headline & more", "http://rss090.example/news/2.html"),
+    ]
+    assert all(i.guid is None and i.published_at is None and i.content_text == "" for i in items)
+    assert len({i.id for i in items}) == 2  # keyed by canonical link

@@ -57,11 +57,15 @@ _FTFY = ftfy.TextFixerConfig(
 )
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def fix_mojibake(text: str) -> str:
-    """`text` with mojibake ("GrÃ¼ÃŸe" -> "Grüße") and control characters repaired (ftfy)."""
+    """`text` with mojibake ("GrÃ¼ÃŸe" -> "Grüße") repaired (ftfy) and C0 control
+    characters (which HTML and XML cannot carry; ftfy keeps form feeds) made spaces."""
     if not text or not _MOJIBAKE_HINT.search(text):
         return text
-    return ftfy.fix_text(text, _FTFY)
+    return _CONTROL.sub(" ", ftfy.fix_text(text, _FTFY))
 
 
 def _iframe_allowed(src: str, hosts: frozenset[str]) -> bool:

@@ -342,7 +342,12 @@ def iso_utc(moment: datetime | time.struct_time | None) -> str | None:
         moment = _from_struct(moment)
     if moment is None:
         return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        m = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+    # Not strftime: "%Y" does not pad years before 1000 on glibc ("999-12-31...").
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def is_far_future(moment: datetime | None, fetched_at: str) -> bool:
