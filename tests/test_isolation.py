@@ -16,7 +16,8 @@ from workers import pipeline
 
 def _feed() -> bytes:
     items = "".join(
-        f"<item><guid>g{i}</guid><title>Story {i}</title><description>Text {i}.</description></item>"
+        f"<item><guid>g{i}</guid><title>Story {i}</title>"
+        f"<description>Text {i}.</description></item>"
         for i in range(3)
     )
     return f'<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
