@@ -134,7 +134,8 @@ def test_naive_date_in_a_korean_feed_is_seoul_time() -> None:
 
 def test_dates_named_zones_localized_missing_and_far_future() -> None:
     _, items = normalize("dates.xml")
-    got = {i.guid.rsplit("/", 1)[-1]: (i.published_at, i.date_in_future) for i in items if i.guid}
+    # guids as published ("kst"), not resolved against the feed's URL
+    got = {i.guid: (i.published_at, i.date_in_future) for i in items if i.guid}
     assert got == {
         "kst": ("2020-01-16T12:21:00Z", False),
         "est": ("2020-01-16T12:21:00Z", False),
@@ -178,3 +179,15 @@ def test_rss_090_title_and_link_only() -> None:
     ]
     assert all(i.guid is None and i.published_at is None and i.content_text == "" for i in items)
     assert len({i.id for i in items}) == 2  # keyed by canonical link
+
+
+def test_relative_guids_stay_as_published_so_ids_survive_a_feed_move() -> None:
+    body = (FORMATS / "dates.xml").read_bytes()
+    first: Any = parse_feed_bytes(body, {}, "http://old.example/feed.xml")
+    moved: Any = parse_feed_bytes(body, {}, "https://new.example/rss")
+    from workers.normalize import entry_identity
+
+    assert [e["id"] for e in first["entries"]][:2] == ["kst", "est"]
+    assert [entry_identity("f0", e, "http://old.example/feed.xml") for e in first["entries"]] == [
+        entry_identity("f0", e, "https://new.example/rss") for e in moved["entries"]
+    ]

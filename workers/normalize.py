@@ -187,7 +187,7 @@ def _body(
     """
     body, is_html, content_base = _pick_content(entry)
     body = fix_mojibake(_text(body))
-    declared = content_base if content_base and content_base != base_url else None
+    declared = absolute_url(content_base, base_url) if content_base else None
     base = declared or link or base_url
     if is_html:
         content_html = sanitize_html(body, base, options.iframe_hosts)

@@ -52,7 +52,11 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
     response_headers = {k.lower(): v for k, v in headers.items()}
     if looks_like_json(body, response_headers.get("content-type", "")):
         return parse_json_feed(body, base_url)
-    response_headers["content-location"] = base_url
+    # No content-location: feedparser would resolve every <guid> (and link) against
+    # the document URL, so a guid "kst" would be stored as "https://host/kst" and
+    # change when the feed moves. Links are made absolute in normalize instead,
+    # against xml:base when declared (feedparser still tracks it), else this URL.
+    response_headers.pop("content-location", None)
     result = _feedparser(body, response_headers, base_url)
     if isinstance(result.get("bozo_exception"), feedparser.CharacterEncodingOverride):
         utf8 = transcode_misdeclared(body, result.get("encoding") or "windows-1252")
