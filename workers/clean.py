@@ -88,6 +88,7 @@ def sanitize_html(
     """
     if not fragment:
         return ""
+    fragment = _CONTROL.sub(" ", fragment)  # HTML cannot carry them; lxml refuses them
 
     def resolve(element: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
