@@ -23,7 +23,7 @@ The MinHash itself is the standard multiply-shift hash family, a few lines of
 numpy, ~40 µs per story.
 
 Index memory is per item: BANDS small keys plus one key holding the signature
-(~2 KB with Redis' overhead), kept `cluster_retention_hours`.
+(~4 KB with Redis' per-key overhead, measured), kept `cluster_retention_hours`.
 """
 
 from __future__ import annotations
