@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from workers.date_names import LANGUAGE_ZONES, NAMES, ZONES
+
 __all__ = [
     "FUTURE_TOLERANCE",
     "entry_date",
@@ -44,151 +46,6 @@ __all__ = [
 # (an embargo time, a typo in the year, an event date used as pubDate).
 FUTURE_TOLERANCE = timedelta(days=1)
 
-# Zone abbreviations email.utils does not know (it knows UT, UTC, GMT, Z and the
-# US ones: EST/EDT, CST/CDT, MST/MDT, PST/PDT, AST/ADT; "CST" stays US Central as
-# RFC 822 defines it). Ambiguous ones (IST: India/Ireland/Israel) take the
-# meaning news feeds use most.
-_ZONES = {
-    "KST": "+0900",
-    "JST": "+0900",
-    "HKT": "+0800",
-    "SGT": "+0800",
-    "AWST": "+0800",
-    "PHT": "+0800",
-    "WIB": "+0700",
-    "ICT": "+0700",
-    "IST": "+0530",
-    "PKT": "+0500",
-    "MSK": "+0300",
-    "EAT": "+0300",
-    "EEST": "+0300",
-    "EET": "+0200",
-    "CEST": "+0200",
-    "SAST": "+0200",
-    "CET": "+0100",
-    "MEZ": "+0100",
-    "MESZ": "+0200",
-    "BST": "+0100",
-    "WEST": "+0100",
-    "WAT": "+0100",
-    "WET": "+0000",
-    "AEST": "+1000",
-    "AEDT": "+1100",
-    "ACST": "+0930",
-    "ACDT": "+1030",
-    "NZST": "+1200",
-    "NZDT": "+1300",
-    "HST": "-1000",
-    "AKST": "-0900",
-    "AKDT": "-0800",
-    "NST": "-0330",
-    "NDT": "-0230",
-    "BRT": "-0300",
-    "ART": "-0300",
-    "CLT": "-0400",
-}
-
-# Localized day and month names (Portuguese, Spanish, French, German, Italian,
-# Dutch) -> English, for RFC 822 dates written by non-English CMSs.
-_NAMES = {
-    # months
-    "jan": "Jan",
-    "janv": "Jan",
-    "ene": "Jan",
-    "gen": "Jan",
-    "jän": "Jan",
-    "janeiro": "Jan",
-    "fev": "Feb",
-    "fév": "Feb",
-    "févr": "Feb",
-    "feb": "Feb",
-    "fevereiro": "Feb",
-    "mar": "Mar",
-    "mär": "Mar",
-    "mars": "Mar",
-    "mrt": "Mar",
-    "março": "Mar",
-    "abr": "Apr",
-    "avr": "Apr",
-    "apr": "Apr",
-    "abril": "Apr",
-    "mai": "May",
-    "may": "May",
-    "mag": "May",
-    "mei": "May",
-    "maio": "May",
-    "mayo": "May",
-    "jun": "Jun",
-    "juin": "Jun",
-    "giu": "Jun",
-    "junho": "Jun",
-    "junio": "Jun",
-    "jul": "Jul",
-    "juil": "Jul",
-    "lug": "Jul",
-    "julho": "Jul",
-    "julio": "Jul",
-    "ago": "Aug",
-    "août": "Aug",
-    "aoû": "Aug",
-    "aug": "Aug",
-    "agosto": "Aug",
-    "set": "Sep",
-    "sep": "Sep",
-    "sept": "Sep",
-    "setembro": "Sep",
-    "septiembre": "Sep",
-    "out": "Oct",
-    "oct": "Oct",
-    "okt": "Oct",
-    "ott": "Oct",
-    "outubro": "Oct",
-    "octubre": "Oct",
-    "nov": "Nov",
-    "novembro": "Nov",
-    "noviembre": "Nov",
-    "dez": "Dec",
-    "dic": "Dec",
-    "déc": "Dec",
-    "dec": "Dec",
-    "dezembro": "Dec",
-    "diciembre": "Dec",
-    # days
-    "seg": "Mon",
-    "lun": "Mon",
-    "mo": "Mon",
-    "ma": "Mon",
-    "lu": "Mon",
-    "ter": "Tue",
-    "mar.": "Tue",
-    "di": "Tue",
-    "mardi": "Tue",
-    "qua": "Wed",
-    "mié": "Wed",
-    "mie": "Wed",
-    "mer": "Wed",
-    "mi": "Wed",
-    "wo": "Wed",
-    "qui": "Thu",
-    "jue": "Thu",
-    "jeu": "Thu",
-    "gio": "Thu",
-    "do": "Thu",
-    "sex": "Fri",
-    "vie": "Fri",
-    "ven": "Fri",
-    "fr": "Fri",
-    "vr": "Fri",
-    "sáb": "Sat",
-    "sab": "Sat",
-    "sam": "Sat",
-    "sa": "Sat",
-    "za": "Sat",
-    "dom": "Sun",
-    "dim": "Sun",
-    "so": "Sun",
-    "zo": "Sun",
-}
 _ENGLISH_MONTHS = frozenset(m.lower() for m in calendar.month_abbr if m)
 _WORD = re.compile(r"[^\W\d_]+\.?")
 _NO_ZONE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*$")
@@ -197,36 +54,13 @@ _SLASH = re.compile(
     r"\s*(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2}))?$"
 )
 
-# Languages (or language-region pairs) whose publishers share one time zone.
-_LANGUAGE_ZONES = {
-    "ko": "Asia/Seoul",
-    "ja": "Asia/Tokyo",
-    "zh": "Asia/Shanghai",
-    "zh-cn": "Asia/Shanghai",
-    "zh-sg": "Asia/Singapore",
-    "zh-tw": "Asia/Taipei",
-    "zh-hk": "Asia/Hong_Kong",
-    "de": "Europe/Berlin",
-    "de-de": "Europe/Berlin",
-    "de-at": "Europe/Vienna",
-    "de-ch": "Europe/Zurich",
-    "fr-fr": "Europe/Paris",
-    "it": "Europe/Rome",
-    "pl": "Europe/Warsaw",
-    "cs": "Europe/Prague",
-    "nl": "Europe/Amsterdam",
-    "hu": "Europe/Budapest",
-    "vi": "Asia/Ho_Chi_Minh",
-    "th": "Asia/Bangkok",
-    "pt-br": "America/Sao_Paulo",
-}
 
 
 @cache
 def zone_for_language(language: str | None) -> tzinfo:
     """The time zone of a naive date in a feed of this language (UTC unless unambiguous)."""
     if language:
-        name = _LANGUAGE_ZONES.get(language.lower()) or _LANGUAGE_ZONES.get(
+        name = LANGUAGE_ZONES.get(language.lower()) or LANGUAGE_ZONES.get(
             language.lower().split("-")[0]
         )
         if name:
@@ -252,9 +86,9 @@ def _english(raw: str) -> str:
         ):
             return word
         upper = word.rstrip(".").upper()
-        if upper in _ZONES:
-            return _ZONES[upper]
-        return _NAMES.get(key) or _NAMES.get(key.rstrip(".")) or word
+        if upper in ZONES:
+            return ZONES[upper]
+        return NAMES.get(key) or NAMES.get(key.rstrip(".")) or word
 
     return _WORD.sub(swap, raw)
 
