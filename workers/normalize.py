@@ -166,8 +166,8 @@ def declared_language(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> str 
 def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
     """(published, updated) as UTC datetimes; published falls back on the only date given."""
     zone = zone_for_language(language)
-    # dict.get: feedparser's own .get("updated") answers with the *published* date
-    # when there is no update date (a deprecated alias), which would invent one.
+    # A plain dict's get: feedparser's own .get("updated") answers with the *published*
+    # date when there is no update date (a deprecated alias), which would invent one.
     own = dict(entry.items()) if isinstance(entry, dict) else entry
     updated = entry_date(own.get("updated"), own.get("updated_parsed"), zone)
     published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
@@ -183,7 +183,8 @@ def _body(
     Relative links resolve against the xml:base in force when the feed declares
     one, else against the article's own link: feed bodies are copied from the
     article page, whose relative images ("skins/x.gif") live next to it, not next
-    to the feed document (feedparser reports the document URL as the base then).
+    to the feed document. (feedparser reports a base only for a declared
+    xml:base, as workers/parse.py gives it no content-location.)
     """
     body, is_html, content_base = _pick_content(entry)
     body = fix_mojibake(_text(body))
