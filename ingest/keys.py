@@ -55,6 +55,16 @@ class Keys:
         """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""
         return f"{self.ns}:feed:{feed_id}"
 
+    # Near-duplicate clustering (workers/cluster_index.py); every key has a TTL.
+
+    def cluster_item(self, item_id: str) -> str:
+        """An item's cluster id (32 hex characters) followed by its MinHash signature."""
+        return f"{self.ns}:cluster:item:{item_id}"
+
+    def cluster_band(self, band: str) -> str:
+        """LSH band "<index>:<hash>" -> id of the first item seen with that band."""
+        return f"{self.ns}:cluster:band:{band}"
+
     @property
     def feeds(self) -> str:
         """Set of every registered feed id (enabled or disabled)."""

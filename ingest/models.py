@@ -128,7 +128,9 @@ class Item:
     categories: list[str]  # tags / categories as published
     enclosures: list[Enclosure]  # attached media
     content_hash: str  # hash of the normalized title and text
-    cluster_id: str  # shared by copies of one story; the item's own id until clustered
+    cluster_id: str  # shared by near-duplicate copies of one story (id of the first copy seen)
+    source: str | None = None  # agency credited at the end ("(Yonhap)"), else RSS <source>
+    date_in_future: bool = False  # published/updated more than a day after fetched_at (kept)
 
 
 def item_to_json(item: Item) -> bytes:

@@ -41,6 +41,9 @@ class Settings:
     stream_maxlen: int = 1_000_000
     item_retention_days: int = 90
     max_versions: int = 20
+    cluster_threshold: float = 0.5
+    cluster_retention_hours: int = 48
+    allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0
     fetch_timeout: float = 30.0
@@ -108,6 +111,10 @@ class Settings:
     def item_retention_seconds(self) -> int:
         return self.item_retention_days * 86400
 
+    @property
+    def cluster_retention_seconds(self) -> int:
+        return self.cluster_retention_hours * 3600
+
 
 def _validate(s: Settings) -> None:
     """Reject values that are of the right type but make no sense, naming the key."""
@@ -139,10 +146,13 @@ def _validate(s: Settings) -> None:
         fail("allow_networks", str(e))
     if s.proxy and urlsplit(s.proxy).scheme not in ("http", "https"):
         fail("proxy", "must be an http:// or https:// URL")
+    if not 0 < s.cluster_threshold <= 1:
+        fail("cluster_threshold", "must be greater than 0 and at most 1")
     if not 0 <= s.embedded_redis_port <= 65535:
         fail("embedded_redis_port", "must be a TCP port number or 0")
     positive = (
-        "stream_maxlen", "item_retention_days", "max_versions", "connect_timeout", "fetch_timeout",
+        "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
+        "connect_timeout", "fetch_timeout",
         "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
         "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
         "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",

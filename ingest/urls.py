@@ -27,8 +27,20 @@ _TRACKING = re.compile(
 )
 
 
-def is_tracking_parameter(name: str) -> bool:
-    return bool(_TRACKING.match(name))
+# Generic names that mark the click as coming from the feed only when their value
+# says so: Medium's "?source=rss-b1f3d322dadf------2", "?ref=rss", "?from=feed".
+# "?source=tokyo" or "?ref=42" may select content and is kept.
+_FEED_MARKER_NAMES = frozenset({"source", "src", "ref", "from", "origin", "via", "cmp"})
+_FEED_MARKER_VALUE = re.compile(
+    r"^(?:rss|feed|atom|newsfeed|feedburner)(?:$|[-_.:/|+])", re.IGNORECASE
+)
+
+
+def is_tracking_parameter(name: str, value: str = "") -> bool:
+    """True for a parameter that records how the reader arrived, never what they read."""
+    if _TRACKING.match(name):
+        return True
+    return name.lower() in _FEED_MARKER_NAMES and bool(_FEED_MARKER_VALUE.match(value))
 
 
 def strip_tracking(url: str) -> str:
@@ -37,7 +49,7 @@ def strip_tracking(url: str) -> str:
     if not parts.query:
         return url
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-            if not is_tracking_parameter(k)]
+            if not is_tracking_parameter(k, v)]
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 

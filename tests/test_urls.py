@@ -16,6 +16,18 @@ from ingest.urls import canonical_url
         ("story.html", "https://ex.com/dir/feed", "https://ex.com/dir/story.html"),
         ("//cdn.ex.com/x", "https://ex.com/", "https://cdn.ex.com/x"),
         ("https://ex.com/watch?v=abc", None, "https://ex.com/watch?v=abc"),
+        # Medium marks feed clicks with ?source=rss-...; the article id is in the path.
+        ("https://medium.com/@h/post-417d97952d42?source=rss-b1f3d322dadf------2", None,
+         "https://medium.com/@h/post-417d97952d42"),
+        ("https://ex.com/a?ref=rss&id=7", None, "https://ex.com/a?id=7"),
+        ("https://ex.com/a?from=feed", None, "https://ex.com/a"),
+        # The same names with other values may select content: kept.
+        ("https://ex.com/search?source=tokyo", None, "https://ex.com/search?source=tokyo"),
+        ("https://ex.com/a?ref=42", None, "https://ex.com/a?ref=42"),
+        ("https://ex.com/a?rss=1&source=rssfeedparser", None,
+         "https://ex.com/a?rss=1&source=rssfeedparser"),
+        ("https://ex.com/view.php?ud=20200116000812&utm_source=rss&utm_medium=feed", None,
+         "https://ex.com/view.php?ud=20200116000812"),
         ("", "https://ex.com/", None),
         (None, None, None),
     ],

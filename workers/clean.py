@@ -17,15 +17,19 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+import ftfy
 import lxml.etree
 import lxml.html
 import nh3
 
-__all__ = ["dedupe_paragraphs", "html_to_paragraphs", "plain_text", "sanitize_html"]
+__all__ = ["dedupe_paragraphs", "fix_mojibake", "html_to_paragraphs", "plain_text", "sanitize_html"]
 
 _URL_SCHEMES = {"http", "https", "mailto"}
+_IFRAME_ATTRIBUTES = {"src", "width", "height", "title", "allowfullscreen"}
+_IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-presentation allow-popups"
+_IFRAME_WITHOUT_SRC = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.DOTALL)
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _WHITESPACE = re.compile(r"\s+")
 _BLOCKS = frozenset(
@@ -36,29 +40,83 @@ _SKIP = frozenset({"script", "style", "noscript", "template", "head", "title"})
 _LOOKS_LIKE_MARKUP = re.compile(r"<[A-Za-z/!]|&[#A-Za-z]")
 
 
-def sanitize_html(fragment: str, base_url: str | None) -> str:
+# What UTF-8 read as windows-1252/Latin-1 looks like: a lead byte (Â..ô) followed by
+# a continuation byte's character; plus control characters. Text without any of
+# these is left alone without calling ftfy (~200 µs a story even when clean).
+_MOJIBAKE_HINT = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
+    "\u02c6\u02dc\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030"
+    "\u2039\u203a\u20ac\u2122]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]"
+)
+# Only the repairs of broken encodings: quotes, widths, ligatures and entities
+# stay as the publisher wrote them (entities are decoded later, knowing HTML).
+_FTFY = ftfy.TextFixerConfig(
+    unescape_html=False, uncurl_quotes=False, fix_latin_ligatures=False,
+    fix_character_width=False, fix_line_breaks=False, normalization=None,
+    explain=False,
+)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def fix_mojibake(text: str) -> str:
+    """`text` with mojibake ("GrÃ¼ÃŸe" -> "Grüße") repaired (ftfy) and C0 control
+    characters (which HTML and XML cannot carry; ftfy keeps form feeds) made spaces."""
+    if not text or not _MOJIBAKE_HINT.search(text):
+        return text
+    return _CONTROL.sub(" ", ftfy.fix_text(text, _FTFY))
+
+
+def _iframe_allowed(src: str, hosts: frozenset[str]) -> bool:
+    try:
+        parts = urlsplit(src)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and (parts.hostname or "").lower() in hosts
+
+
+def sanitize_html(
+    fragment: str, base_url: str | None, iframe_hosts: frozenset[str] = frozenset()
+) -> str:
     """Safe HTML: no script/style/iframe, no on* handlers, only http(s)/mailto links.
 
     Relative href/src are made absolute against `base_url`; a value that cannot
-    be resolved is dropped rather than kept relative.
+    be resolved is dropped rather than kept relative. An iframe survives only
+    when its https src is on one of `iframe_hosts` (setting
+    `allowed_iframe_hosts`, empty by default), and then sandboxed.
     """
     if not fragment:
         return ""
+    fragment = _CONTROL.sub(" ", fragment)  # HTML cannot carry them; lxml refuses them
 
     def resolve(element: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
             try:
-                return urljoin(base_url, value.strip())
+                value = urljoin(base_url, value.strip())
             except ValueError:
                 return None
+        if element == "iframe" and attribute == "src" and not _iframe_allowed(value, iframe_hosts):
+            return None
         return value
 
-    return nh3.clean(
+    if not iframe_hosts:
+        return nh3.clean(
+            fragment,
+            url_schemes=_URL_SCHEMES,
+            attribute_filter=resolve,
+            link_rel="noopener noreferrer nofollow",
+        ).strip()
+    cleaned = nh3.clean(
         fragment,
+        tags=nh3.ALLOWED_TAGS | {"iframe"},
+        attributes={**nh3.ALLOWED_ATTRIBUTES, "iframe": _IFRAME_ATTRIBUTES},
+        set_tag_attribute_values={"iframe": {"sandbox": _IFRAME_SANDBOX}},
         url_schemes=_URL_SCHEMES,
         attribute_filter=resolve,
         link_rel="noopener noreferrer nofollow",
-    ).strip()
+    )
+    return _IFRAME_WITHOUT_SRC.sub("", cleaned).strip()
 
 
 def _collapse(text: str) -> str:

@@ -16,6 +16,8 @@ from ingest.deliver import Deliverer
 from ingest.fetch import new_session
 from ingest.keys import Keys
 from ingest.settings import Settings, load_settings
+from workers.cluster_index import ClusterIndex
+from workers.normalize import NormalizeOptions
 
 __all__ = ["WorkerContext", "on_shutdown", "on_startup"]
 
@@ -29,6 +31,8 @@ class WorkerContext:
     redis: ArqRedis  # arq's own connection pool, reused for our commands
     session: aiohttp.ClientSession  # one HTTP connection pool per worker process
     deliverer: Deliverer
+    clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
+    normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -50,6 +54,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         session=new_session(settings),
         deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
                             settings.max_versions),
+        clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
+                              settings.cluster_retention_seconds),
+        normalize=NormalizeOptions.from_settings(settings),
     )
 
 

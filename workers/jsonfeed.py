@@ -51,6 +51,10 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _entry(item: Mapping[str, Any], base: str, language: str | None) -> dict[str, Any]:
     content = []
     if _str(item.get("content_html")):
@@ -59,13 +63,13 @@ def _entry(item: Mapping[str, Any], base: str, language: str | None) -> dict[str
     elif _str(item.get("content_text")):
         content.append({"type": "text/plain", "value": item["content_text"], "base": base,
                         "language": item.get("language") or language})
-    attachments = item.get("attachments") if isinstance(item.get("attachments"), list) else []
     enclosures = [
-        {"href": _str(a.get("url")), "type": _str(a.get("mime_type")), "length": a.get("size_in_bytes")}
-        for a in attachments if isinstance(a, dict)
+        {"href": _str(a.get("url")), "type": _str(a.get("mime_type")),
+         "length": a.get("size_in_bytes")}
+        for a in _list(item.get("attachments")) if isinstance(a, dict)
     ]
     image = _str(item.get("image")) or _str(item.get("banner_image"))
-    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    tags = _list(item.get("tags"))
     entry_id = item.get("id")
     return {
         "id": str(entry_id) if entry_id not in (None, "") else "",

@@ -1,5 +1,10 @@
 """One feedparser entry -> one Item record. Pure: no I/O, no clock.
 
+Every field follows the rules in README ("Normalization"); the helpers do
+the work: workers/clean.py (sanitizing, text, mojibake), workers/times.py
+(dates), workers/authors.py (authors, bylines, credits), workers/language.py,
+ingest/urls.py. Clustering happens later, per document, in workers/clusters.py.
+
 The record's contract is in README ("The item record"). Two cheap functions
 come before the expensive one: `entry_identity` (the item id) and
 `entry_fingerprint` (a hash of the raw entry), so that an entry already seen
@@ -10,24 +15,62 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from ingest.models import Enclosure, FeedSpec, Item, short_hash
+from ingest.settings import Settings
 from ingest.urls import absolute_url, canonical_url
-from workers.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
+from workers.authors import authors_of, source_of
+from workers.clean import (
+    dedupe_paragraphs,
+    fix_mojibake,
+    html_to_paragraphs,
+    plain_text,
+    sanitize_html,
+)
 from workers.language import detect_language, normalize_language_tag
-from workers.times import iso_utc
+from workers.times import entry_date, is_far_future, iso_utc, zone_for_language
 
-__all__ = ["entry_fingerprint", "entry_identity", "normalize_entry", "with_version"]
+__all__ = [
+    "NormalizeOptions",
+    "entry_fingerprint",
+    "entry_identity",
+    "normalize_entry",
+    "with_version",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeOptions:
+    """The settings normalization depends on (built once per worker from Settings)."""
+
+    iframe_hosts: frozenset[str] = frozenset()  # hosts whose https iframes are kept
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NormalizeOptions:
+        hosts = (h.strip().lower() for h in settings.allowed_iframe_hosts.split(","))
+        return cls(iframe_hosts=frozenset(h for h in hosts if h))
+
+
+_DEFAULTS = NormalizeOptions()
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _maps(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings in a list (feedparser's lists of details, people, media)."""
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def entry_identity(feed_id: str, entry: Mapping[str, Any], base_url: str) -> str:
@@ -60,43 +103,23 @@ def entry_fingerprint(entry: Mapping[str, Any]) -> str:
 
 def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
     """(value, is_html, base) of the richest body: HTML content, other content, summary."""
-    contents = entry.get("content") or []
+    contents = _maps(entry.get("content"))
     for detail in contents:
         if detail.get("type") in _HTML_TYPES and _text(detail.get("value")):
-            return detail["value"], True, detail.get("base") or None
+            return detail["value"], True, _text(detail.get("base")) or None
     for detail in contents:
         if _text(detail.get("value")):
-            return detail["value"], detail.get("type") in _HTML_TYPES, detail.get("base") or None
-    detail = entry.get("summary_detail") or {}
-    value = entry.get("summary") or ""
+            return (detail["value"], detail.get("type") in _HTML_TYPES,
+                    _text(detail.get("base")) or None)
+    detail = _map(entry.get("summary_detail"))
     is_html = detail.get("type", "text/html") in _HTML_TYPES
-    return value, is_html, detail.get("base") or None
-
-
-def _names(people: Iterable[Mapping[str, Any]] | None) -> list[str]:
-    names: list[str] = []
-    for person in people or []:
-        name = plain_text(person.get("name") or "")
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
-def _authors(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> list[str]:
-    names = _names(entry.get("authors"))
-    if not names and _text(entry.get("author")):
-        names = [plain_text(entry["author"])]
-    if not names:
-        names = _names(feed.get("authors"))
-    if not names and _text(feed.get("author")):
-        names = [plain_text(feed["author"])]
-    return names
+    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
-    for tag in entry.get("tags") or []:
-        term = plain_text(tag.get("term") or tag.get("label") or "")
+    for tag in _maps(entry.get("tags")):
+        term = plain_text(_text(tag.get("term")) or _text(tag.get("label")))
         if term and term not in out:
             out.append(term)
     return out
@@ -113,11 +136,11 @@ def _int_or_none(value: Any) -> int | None:
 def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     found: dict[str, Enclosure] = {}
     candidates: list[tuple[Any, Any, Any]] = []
-    for enc in entry.get("enclosures") or []:
+    for enc in _maps(entry.get("enclosures")):
         candidates.append((enc.get("href") or enc.get("url"), enc.get("type"), enc.get("length")))
-    for media in entry.get("media_content") or []:
+    for media in _maps(entry.get("media_content")):
         candidates.append((media.get("url"), media.get("type"), media.get("filesize")))
-    for thumb in entry.get("media_thumbnail") or []:
+    for thumb in _maps(entry.get("media_thumbnail")):
         candidates.append((thumb.get("url"), None, None))
     for href, mime, length in candidates:
         url = absolute_url(_text(href), base)
@@ -127,16 +150,54 @@ def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     return list(found.values())
 
 
-def _language(entry: Mapping[str, Any], feed: Mapping[str, Any], text: str) -> str | None:
+def declared_language(entry: Mapping[str, Any], feed: Mapping[str, Any]) -> str | None:
+    """xml:lang / JSON Feed language of the entry's parts, else the feed's language."""
     for detail_key in ("content", "title_detail", "summary_detail"):
         detail = entry.get(detail_key)
         if isinstance(detail, list):
             detail = detail[0] if detail else None
-        if detail:
-            tag = normalize_language_tag(detail.get("language"))
+        if isinstance(detail, Mapping):
+            tag = normalize_language_tag(_text(detail.get("language")))
             if tag:
                 return tag
-    return normalize_language_tag(feed.get("language")) or detect_language(text)
+    return normalize_language_tag(_text(feed.get("language")))
+
+
+def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
+    """(published, updated) as UTC datetimes; published falls back on the only date given."""
+    zone = zone_for_language(language)
+    # A plain dict's get: feedparser's own .get("updated") answers with the *published*
+    # date when there is no update date (a deprecated alias), which would invent one.
+    own = dict(entry.items()) if isinstance(entry, dict) else entry
+    updated = entry_date(own.get("updated"), own.get("updated_parsed"), zone)
+    published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
+    return published or updated, updated
+
+
+def _body(
+    entry: Mapping[str, Any], link: str | None, base_url: str, options: NormalizeOptions
+) -> tuple[str, list[str], str]:
+    """(content_html, paragraphs, feed base): sanitized HTML and its unique paragraphs,
+    and the base for the entry's own media URLs (xml:base, else the document).
+
+    Relative links resolve against the xml:base in force when the feed declares
+    one, else against the article's own link: feed bodies are copied from the
+    article page, whose relative images ("skins/x.gif") live next to it, not next
+    to the feed document. (feedparser reports a base only for a declared
+    xml:base, as workers/parse.py gives it no content-location.)
+    """
+    body, is_html, content_base = _pick_content(entry)
+    body = fix_mojibake(_text(body))
+    declared = absolute_url(content_base, base_url) if content_base else None
+    base = declared or link or base_url
+    if is_html:
+        content_html = sanitize_html(body, base, options.iframe_hosts)
+        paragraphs = dedupe_paragraphs(html_to_paragraphs(content_html))
+    else:
+        # Plain text: blank lines end paragraphs; the HTML form is built from them.
+        paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
+        content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    return content_html, paragraphs, declared or base_url
 
 
 def normalize_entry(
@@ -145,50 +206,48 @@ def normalize_entry(
     spec: FeedSpec,
     base_url: str,
     fetched_at: str,
+    options: NormalizeOptions = _DEFAULTS,
 ) -> Item:
     """The item record of one entry, with version 0 (delivery assigns the real one).
 
     `feed` is feedparser's feed-level dict, `base_url` the URL the document was
-    fetched from after redirects.
+    fetched from after redirects. Never raises on anything feedparser produces
+    (property-tested); the pipeline still isolates each entry.
     """
     link = absolute_url(_text(entry.get("link")), base_url)
-    body, is_html, content_base = _pick_content(entry)
-    base = content_base or link or base_url
-    if is_html:
-        content_html = sanitize_html(body, base)
-        paragraphs = html_to_paragraphs(content_html)
-    else:
-        # Plain text: blank lines end paragraphs; the HTML form is built from them.
-        paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
-        content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    paragraphs = dedupe_paragraphs(paragraphs)
+    content_html, paragraphs, media_base = _body(entry, link, base_url, options)
     content_text = "\n\n".join(paragraphs)
-    title = plain_text(entry.get("title"))
-    summary = plain_text(entry.get("summary"))
-    published = entry.get("published_parsed") or entry.get("updated_parsed")
+    title = plain_text(fix_mojibake(_text(entry.get("title"))))
+    summary_paragraphs = html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))
+    summary = " ".join(dedupe_paragraphs(summary_paragraphs))
+    text = content_text or summary
+    language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
+    published, updated = _dates(entry, language)
     item_id = entry_identity(spec.feed_id, entry, base_url)
     return Item(
         id=item_id,
         version=0,
         feed_id=spec.feed_id,
         feed_url=spec.url,
-        feed_title=plain_text(feed.get("title")) or spec.title,
+        feed_title=plain_text(fix_mojibake(_text(feed.get("title")))) or spec.title,
         url=canonical_url(link),
         link=link,
         guid=_text(entry.get("id")) or None,
         title=title,
-        authors=_authors(entry, feed),
+        authors=authors_of(entry, feed, paragraphs or [summary]),
         published_at=iso_utc(published),
-        updated_at=iso_utc(entry.get("updated_parsed")),
+        updated_at=iso_utc(updated),
         fetched_at=fetched_at,
         summary=summary,
         content_html=content_html,
         content_text=content_text,
-        language=_language(entry, feed, f"{title}\n{content_text or summary}"),
+        language=language,
         categories=_categories(entry),
-        enclosures=_enclosures(entry, base),
-        content_hash=short_hash(f"{title}\n{content_text or summary}"),
+        enclosures=_enclosures(entry, media_base),
+        content_hash=short_hash(f"{title}\n{text}"),
         cluster_id=item_id,
+        source=source_of(entry, paragraphs or [summary]),
+        date_in_future=is_far_future(published, fetched_at) or is_far_future(updated, fetched_at),
     )
 
 

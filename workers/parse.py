@@ -9,6 +9,11 @@ Tolerance: feedparser recovers what it can from malformed XML (it sets
 one that yields no entries and is not a recognisable (empty) feed is refused
 with the reason, so an HTML page, a JSON error or garbage never passes as an
 empty feed.
+
+Encodings: feedparser honours the HTTP charset, the XML declaration and a BOM.
+When the bytes contradict the declaration it falls back on windows-1252; then
+workers/encoding.py may pick a better encoding and we parse once more (only
+on that path, so correctly declared feeds pay nothing).
 """
 
 from __future__ import annotations
@@ -20,11 +25,24 @@ from typing import Any
 import feedparser
 
 from ingest.errors import ParseError
+from workers.encoding import transcode_misdeclared
 from workers.jsonfeed import looks_like_json, parse_json_feed
 
 __all__ = ["parse_feed_bytes"]
 
 log = logging.getLogger(__name__)
+
+
+def _feedparser(body: bytes, response_headers: dict[str, str], base_url: str) -> Any:
+    try:
+        return feedparser.parse(
+            body,
+            response_headers=response_headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as e:  # feedparser promises not to raise; belt and braces
+        raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
 
 
 def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> Any:
@@ -34,16 +52,18 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
     response_headers = {k.lower(): v for k, v in headers.items()}
     if looks_like_json(body, response_headers.get("content-type", "")):
         return parse_json_feed(body, base_url)
-    response_headers["content-location"] = base_url
-    try:
-        result = feedparser.parse(
-            body,
-            response_headers=response_headers,
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
-    except Exception as e:  # feedparser promises not to raise; belt and braces
-        raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
+    # No content-location: feedparser would resolve every <guid> (and link) against
+    # the document URL, so a guid "kst" would be stored as "https://host/kst" and
+    # change when the feed moves. Links are made absolute in normalize instead,
+    # against xml:base when declared (feedparser still tracks it), else this URL.
+    response_headers.pop("content-location", None)
+    result = _feedparser(body, response_headers, base_url)
+    if isinstance(result.get("bozo_exception"), feedparser.CharacterEncodingOverride):
+        utf8 = transcode_misdeclared(body, result.get("encoding") or "windows-1252")
+        if utf8 is not None:
+            log.info("%s: bytes contradict the declared encoding; re-read as detected", base_url)
+            response_headers["content-type"] = "application/xml; charset=utf-8"
+            result = _feedparser(utf8, response_headers, base_url)
     if result.entries:
         if result.bozo:
             log.info("%s: recovered %d entries from a malformed feed: %s",

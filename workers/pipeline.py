@@ -1,8 +1,13 @@
-"""parse -> normalize -> deliver for one fetched document. The heart of a job.
+"""parse -> normalize -> cluster -> deliver for one fetched document. The heart of a job.
 
-Per document, Redis is asked twice at most: one MGET for the state of every
-entry, one script call delivering every changed item. Entries whose raw
-fingerprint matches the stored one are not normalized at all.
+Per document, Redis is asked a handful of times whatever the number of
+entries: one MGET for the state of every entry, at most three round trips
+to the cluster index for the changed ones, one script call delivering them.
+Entries whose raw fingerprint matches the stored one are not normalized at all.
+
+One odd entry never costs the feed: an entry the normalizer fails on is
+logged with its reason, counted (`normalize_errors` in <ns>:stats) and
+skipped; the others are delivered.
 """
 
 from __future__ import annotations
@@ -16,8 +21,15 @@ from typing import Any
 from ingest.deliver import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
 from ingest.schedule import feed_hint_seconds, publishing_interval
+from ingest.settings import Settings
 from workers.clean import plain_text
-from workers.normalize import entry_fingerprint, entry_identity, normalize_entry
+from workers.cluster_index import ClusterIndex
+from workers.normalize import (
+    NormalizeOptions,
+    entry_fingerprint,
+    entry_identity,
+    normalize_entry,
+)
 from workers.parse import parse_feed_bytes
 
 __all__ = ["ProcessedFeed", "process_document"]
@@ -45,8 +57,26 @@ def _entry_times(entries: list[Any]) -> list[float]:
     return times
 
 
-async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched) -> ProcessedFeed:
-    """Parse the body, deliver what is new or changed; raises ParseError on bad input."""
+def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
+    """A cluster index on the deliverer's Redis with the default settings."""
+    defaults = Settings()
+    return ClusterIndex(deliverer.redis, deliverer.keys, defaults.cluster_threshold,
+                        defaults.cluster_retention_seconds)
+
+
+async def process_document(
+    deliverer: Deliverer,
+    spec: FeedSpec,
+    fetched: Fetched,
+    clusters: ClusterIndex | None = None,
+    options: NormalizeOptions | None = None,
+) -> ProcessedFeed:
+    """Parse the body, deliver what is new or changed; raises ParseError on bad input.
+
+    `clusters` is the worker's cluster index and `options` its normalization
+    settings (both built from Settings once per worker); without them the
+    default settings apply, on the deliverer's Redis.
+    """
     parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url)
     feed, entries = parsed["feed"], parsed["entries"]
     base = fetched.final_url
@@ -58,18 +88,33 @@ async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetche
     ids = list(seen)
     states = await deliverer.states(ids)
 
-    candidates: list[tuple[Item, str]] = []
+    items: list[Item] = []
+    fingerprints: list[str] = []
     expected = []
     untouched: list[str] = []
+    failed = 0
     for item_id, state in zip(ids, states, strict=True):
         entry, fingerprint = seen[item_id]
         if state.version and state.fingerprint == fingerprint:
             untouched.append(item_id)
             continue
-        item = normalize_entry(entry, feed, spec, base, fetched.fetched_at)
-        candidates.append((item, fingerprint))
+        try:
+            item = normalize_entry(entry, feed, spec, base, fetched.fetched_at,
+                                   options or NormalizeOptions())
+        except Exception:  # one odd entry must not cost the other entries of the feed
+            log.exception("feed %s %s: entry %s could not be normalized; skipped",
+                          spec.feed_id, spec.url, item_id)
+            failed += 1
+            continue
+        items.append(item)
+        fingerprints.append(fingerprint)
         expected.append(state)
+    if failed:
+        counted = deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
+        await counted  # type: ignore[misc]  # redis-py types it as Awaitable | int
 
+    index = clusters or default_cluster_index(deliverer)
+    candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
     await deliverer.touch(untouched)
     new = sum(1 for item in delivered if item.version == 1)

@@ -1,0 +1,213 @@
+"""Near-duplicate clustering: the seed story's copies share a cluster, other stories do not.
+
+Test data (tests/data/clusters/, written for these tests from the seed story):
+  edited-headline.xml       another outlet, another headline, the repeated paragraphs once
+  paragraph-added.xml       one paragraph added at the end, date in KST
+  paragraphs-dropped.xml    two of ten paragraphs cut, no dc:creator
+  different-credit.xml      "(Xinhua)" instead of "(Yonhap)", byline "By Yonhap" in the text
+  json-combined-edits.json  JSON Feed: new headline, one paragraph cut, one added, "(AFP)"
+  same-topic-other-stories.xml  four different defense-talks stories, one of them a
+                            follow-up that reuses three of the seed's paragraphs verbatim
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from ingest.deliver import Deliverer
+from ingest.keys import Keys
+from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
+from ingest.settings import Settings
+from tests.conftest import DATA_DIR
+from workers.cluster_index import ClusterIndex, plan_clusters, sketch_item
+from workers.clusters import MIN_SHINGLES, shingles, similarity, sketch_text
+from workers.normalize import normalize_entry
+from workers.parse import parse_feed_bytes
+from workers.pipeline import process_document
+
+CLUSTERS = DATA_DIR / "clusters"
+SEED = DATA_DIR / "seed-yonhap.xml"
+VARIANTS = [
+    CLUSTERS / n
+    for n in (
+        "edited-headline.xml",
+        "paragraph-added.xml",
+        "paragraphs-dropped.xml",
+        "different-credit.xml",
+        "json-combined-edits.json",
+    )
+]
+OTHERS = CLUSTERS / "same-topic-other-stories.xml"
+THRESHOLD = Settings().cluster_threshold
+
+
+def items_of(path: Path) -> list[Item]:
+    url = f"http://feeds.example/{path.name}"
+    parsed: Any = parse_feed_bytes(path.read_bytes(), {}, url)
+    spec = FeedSpec(feed_id_for_url(url), url)
+    return [
+        normalize_entry(e, parsed["feed"], spec, url, "2026-01-01T00:00:00Z")
+        for e in parsed["entries"]
+    ]
+
+
+def text_of(item: Item) -> str:
+    return f"{item.title}\n{item.content_text}"
+
+
+def jaccard(a: Item, b: Item) -> float:
+    left, right = shingles(text_of(a)), shingles(text_of(b))
+    return len(left & right) / len(left | right)
+
+
+# --- the measurements behind the threshold (README "Normalization") -------------------
+
+
+def test_every_copy_of_the_seed_story_is_above_the_threshold() -> None:
+    [seed] = items_of(SEED)
+    for path in VARIANTS:
+        [copy] = items_of(path)
+        exact = jaccard(seed, copy)
+        estimate = similarity(sketch_item(seed).signature, sketch_item(copy).signature)  # type: ignore[union-attr]
+        assert exact >= 0.7, (path.name, exact)
+        assert estimate >= THRESHOLD, (path.name, estimate)
+
+
+def test_different_stories_on_the_same_topic_are_far_below_it() -> None:
+    [seed] = items_of(SEED)
+    others = items_of(OTHERS)
+    assert len(others) == 4
+    everyone = [seed, *(items_of(p)[0] for p in VARIANTS)]
+    for other in others:
+        for item in everyone:
+            assert jaccard(other, item) < 0.25, (other.title, item.title)
+            estimate = similarity(sketch_item(other).signature, sketch_item(item).signature)  # type: ignore[union-attr]
+            assert estimate < THRESHOLD - 0.2, (other.title, item.title, estimate)
+    # The follow-up reusing three paragraphs is the hardest case, and still far off.
+    assert max(jaccard(others[3], item) for item in everyone) > 0.1
+
+
+def test_sketches_are_deterministic_and_short_texts_have_none() -> None:
+    [seed] = items_of(SEED)
+    assert sketch_item(seed) == sketch_item(items_of(SEED)[0])
+    assert sketch_text("Breaking: storm hits coast") is None  # fewer than MIN_SHINGLES
+    assert len(shingles("one two three four five six seven eight nine ten")) == MIN_SHINGLES
+    # CJK text has no spaces: characters are the tokens.
+    assert sketch_text("韩中两国国防部在首尔举行第十八次工作级国防政策会谈") is not None
+
+
+def test_plan_joins_the_most_similar_candidate_and_keeps_an_items_cluster() -> None:
+    [seed] = items_of(SEED)
+    [copy] = items_of(VARIANTS[0])
+    [other, *_] = items_of(OTHERS)
+    seed_sketch, copy_sketch, other_sketch = (sketch_item(i) for i in (seed, copy, other))
+    assert seed_sketch and copy_sketch and other_sketch
+    # Nothing in the index: every item starts its own cluster, except copies in the same batch.
+    batch = [(seed.id, seed_sketch), (other.id, other_sketch), (copy.id, copy_sketch)]
+    assert plan_clusters(batch, {}, {}, {}, THRESHOLD) == [seed.id, other.id, seed.id]
+    # The seed is in the index under cluster "c1": the copy finds it through a band.
+    hits = {band: seed.id for band in seed_sketch.bands}
+    known = {seed.id: ("c1" * 16, seed_sketch.signature)}
+    assert plan_clusters([(copy.id, copy_sketch)], {}, hits, known, THRESHOLD) == ["c1" * 16]
+    assert plan_clusters([(other.id, other_sketch)], {}, hits, known, THRESHOLD) == [other.id]
+    # An item already in the index keeps its cluster, whatever its new text looks like.
+    own = {other.id: ("c2" * 16, other_sketch.signature)}
+    assert plan_clusters([(other.id, seed_sketch)], own, hits, known, THRESHOLD) == ["c2" * 16]
+    # Too short to sketch: its own cluster.
+    assert plan_clusters([("x" * 32, None)], {}, {}, {}, THRESHOLD) == ["x" * 32]
+
+
+# --- the shared index in Redis, through the real pipeline ------------------------------
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(settings.redis_url)
+    yield c
+    await c.aclose()
+
+
+def _fetched(path: Path, body: bytes | None = None) -> tuple[FeedSpec, Fetched]:
+    url = f"http://feeds.example/{path.name}"
+    spec = FeedSpec(feed_id_for_url(url), url)
+    return spec, Fetched(url, url, 200, {}, body or path.read_bytes(), "2026-01-01T00:00:00Z")
+
+
+async def _deliver(client: aioredis.Redis, settings: Settings, paths: list[Path]) -> list[Item]:
+    keys = Keys(settings.namespace)
+    deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
+    index = ClusterIndex(
+        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
+    )
+    out: list[Item] = []
+    for path in paths:
+        spec, fetched = _fetched(path)
+        out += (await process_document(deliverer, spec, fetched, index)).delivered
+    return out
+
+
+@pytest.mark.parametrize("order", ["seed first", "seed last"])
+async def test_copies_from_different_feeds_share_one_cluster_and_others_do_not(
+    settings: Settings, client: aioredis.Redis, order: str
+) -> None:
+    paths = [SEED, *VARIANTS, OTHERS]
+    if order == "seed last":
+        paths = paths[::-1]
+    items = await _deliver(client, settings, paths)
+    assert len(items) == 1 + len(VARIANTS) + 4
+    assert len({i.feed_id for i in items}) == len(paths)
+    copies = [i for i in items if i.feed_url.rsplit("/", 1)[-1] != OTHERS.name]
+    others = [i for i in items if i.feed_url.rsplit("/", 1)[-1] == OTHERS.name]
+    [cluster] = {i.cluster_id for i in copies}
+    first = copies[0]
+    assert cluster == first.id  # a cluster is named after the first copy seen
+    assert len({i.cluster_id for i in others}) == 4
+    assert all(i.cluster_id == i.id for i in others)
+
+
+async def test_an_updated_item_keeps_its_cluster_and_the_index_expires(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    keys = Keys(settings.namespace)
+    [seed, copy] = await _deliver(client, settings, [SEED, VARIANTS[0]])
+    assert copy.cluster_id == seed.cluster_id == seed.id
+    # The copy is corrected (a paragraph rewritten): version 2, same cluster.
+    body = (
+        VARIANTS[0]
+        .read_bytes()
+        .replace(
+            b"Currently, Seoul and Beijing maintain one such line",
+            b"At present the two capitals keep a single line",
+        )
+    )
+    deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
+    index = ClusterIndex(
+        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
+    )
+    spec, fetched = _fetched(VARIANTS[0], body)
+    [updated] = (await process_document(deliverer, spec, fetched, index)).delivered
+    assert (updated.id, updated.version, updated.cluster_id) == (copy.id, 2, seed.id)
+    # Every index key carries the retention TTL: memory is bounded.
+    cluster_keys = await client.keys(f"{settings.namespace}:cluster:*")
+    assert len(cluster_keys) > 2
+    for key in cluster_keys:
+        ttl = await client.ttl(key)
+        assert 0 < ttl <= settings.cluster_retention_seconds, key
+
+
+async def test_one_document_costs_a_bounded_number_of_round_trips(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    await _deliver(client, settings, [SEED])  # something to find
+    await client.config_resetstat()
+    await _deliver(client, settings, [OTHERS, VARIANTS[0]])
+    stats = await client.info("commandstats")
+    # Per document: one MGET of item states, at most two against the cluster index.
+    # (GETs and SETs inside the delivery script also count in commandstats, so only
+    # the client-side MGETs are a measure of round trips here.)
+    assert 2 <= stats["cmdstat_mget"]["calls"] <= 2 * 3
