@@ -96,6 +96,9 @@ class Item:
     enclosures: list[Enclosure]  # attached media
     content_hash: str  # hash of the normalized title and text
     cluster_id: str  # shared by copies of one story; the item's own id until clustered
+    # The feed's user-given tags (FeedSpec.tags), so stream consumers can filter
+    # by tag as the tag channels do; set by the pipeline, not the normalizer.
+    tags: list[str] = dataclasses.field(default_factory=list)
 
 
 def item_to_json(item: Item) -> bytes:

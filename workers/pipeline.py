@@ -8,7 +8,7 @@ fingerprint matches the stored one are not normalized at all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.deliver import Deliverer
@@ -51,6 +51,8 @@ async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetche
             untouched.append(item_id)
             continue
         item = normalize_entry(entry, feed, spec, base, fetched.fetched_at)
+        if spec.tags:  # the feed's tags travel with the record (filters on the stream)
+            item = replace(item, tags=list(spec.tags))
         candidates.append((item, fingerprint))
         expected.append(state)
 
