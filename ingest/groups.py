@@ -131,6 +131,10 @@ class GroupReader:
             entries += [Entry(stream, eid, fields) for eid, fields in claimed if fields]
         return entries
 
+    def claim_now(self) -> None:
+        """Look for stale entries of other consumers on the next read."""
+        self._next_claim = 0.0
+
     async def read(self, block: int | None) -> list[Entry]:
         """One batch: own pending first, then stale ones of others, then new ones.
 

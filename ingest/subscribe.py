@@ -20,7 +20,6 @@ within a filter any value matches, and all given filters must match.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,14 +128,15 @@ async def consume_group(
                          block_ms=block_ms)
     await reader.ensure_groups()
     total = 0
+    idle_rounds = 0
     stop = stop or asyncio.Event()
-    deadline_idle = time.monotonic()
     while not stop.is_set():
         got = await loop.step(block_ms if follow else None)
         total += got
-        if got:
-            deadline_idle = time.monotonic()
-        elif not follow and (not reader.check_pending
-                             or time.monotonic() - deadline_idle > 1.0):
-            return total
+        idle_rounds = 0 if got else idle_rounds + 1
+        if not follow and not got:
+            if idle_rounds >= 2:  # caught up: nothing new, own pending or claimable
+                return total
+            reader.check_pending = True
+            reader.claim_now()
     return total
