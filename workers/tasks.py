@@ -87,7 +87,7 @@ async def _transient_guard(
         # If Redis is still gone this raises and arq fails the job loudly; nothing is hidden.
         await record_failure(app.redis, app.keys, spec, "job_failures", error, utc_now_iso())
         await dead_letter(app.redis, app.keys, "job", spec, error, utc_now_iso())
-        return _failure("job", spec, e)
+        return {**_failure("job", spec, e), "error": error}
 
 
 async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
