@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,13 +130,28 @@ class SQLiteSink:
         return cls(Path(path))
 
     def _connect(self) -> sqlite3.Connection:
+        """Open, switch to WAL and migrate; retried while another sink does the same.
+
+        Switching to WAL and the first migration need an exclusive lock for
+        which SQLite may answer "database is locked" at once instead of
+        waiting (it avoids a deadlock), when several sinks start together.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        _migrate(conn)
-        return conn
+        deadline = time.monotonic() + 10
+        while True:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=5.0)
+            try:
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn)
+                return conn
+            except sqlite3.OperationalError as e:
+                conn.close()
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         async with self._lock:
