@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-PG_BASE = os.environ.get("INGEST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+PG_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _counter = itertools.count()
 _reachable: list[str | None] = []  # cached: None when reachable, else why not
 
