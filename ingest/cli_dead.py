@@ -41,7 +41,8 @@ def dead(ctx: click.Context, kind: str | None, limit: int, as_json: bool) -> Non
         else:
             where = entry.fields.get("url") or entry.fields.get("group", "")
             item = entry.fields.get("item_id", "")
-            click.echo(f"{entry.id}  {entry.kind:10}  {where}  {item}  {entry.error[:100]}".rstrip())
+            line = f"{entry.id}  {entry.kind:10}  {where}  {item}  {entry.error[:100]}"
+            click.echo(line.rstrip())
 
 
 async def _retry(settings: Settings, ids: tuple[str, ...], kind: str | None, limit: int) -> int:

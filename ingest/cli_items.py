@@ -49,7 +49,8 @@ def _print(records: list[dict[str, Any]], as_json: bool) -> None:
 _filters = [
     click.option("--feed", "feed_id", help="Only items of this feed id."),
     click.option("--since", callback=_time_option,
-                 help="Published (else fetched) at or after, ISO 8601 (UTC unless an offset is given)."),
+                 help="Published (else fetched) at or after; ISO 8601, "
+                      "UTC unless an offset is given."),
     click.option("--until", callback=_time_option, help="Published (else fetched) before."),
     click.option("--lang", "language", help="Language tag; 'de' also matches 'de-DE'."),
     click.option("--cluster", "cluster_id", help="Only copies of this story (cluster id)."),
@@ -67,7 +68,7 @@ def _with_filters(fn: Any) -> Any:
 @click.command()
 @_with_filters
 @click.pass_context
-def items(ctx: click.Context, as_json: bool, **filters: Any) -> None:
+def items(ctx: click.Context, /, as_json: bool, **filters: Any) -> None:
     """List stored items, newest first."""
     records = run_async(_items(settings_of(ctx), ItemQuery(**filters)))
     _print(records, as_json)
@@ -77,7 +78,7 @@ def items(ctx: click.Context, as_json: bool, **filters: Any) -> None:
 @click.argument("text")
 @_with_filters
 @click.pass_context
-def search(ctx: click.Context, text: str, as_json: bool, **filters: Any) -> None:
+def search(ctx: click.Context, /, text: str, as_json: bool, **filters: Any) -> None:
     """Full-text search of stored items (title, summary, text), best match first.
 
     Every word must occur (SQLite FTS5 / PostgreSQL tsvector, 'simple' rules:
@@ -126,7 +127,8 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
 @click.command()
 @click.option("--from", "start", metavar="ID|0|$",
               help="Replay the stream after this entry id (0: all, $: only new), then follow it.")
-@click.option("--group", help="Consume durably in this consumer group (acknowledged after printing).")
+@click.option("--group",
+              help="Consume durably in this consumer group (acknowledged after printing).")
 @click.option("--consumer", help="Consumer name within --group (default: host-pid).")
 @click.option("--claim-idle", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="With --group: seconds before a dead consumer's pending entries are claimed.")
@@ -137,7 +139,7 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
 @click.option("--no-follow", is_flag=True, help="With --from/--group: stop when caught up.")
 @click.option("--with-id", is_flag=True, help="With --from/--group: print 'ENTRY_ID JSON'.")
 @click.pass_context
-def subscribe(ctx: click.Context, **opts: Any) -> None:
+def subscribe(ctx: click.Context, /, **opts: Any) -> None:
     """Print items as they are delivered, one JSON object a line.
 
     Without --from or --group: live Pub/Sub (best effort). With --from: replay

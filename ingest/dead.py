@@ -3,12 +3,12 @@
 Entries have a `kind` saying which stage gave up, and everything needed to
 try again:
 
-    kind        written by                    fields                              retry puts it
-    parse       a worker (body not a feed)    feed_id, url, error, at             a fetch_once job for `url`
-    job         a worker (retries exhausted)  feed_id, url, error, at             a fetch_once job for `url`
-    sink        a storage sink group          group, stream, entry_id, item_id,   the group's retry stream
-    webhook     a webhook group               error, deliveries, item, at         `<ns>:retry:<group>`
-    subscriber  `ingest subscribe --group`
+    kind        written by                  fields                   retry puts it
+    parse       a worker (not a feed)       feed_id, url, error, at  a fetch_once job for `url`
+    job         a worker (tries exhausted)  feed_id, url, error, at  a fetch_once job for `url`
+    sink        a storage sink group        group, stream, entry_id, on the group's retry
+    webhook     a webhook group             item_id, error,          stream `<ns>:retry:<group>`
+    subscriber  `ingest subscribe --group`  deliveries, item, at
 
 Putting a consumer's entry back on the item stream itself would hand it to
 every other consumer a second time; the group's own retry stream (read by
@@ -63,7 +63,8 @@ class DeadEntry:
     @staticmethod
     def of(entry_id: bytes, raw: dict[bytes, bytes]) -> DeadEntry:
         fields = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
-        return DeadEntry(entry_id.decode(), fields.get("kind", "?"), fields.get("error", ""), fields)
+        kind, error = fields.get("kind", "?"), fields.get("error", "")
+        return DeadEntry(entry_id.decode(), kind, error, fields)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.fields}

@@ -83,7 +83,7 @@ async def live(redis: aioredis.Redis, channels: Sequence[str], f: ItemFilter, em
             if message.get("type") == "message" and f.matches_raw(message["data"]):
                 emit(None, message["data"])
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def replay(

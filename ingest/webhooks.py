@@ -102,7 +102,7 @@ def is_retryable(status: int) -> bool:
 
 def backoff_seconds(attempt: int, base: float) -> float:
     """Pure: wait after failed attempt number `attempt` (1-based): base, 2 base, 4 base ..."""
-    return min(base * 2 ** (attempt - 1), _MAX_BACKOFF)
+    return float(min(base * 2.0 ** (attempt - 1), _MAX_BACKOFF))
 
 
 def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
@@ -119,8 +119,9 @@ def _spec(where: str, table: Any) -> WebhookSpec:
     if unknown:
         raise SettingsError(f"setting 'webhooks_file': {where}: unknown key {unknown[0]!r}")
     name, url = table.get("name"), table.get("url")
-    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
-        raise SettingsError(f"setting 'webhooks_file': {where}: 'name' must be letters, digits, - or _")
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise SettingsError(
+            f"setting 'webhooks_file': {where}: 'name' must be letters, digits, - or _")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise SettingsError(f"setting 'webhooks_file': {where}: 'url' must be an http(s) URL")
     secret = table.get("secret")
@@ -130,7 +131,8 @@ def _spec(where: str, table: Any) -> WebhookSpec:
             raise SettingsError(f"setting 'webhooks_file': {where}: environment variable "
                                 f"{table['secret_env']!r} ('secret_env') is not set")
     if not isinstance(secret, str) or not secret:
-        raise SettingsError(f"setting 'webhooks_file': {where}: 'secret' (or 'secret_env') is required")
+        raise SettingsError(
+            f"setting 'webhooks_file': {where}: 'secret' (or 'secret_env') is required")
     start = str(table.get("start", "$"))
     return WebhookSpec(name=name, url=url, secret=secret,
                        feeds=_strings(where, "feeds", table.get("feeds", [])),
@@ -180,7 +182,8 @@ class WebhookConsumer:
         """One attempt; None on success, else why it failed (prefixed 'final:' if not retryable)."""
         assert self._session is not None
         body = entry.raw
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.spec.secret, body),
+        headers = {"Content-Type": "application/json",
+                   SIGNATURE_HEADER: sign(self.spec.secret, body),
                    DELIVERY_HEADER: entry.id.decode(), "User-Agent": self.settings.user_agent}
         try:
             async with self._session.post(self.spec.url, data=body, headers=headers) as resp:

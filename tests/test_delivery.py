@@ -17,7 +17,6 @@ from arq import Retry
 
 from ingest.daemon import make_worker
 from ingest.deliver import Deliverer
-from ingest.fetch import new_session
 from ingest.keys import Keys
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings

@@ -168,3 +168,19 @@ async def test_two_sinks_in_one_group_share_the_work_and_write_each_item_once(
     assert sum(c.stored for c in consumers) == 600  # and no item was written twice
     assert sorted(_ids(rows)) == sorted(r["id"] for r in records)
     assert (await client.xpending(keys.items_stream, "storage"))["pending"] == 0
+
+
+def test_storage_url_accepts_postgresql_and_names_the_key_otherwise() -> None:
+    from ingest.errors import SettingsError
+    from ingest.settings import load_settings
+    from ingest.sinks.postgres import split_schema
+
+    s = load_settings(None, {"INGEST_STORAGE_URL": "postgresql://u@127.0.0.1:5432/db?schema=news"})
+    assert s.effective_storage_url.startswith("postgresql://")
+    assert split_schema(s.storage_url) == ("postgresql://u@127.0.0.1:5432/db", "news")
+    assert split_schema("postgres://u@h/db?sslmode=disable") == (
+        "postgresql://u@h/db?sslmode=disable", "public")
+    with pytest.raises(SettingsError, match="storage_url"):
+        load_settings(None, {"INGEST_STORAGE_URL": "mysql://u@h/db"})
+    with pytest.raises(Exception, match="schema"):
+        split_schema("postgresql://u@h/db?schema=a;drop")

@@ -108,7 +108,9 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
     return await _transient_guard(ctx, app, placeholder, body)
 
 
-async def parse_feed(ctx: dict[str, Any], spec: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+async def parse_feed(
+    ctx: dict[str, Any], spec: dict[str, Any], fetched: dict[str, Any]
+) -> dict[str, Any]:
     """A body the daemon's fetchers already downloaded: parse, normalize, deliver."""
     app = WorkerContext.of(ctx)
     feed = FeedSpec(**{**spec, "tags": tuple(spec.get("tags") or ())})

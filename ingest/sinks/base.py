@@ -36,7 +36,7 @@ class ItemQuery:
 
 
 def parse_time(value: str) -> str:
-    """Pure: normalize a CLI time (`2025-01-06`, `2025-01-06T10:00`, `...Z`, `+09:00`) to UTC ISO 'Z'.
+    """Pure: a CLI time (`2025-01-06`, `2025-01-06T10:00`, `...Z`, `+09:00`) as UTC ISO 'Z'.
 
     Stored times are ISO 8601 UTC strings ending in Z, so comparing strings of
     the same shape is comparing times. Raises ValueError on anything else.

@@ -61,7 +61,8 @@ _MIGRATIONS: tuple[str, ...] = (
     END;
     DELETE FROM items_fts;
     INSERT INTO items_fts (rowid, title, summary, content_text)
-        SELECT rowid, title, json_extract(record, '$.summary'), json_extract(record, '$.content_text')
+        SELECT rowid, title, json_extract(record, '$.summary'),
+               json_extract(record, '$.content_text')
         FROM items;
     CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
     """,
@@ -203,8 +204,10 @@ class SQLiteSink:
         assert self._conn is not None
         where, params = _where(query)
         if query.text:
-            sql = (f"SELECT items.record FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
-                   f"WHERE items_fts MATCH ? AND {where} ORDER BY bm25(items_fts), items.id LIMIT ?")
+            sql = ("SELECT items.record FROM items_fts "
+                   "JOIN items ON items.rowid = items_fts.rowid "
+                   f"WHERE items_fts MATCH ? AND {where} "
+                   "ORDER BY bm25(items_fts), items.id LIMIT ?")
             params = [_fts_terms(query.text), *params]
         else:
             sql = (f"SELECT record FROM items WHERE {where} "
