@@ -116,10 +116,14 @@ class GroupReader:
             self.group, self.consumer, {s: start for s in self.streams},
             count=self.batch_size, block=block,
         )
-        return [
-            Entry(name.decode() if isinstance(name, bytes) else name, eid, fields)
-            for name, batch in reply or [] for eid, fields in batch if fields
-        ]
+        entries: list[Entry] = []
+        for name, batch in reply or []:
+            stream = name.decode() if isinstance(name, bytes) else name
+            gone = [eid for eid, fields in batch if not fields]
+            if gone:  # pending, but trimmed from the stream meanwhile: nothing left to do
+                await self.redis.xack(stream, self.group, *gone)
+            entries += [Entry(stream, eid, fields) for eid, fields in batch if fields]
+        return entries
 
     async def _claim_stale(self) -> list[Entry]:
         entries: list[Entry] = []

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -184,3 +185,40 @@ def test_storage_url_accepts_postgresql_and_names_the_key_otherwise() -> None:
         load_settings(None, {"INGEST_STORAGE_URL": "mysql://u@h/db"})
     with pytest.raises(Exception, match="schema"):
         split_schema("postgresql://u@h/db?schema=a;drop")
+
+
+async def test_items_and_search_commands_filter_what_the_sink_stored(
+    settings: Settings, storage_url: str, client: aioredis.Redis
+) -> None:
+    from tests.helpers import run_cli
+
+    keys = Keys(settings.namespace)
+    await fill_stream(client, keys, [
+        record(1, feed="a", published="2025-01-01T10:00:00Z", language="de-DE", text="Wahl in Berlin"),
+        record(2, feed="a", published="2025-01-02T10:00:00Z", language="en", text="Berlin election"),
+        record(3, feed="b", published="2025-01-03T10:00:00Z", language="en", text="Tokyo markets"),
+    ])
+    sink = open_sink(storage_url)
+    consumer = SinkConsumer(client, keys, sink, group="storage", consumer="c", batch_size=10,
+                            block_ms=10, claim_idle_ms=60_000)
+    await consumer.ensure_group()
+    assert await consumer.step(10) == 3
+    await sink.close()
+    settings = Settings(**{**settings.__dict__, "storage_url": storage_url})
+
+    async def ids(*args: str) -> list[str]:
+        code, out, err = await run_cli(settings, *args, "--json")
+        assert code == 0, err
+        return [orjson.loads(line)["id"] for line in out.splitlines()]
+
+    assert await ids("items") == ["item00003", "item00002", "item00001"]
+    assert await ids("items", "--feed", "a", "--lang", "de") == ["item00001"]
+    assert await ids("items", "--since", "2025-01-02", "--until", "2025-01-03T10:00:00Z") == [
+        "item00002"]
+    assert await ids("items", "--cluster", "item00003") == ["item00003"]
+    assert sorted(await ids("search", "berlin")) == ["item00001", "item00002"]
+    assert await ids("search", "berlin", "--lang", "en") == ["item00002"]
+    code, out, _ = await run_cli(settings, "search", "Berlin")
+    assert code == 0 and "Story 1 v1" in out and "Story 3" not in out
+    code, _, err = await run_cli(settings, "items", "--since", "last week")
+    assert code == 2 and "ISO 8601" in err

@@ -160,3 +160,18 @@ async def test_events_channel_is_printed_as_published(settings: Settings, client
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_entries_trimmed_while_pending_are_let_go(settings: Settings, client: aioredis.Redis) -> None:
+    keys = Keys(settings.namespace)
+    ids = await fill_stream(client, keys, [record(i) for i in range(3)])
+    printed: list[str] = []
+    await client.xgroup_create(keys.items_stream, "g", id="0")
+    await client.xgroup_create(keys.retry_stream("g"), "g", id="0", mkstream=True)
+    await client.xreadgroup("g", "me", {keys.items_stream: ">"}, count=3)  # read, then crashed
+    await client.xdel(keys.items_stream, ids[0])  # trimmed meanwhile
+    await consume_group(client, keys, "g", "me", ItemFilter(),
+                        lambda eid, raw: printed.append(orjson.loads(raw)["id"]),
+                        follow=False, block_ms=50)
+    assert printed == ["item00001", "item00002"]
+    assert (await client.xpending(keys.items_stream, "g"))["pending"] == 0

@@ -183,3 +183,43 @@ def test_webhooks_file_errors_name_the_setting(tmp_path: Path, monkeypatch: pyte
         with pytest.raises(SettingsError, match="webhooks_file") as e:
             load_webhooks(str(path))
         assert why in str(e.value)
+
+
+async def test_ingest_run_delivers_the_configured_webhooks(
+    settings: Settings, client: aioredis.Redis, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import INGEST, env_for
+
+    keys = Keys(settings.namespace)
+    receiver = Receiver(fail_first=1)
+    await receiver.start()
+    hooks = tmp_path / "hooks.toml"
+    hooks.write_text(f'[[webhook]]\nname = "all"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+                     f'start = "0"\n\n[[webhook]]\nname = "asia"\nurl = "{receiver.url}"\n'
+                     f'secret = "{SECRET}"\ntags = ["asia"]\nstart = "0"\n')
+    records = [record(i, tags=["asia"] if i < 3 else []) for i in range(10)]
+    await fill_stream(client, keys, records)
+    env = {**env_for(settings), "INGEST_WEBHOOKS_FILE": str(hooks),
+           "INGEST_WEBHOOK_RETRY_SECONDS": "0.05"}
+    proc = subprocess.Popen([*INGEST, "run", "--no-workers"], env=env, start_new_session=True)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(receiver.accepted) < 13 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        await receiver.stop()
+    assert code == 0
+    # Both webhooks' groups: "all" got the 10 items, "asia" the 3 tagged ones, each once.
+    expected = [f"{r['id']}:1" for r in records] + [f"{r['id']}:1" for r in records[:3]]
+    assert sorted(receiver.accepted) == sorted(expected)
