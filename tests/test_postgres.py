@@ -11,7 +11,9 @@ from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import record
 
 
-async def test_sinks_starting_together_create_and_migrate_the_schema_once(postgres_url: str) -> None:
+async def test_sinks_starting_together_create_and_migrate_the_schema_once(
+    postgres_url: str,  # noqa: F811 - the imported fixture
+) -> None:
     sinks = [PostgresSink.from_url(postgres_url) for _ in range(3)]
     await asyncio.gather(*(s.open() for s in sinks))
     await sinks[0].upsert([record(1, tags=["asia"])])
