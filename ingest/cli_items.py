@@ -7,8 +7,10 @@ from typing import Any
 
 import click
 import orjson
+from redis.exceptions import RedisError
 
 from ingest.cli_common import run_async, settings_of
+from ingest.errors import RedisUnavailable
 from ingest.groups import default_consumer_name
 from ingest.keys import Keys
 from ingest.redis_conn import connect
@@ -102,26 +104,35 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
 
     redis = await connect(settings)
     try:
-        if opts["group"]:
-            consumer = opts["consumer"] or default_consumer_name()
-            click.echo(f"consuming {keys.items_stream} as {consumer} in group {opts['group']}",
-                       err=True)
-            await consume_group(redis, keys, opts["group"], consumer, f, emit,
-                                start=opts["start"] or "$", follow=not opts["no_follow"],
-                                claim_idle_ms=int(opts["claim_idle"] * 1000),
-                                max_attempts=settings.sink_max_attempts)
-        elif opts["start"] is not None:
-            click.echo(f"replaying {keys.items_stream} after {opts['start']}", err=True)
-            await replay(redis, keys, opts["start"], f, emit, follow=not opts["no_follow"])
-        elif opts["events"]:
-            await live(redis, [keys.events_channel], ItemFilter(), emit,
-                       lambda: click.echo(f"subscribed to {keys.events_channel}", err=True))
-        else:
-            channels = live_channels(keys, f)
-            await live(redis, channels, f, emit,
-                       lambda: click.echo(f"subscribed to {' '.join(channels)}", err=True))
+        await _subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts)
+    except (RedisError, OSError) as e:
+        # The group (or --with-id's last id) says where to resume; say what happened.
+        raise RedisUnavailable(f"lost the connection to Redis: {e}") from e
     finally:
         await redis.aclose()
+
+
+async def _subscribe_on(redis: Any, keys: Keys, f: ItemFilter, emit: Any,
+                        opts: dict[str, Any], max_attempts: int) -> None:
+    """The mode the options ask for (see ingest/subscribe.py)."""
+    if opts["group"]:
+        consumer = opts["consumer"] or default_consumer_name()
+        click.echo(f"consuming {keys.items_stream} as {consumer} in group {opts['group']}",
+                   err=True)
+        await consume_group(redis, keys, opts["group"], consumer, f, emit,
+                            start=opts["start"] or "$", follow=not opts["no_follow"],
+                            claim_idle_ms=int(opts["claim_idle"] * 1000),
+                            max_attempts=max_attempts)
+    elif opts["start"] is not None:
+        click.echo(f"replaying {keys.items_stream} after {opts['start']}", err=True)
+        await replay(redis, keys, opts["start"], f, emit, follow=not opts["no_follow"])
+    elif opts["events"]:
+        await live(redis, [keys.events_channel], ItemFilter(), emit,
+                   lambda: click.echo(f"subscribed to {keys.events_channel}", err=True))
+    else:
+        channels = live_channels(keys, f)
+        await live(redis, channels, f, emit,
+                   lambda: click.echo(f"subscribed to {' '.join(channels)}", err=True))
 
 
 @click.command()
