@@ -175,3 +175,24 @@ async def test_entries_trimmed_while_pending_are_let_go(settings: Settings, clie
                         follow=False, block_ms=50)
     assert printed == ["item00001", "item00002"]
     assert (await client.xpending(keys.items_stream, "g"))["pending"] == 0
+
+
+async def test_a_lost_redis_is_one_clear_error(settings: Settings, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import INGEST, env_for
+
+    proc = await asyncio.create_subprocess_exec(
+        *INGEST, "subscribe", "--from", "0", env=env_for(settings),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        assert b"replaying" in await asyncio.wait_for(proc.stderr.readline(), 30)
+        redis_server.kill()
+        err = await asyncio.wait_for(proc.stderr.read(), 30)
+        assert await proc.wait() == 1
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        redis_server.start()
+    assert err.decode().startswith("error: lost the connection to Redis"), err
+    assert b"Traceback" not in err
