@@ -106,13 +106,16 @@ async def dead_letter_entry(
             item_id = str(record.get("id", ""))
     except orjson.JSONDecodeError:
         pass
-    await redis.xadd(
-        keys.dead_stream,
-        {"kind": kind, "group": group, "stream": entry.stream, "entry_id": entry.id,
-         "item_id": item_id, "error": error[:2000], "deliveries": deliveries,
-         "item": entry.raw, "at": _now_iso()},
-        maxlen=DEAD_STREAM_MAXLEN, approximate=True,
-    )
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(
+            keys.dead_stream,
+            {"kind": kind, "group": group, "stream": entry.stream, "entry_id": entry.id,
+             "item_id": item_id, "error": error[:2000], "deliveries": deliveries,
+             "item": entry.raw, "at": _now_iso()},
+            maxlen=DEAD_STREAM_MAXLEN, approximate=True,
+        )
+        pipe.hincrby(keys.stats, f"{kind}_failures", 1)  # sink_failures, webhook_failures
+        await pipe.execute()
 
 
 async def list_dead(

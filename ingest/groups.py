@@ -44,6 +44,7 @@ __all__ = [
     "Handler",
     "default_consumer_name",
     "should_dead_letter",
+    "should_prune",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,19 @@ Handler = Callable[[Sequence[Entry]], Awaitable[Mapping[Entry, str]]]
 def should_dead_letter(deliveries: int, max_attempts: int) -> bool:
     """An entry that failed on its `max_attempts`-th delivery is given up on."""
     return deliveries >= max_attempts
+
+
+# Consumers are named per process, so every restart adds one to the group.
+PRUNE_IDLE_MS = 24 * 3600 * 1000
+
+
+def should_prune(name: str, me: str, pending: int, idle_ms: int) -> bool:
+    """Pure: forget a consumer that holds nothing and has not read for a day.
+
+    A consumer with no pending entries owns nothing, so deleting it loses
+    nothing; it only keeps XINFO CONSUMERS from growing with every restart.
+    """
+    return name != me and pending == 0 and idle_ms >= PRUNE_IDLE_MS
 
 
 class GroupReader:
@@ -110,6 +124,10 @@ class GroupReader:
             except ResponseError as e:
                 if "BUSYGROUP" not in str(e):
                     raise
+            for c in await self.redis.xinfo_consumers(stream, self.group):
+                name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+                if should_prune(name, self.consumer, int(c["pending"]), int(c["idle"])):
+                    await self.redis.xgroup_delconsumer(stream, self.group, name)
 
     async def _read(self, start: str, block: int | None) -> list[Entry]:
         reply = await self.redis.xreadgroup(

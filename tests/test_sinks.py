@@ -138,6 +138,7 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_store
     assert dead[b"item_id"] == b"item00002" and dead[b"deliveries"] == b"3"
     assert dead[b"error"]
     assert (await client.xpending(keys.items_stream, "storage"))["pending"] == 0
+    assert (await client.hgetall(keys.stats))[b"sink_failures"] == b"1"
 
 
 async def test_two_sinks_in_one_group_share_the_work_and_write_each_item_once(

@@ -196,3 +196,12 @@ async def test_a_lost_redis_is_one_clear_error(settings: Settings, redis_server)
         redis_server.start()
     assert err.decode().startswith("error: lost the connection to Redis"), err
     assert b"Traceback" not in err
+
+
+def test_only_idle_consumers_holding_nothing_are_pruned() -> None:
+    from ingest.groups import PRUNE_IDLE_MS, should_prune
+
+    assert should_prune("old", "me", 0, PRUNE_IDLE_MS)
+    assert not should_prune("old", "me", 1, PRUNE_IDLE_MS)  # still owns entries
+    assert not should_prune("old", "me", 0, PRUNE_IDLE_MS - 1)
+    assert not should_prune("me", "me", 0, PRUNE_IDLE_MS)
