@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ingest import __version__, cli_dead, cli_items
+from ingest import __version__, cli_dead, cli_feeds, cli_items
 from ingest.cli_common import run_async, settings_of
 from ingest.errors import SettingsError
 from ingest.fetch import check_scheme
@@ -70,7 +70,7 @@ def _describe(result: dict[str, Any]) -> str:
 
 async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
     for url in urls:
-        check_scheme(url)  # refuse before anything is queued
+        check_scheme(url, settings)  # refuse before anything is queued
     pool = await connect_arq(settings)
     failures = 0
     try:
@@ -135,7 +135,7 @@ def stats(ctx: click.Context) -> None:
 
 
 # Command groups that live in their own modules (one stage each).
-for _command in (*cli_items.COMMANDS, *cli_dead.COMMANDS):
+for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS, *cli_dead.COMMANDS):
     cli.add_command(_command)
 
 

@@ -1,9 +1,9 @@
 """`ingest run` and `ingest worker`: wiring only, no decisions.
 
 `ingest run` owns, in one process: the embedded Redis server (when no
-redis_url is set), arq workers (unless run_workers is false) and the storage
-sink. Each part is supervised: if Redis goes away, the parts wait and carry
-on when it is back. SIGTERM or SIGINT stops taking new work, lets running
+redis_url is set), the poller (scheduler claims + async fetchers), arq
+workers (unless run_workers is false) and the storage sink. Each part is
+supervised: if Redis goes away, the parts wait and carry on when it is back. SIGTERM or SIGINT stops taking new work, lets running
 jobs finish (bounded by a grace period), acknowledges what was stored, and
 stops the embedded Redis last so its append-only file is flushed.
 
@@ -26,8 +26,11 @@ from arq.worker import Worker
 
 from ingest.consume import SinkConsumer, default_consumer_name
 from ingest.embedded import RedisServer
+from ingest.fetch import new_session
 from ingest.keys import Keys
-from ingest.redis_conn import connect
+from ingest.poller import Poller
+from ingest.redis_conn import connect, connect_arq
+from ingest.scheduler import Scheduler, new_token
 from ingest.settings import Settings
 from ingest.sinks import open_sink
 
@@ -36,7 +39,6 @@ __all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever"]
 log = logging.getLogger(__name__)
 
 WORKER_OPTIONS = "workers.settings:worker_options"
-GRACE_SECONDS = 10.0
 
 
 def make_worker(settings: Settings, handle_signals: bool) -> Worker:
@@ -91,13 +93,19 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         claim_idle_ms=settings.sink_claim_idle_seconds * 1000,
     )
     workers: list[Worker] = []
+    pool = await connect_arq(settings)
+    session = new_session(settings)
+    poller = Poller(settings, redis, pool, session, Scheduler(redis, keys, new_token()))
 
     async def run_worker() -> None:
         worker = make_worker(settings, handle_signals=False)
         workers[:] = [worker]
         await worker.async_run()
 
-    parts = [asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop))]
+    parts = [
+        asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop)),
+        asyncio.create_task(_supervise("poller", lambda: poller.run(stop), stop)),
+    ]
     parts += _webhook_parts(settings, redis, keys, stop)
     if settings.run_workers:
         parts.append(asyncio.create_task(_supervise("worker", run_worker, stop)))
@@ -105,15 +113,21 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
              settings.effective_storage_url, "on" if settings.run_workers else "off")
     try:
         await stop.wait()
-        log.info("stopping: finishing running jobs (up to %.0f s)", GRACE_SECONDS)
+        log.info("stopping: no new claims; finishing fetches and jobs (up to %.0f s)",
+                 settings.shutdown_grace)
+        # The poller and the sink watch `stop` themselves; the poller releases
+        # the leases of fetches it could not finish within the grace period.
+        await asyncio.wait(parts[:2], timeout=settings.shutdown_grace + settings.sink_block_ms / 1000 + 1)
         for worker in workers:
-            await _stop_worker(worker, GRACE_SECONDS)
-        await asyncio.wait(parts, timeout=settings.sink_block_ms / 1000 + GRACE_SECONDS)
+            await _stop_worker(worker, settings.shutdown_grace)
+        await asyncio.wait(parts, timeout=settings.shutdown_grace)
     finally:
         for part in parts:
             part.cancel()
         await asyncio.gather(*parts, return_exceptions=True)
         await sink.close()
+        await session.close()
+        await pool.aclose()
         await redis.aclose()
 
 
@@ -170,6 +184,6 @@ async def run_worker_forever(settings: Settings) -> None:
     task = asyncio.create_task(_supervise("worker", run_worker, stop))
     await stop.wait()
     for worker in holder:
-        await _stop_worker(worker, GRACE_SECONDS)
+        await _stop_worker(worker, settings.shutdown_grace)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -5,7 +5,8 @@
     ├── RedisUnavailable             the Redis server cannot be reached
     ├── FetchError                   an HTTP fetch failed (status, timeout, size, network)
     │   ├── HTTPStatusError          the server answered with an error status
-    │   └── BodyTooLarge             the body exceeded max_body_bytes
+    │   ├── BodyTooLarge             the body exceeded max_body_bytes
+    │   └── URLRefused               the URL's scheme or address is not allowed (SSRF guard)
     ├── ParseError                   the body is not a feed we can read
     ├── DeliveryConflict             concurrent jobs kept racing on the same items (retryable)
     └── StorageError                 the storage sink could not write or read
@@ -28,6 +29,7 @@ __all__ = [
     "RedisUnavailable",
     "SettingsError",
     "StorageError",
+    "URLRefused",
 ]
 
 
@@ -53,6 +55,10 @@ class HTTPStatusError(FetchError):
 
 class BodyTooLarge(FetchError):
     """The response body was longer than the configured maximum."""
+
+
+class URLRefused(FetchError):
+    """The URL may not be fetched: not http(s), or it points at a refused address."""
 
 
 class ParseError(IngestError):

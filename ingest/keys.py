@@ -56,8 +56,23 @@ class Keys:
         return f"{self.ns}:item:{item_id}"
 
     def feed(self, feed_id: str) -> str:
-        """Hash of one feed: url, title, last fetch time and status, counters."""
+        """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""
         return f"{self.ns}:feed:{feed_id}"
+
+    @property
+    def feeds(self) -> str:
+        """Set of every registered feed id (enabled or disabled)."""
+        return f"{self.ns}:feeds"
+
+    @property
+    def feed_urls(self) -> str:
+        """Hash canonical feed URL -> feed id (finds a feed by URL; follows moves)."""
+        return f"{self.ns}:feed_urls"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set of enabled feed ids by next due time (epoch ms); a claim pushes it out by the lease."""
+        return f"{self.ns}:schedule"
 
     @property
     def stats(self) -> str:

@@ -1,6 +1,8 @@
 """Types that flow between the stages; no I/O here.
 
-    FeedSpec ──fetch──> Fetched ──parse──> (feedparser result) ──normalize──> Item
+    FeedSpec ──fetch──> Fetched | NotModified | FetchFailed
+                          │
+                        Fetched ──parse──> (feedparser result) ──normalize──> Item
                                                                     │
                                             deliver ──> DeliveryResult
 
@@ -21,8 +23,11 @@ __all__ = [
     "DeliveryResult",
     "Enclosure",
     "FeedSpec",
+    "FetchFailed",
+    "FetchResult",
     "Fetched",
     "Item",
+    "NotModified",
     "feed_id_for_url",
     "item_from_json",
     "item_to_json",
@@ -60,6 +65,34 @@ class Fetched:
     headers: Mapping[str, str]  # response headers (content type, caching, encoding hints)
     body: bytes  # decoded transfer encoding (gzip, br), raw bytes otherwise
     fetched_at: str  # ISO 8601 UTC time the response arrived
+    permanent_url: str | None = None  # where only-permanent (301/308) redirects led, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class NotModified:
+    """304: the feed did not change since the validators we sent."""
+
+    url: str  # URL that was requested
+    headers: Mapping[str, str]  # response headers (caching hints)
+    fetched_at: str  # ISO 8601 UTC
+    permanent_url: str | None = None  # as in Fetched
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchFailed:
+    """No usable body: an error status, a timeout, a refused URL, a network failure."""
+
+    url: str  # URL that was requested
+    error: str  # one line for people: what went wrong
+    fetched_at: str  # ISO 8601 UTC
+    status: int | None = None  # HTTP status when the server answered
+    retry_after: float | None = None  # seconds the server asked us to wait (429/503)
+    network: bool = False  # DNS or connection failure: may be our own outage, not the feed's
+    refused: bool = False  # our URL guard refused it; retrying will not help
+    permanent_url: str | None = None  # as in Fetched
+
+
+FetchResult = Fetched | NotModified | FetchFailed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +156,8 @@ class DeliveryResult:
     new: int  # items delivered with version 1
     updated: int  # items delivered with a higher version
     unchanged: int  # entries skipped because nothing changed
+    publish_interval: float | None = None  # seconds between polls suggested by item dates
+    feed_hint: float | None = None  # shortest interval the feed asks for (ttl, sy:update*)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -60,6 +60,22 @@ class Settings:
     webhook_max_attempts: int = 6
     webhook_retry_seconds: float = 1.0
     webhook_timeout: float = 10.0
+    allow_networks: str = ""
+    proxy: str = ""
+    global_concurrency: int = 100
+    per_host_concurrency: int = 2
+    host_min_delay: float = 1.0
+    host_cooldown_cap: float = 60.0
+    default_interval: int = 900
+    min_interval: int = 60
+    max_interval: int = 21600
+    max_backoff: int = 86400
+    max_consecutive_errors: int = 10
+    redirect_trust_count: int = 3
+    lease_seconds: int = 120
+    poll_batch: int = 200
+    queue_bound: int = 2000
+    shutdown_grace: float = 10.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -118,6 +134,18 @@ def _validate(s: Settings) -> None:
         fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
     if s.log_format not in ("text", "json"):
         fail("log_format", "must be 'text' or 'json'")
+    if s.host_min_delay < 0 or s.host_cooldown_cap < 0:
+        fail("host_min_delay" if s.host_min_delay < 0 else "host_cooldown_cap", "must not be negative")
+    if s.min_interval > s.max_interval:
+        fail("min_interval", "must not exceed max_interval")
+    try:
+        from ingest.urlguard import parse_networks
+
+        parse_networks(s.allow_networks)
+    except ValueError as e:
+        fail("allow_networks", str(e))
+    if s.proxy and urlsplit(s.proxy).scheme not in ("http", "https"):
+        fail("proxy", "must be an http:// or https:// URL")
     if not 0 <= s.embedded_redis_port <= 65535:
         fail("embedded_redis_port", "must be a TCP port number or 0")
     positive = (
@@ -126,6 +154,9 @@ def _validate(s: Settings) -> None:
         "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
         "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
         "webhook_retry_seconds", "webhook_timeout",
+        "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
+        "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
+        "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
     )
     for key in positive:
         if getattr(s, key) <= 0:

@@ -17,6 +17,7 @@ import redis
 from ingest.daemon import make_worker
 from ingest.embedded import RedisServer
 from ingest.settings import Settings
+from tests.farm import Farm
 from tests.feedserver import FeedServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +80,8 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         storage_url=f"sqlite:///{tmp_path / 'items.db'}",
         sink_block_ms=100,
         enqueue_wait_timeout=30.0,
+        allow_networks="127.0.0.0/8",  # the loopback test servers, opened on purpose
+        host_min_delay=0.0,
     )
 
 
@@ -91,6 +94,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         INGEST_DATA_DIR=settings.data_dir,
         INGEST_STORAGE_URL=settings.storage_url,
         INGEST_LOG_LEVEL="WARNING",
+        INGEST_ALLOW_NETWORKS=settings.allow_networks,
+        INGEST_HOST_MIN_DELAY=str(settings.host_min_delay),
     )
     return env
 
@@ -110,3 +115,18 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
 
+
+
+@pytest.fixture(scope="session")
+def _farm() -> Iterator[Farm]:
+    farm = Farm(FEEDS_DIR)
+    farm.start()
+    yield farm
+    farm.stop()
+
+
+@pytest.fixture
+def farm(_farm: Farm) -> Farm:
+    """The loopback feed farm, with its log and custom feeds emptied for each test."""
+    _farm.reset()
+    return _farm

@@ -17,9 +17,10 @@ from tests.feedserver import FeedServer
 
 
 def _bare_env(home: Path) -> dict[str, str]:
-    """No INGEST_* at all: only a HOME, so the default data directory lands under it."""
+    """No Redis, storage or data settings: only a HOME, so the default data directory lands under it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "XDG_"))}
     env["HOME"] = str(home)
+    env["INGEST_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the loopback feed server, opened on purpose
     return env
 
 

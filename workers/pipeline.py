@@ -7,12 +7,15 @@ fingerprint matches the stored one are not normalized at all.
 
 from __future__ import annotations
 
+import calendar
 import logging
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.deliver import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
+from ingest.schedule import feed_hint_seconds, publishing_interval
 from workers.clean import plain_text
 from workers.normalize import entry_fingerprint, entry_identity, normalize_entry
 from workers.parse import parse_feed_bytes
@@ -27,6 +30,19 @@ class ProcessedFeed:
     result: DeliveryResult
     title: str  # the feed's title as the document declares it
     delivered: list[Item]
+
+
+def _entry_times(entries: list[Any]) -> list[float]:
+    """Publication times (epoch s) of the entries that have one: input for adaptive polling."""
+    times: list[float] = []
+    for entry in entries:
+        parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+        if parsed:
+            try:
+                times.append(float(calendar.timegm(parsed)))
+            except (TypeError, ValueError, OverflowError):
+                continue
+    return times
 
 
 async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched) -> ProcessedFeed:
@@ -66,6 +82,9 @@ async def process_document(deliverer: Deliverer, spec: FeedSpec, fetched: Fetche
         new=new,
         updated=len(delivered) - new,
         unchanged=len(ids) - len(delivered),
+        publish_interval=publishing_interval(_entry_times(entries), time.time()),
+        feed_hint=feed_hint_seconds(feed.get("ttl"), feed.get("sy_updateperiod"),
+                                    feed.get("sy_updatefrequency")),
     )
     log.info("feed %s %s: %d entries, %d new, %d updated", spec.feed_id, spec.url,
              result.entries, result.new, result.updated)

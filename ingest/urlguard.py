@@ -1,0 +1,153 @@
+"""The one guard every outgoing request passes: only http(s) to public addresses.
+
+A feed URL comes from users, OPML files and redirects, so it can point at the
+machine itself, the private network or a cloud metadata service (SSRF). The
+guard judges the address actually connected to:
+
+* names are judged after resolution, inside the resolver aiohttp connects with
+  (`GuardedResolver`), so a name that resolves to 10.0.0.1 is refused, and a
+  name with any refused address is refused whole (no DNS-rebinding lottery);
+* literal addresses never reach a resolver, so `check_url` judges them first,
+  including the legacy forms `inet_aton` accepts (2130706433, 0x7f.1, 0177.0.0.1)
+  and IPv4-mapped IPv6 (::ffff:127.0.0.1);
+* redirects are followed by our own code, one hop at a time, each through both.
+
+`allow_networks` (INGEST_ALLOW_NETWORKS) opens ranges on purpose; the tests
+open 127.0.0.0/8. The decision itself, `refusal_reason`, is a pure function.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from ingest.errors import URLRefused
+
+__all__ = [
+    "GuardedResolver",
+    "Network",
+    "check_url",
+    "legacy_ipv4",
+    "parse_networks",
+    "refusal_reason",
+]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Ranges the stdlib flags do not name on their own.
+_METADATA = [ipaddress.ip_network(n) for n in (
+    "169.254.169.254/32",  # AWS, GCP, Azure, OpenStack metadata
+    "100.100.100.200/32",  # Alibaba Cloud metadata
+    "fd00:ec2::254/128",  # AWS metadata over IPv6
+)]
+_SHARED = [ipaddress.ip_network("100.64.0.0/10")]  # carrier-grade NAT
+
+
+def parse_networks(text: str | Iterable[str]) -> list[Network]:
+    """"127.0.0.0/8, ::1/128" -> networks; ValueError names the bad entry."""
+    items = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    networks: list[Network] = []
+    for item in items:
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as e:
+            raise ValueError(f"{item!r} is not a network in CIDR form") from e
+    return networks
+
+
+def refusal_reason(address: Address, allowed: Sequence[Network] = ()) -> str | None:
+    """Why `address` may not be connected to, or None when it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return refusal_reason(address.ipv4_mapped, allowed)
+    if any(address in net for net in allowed if net.version == address.version):
+        return None
+    checks = (
+        (any(address in n for n in _METADATA if n.version == address.version), "a cloud metadata address"),
+        (address.is_loopback, "a loopback address"),
+        (address.is_unspecified, "an unspecified address"),
+        (address.is_link_local, "a link-local address"),
+        (address.is_multicast, "a multicast address"),
+        (any(address in n for n in _SHARED if n.version == address.version), "a shared (CGNAT) address"),
+        (address.is_private, "a private address"),
+        (address.is_reserved, "a reserved address"),
+        (not address.is_global, "not a public address"),
+    )
+    for refused, reason in checks:
+        if refused:
+            return reason
+    return None
+
+
+_LEGACY = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
+
+
+def legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The address a numeric host such as 2130706433, 0x7f.1 or 0177.0.0.1 really means."""
+    if not _LEGACY.match(host):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def check_url(url: str, allowed: Sequence[Network] = ()) -> None:
+    """Refuse a URL before any I/O: wrong scheme, no host, or a literal refused address."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError as e:
+        raise URLRefused(f"refused {url}: malformed URL ({e})") from e
+    if parts.scheme not in ("http", "https"):
+        raise URLRefused(f"refused {url}: only http and https URLs are fetched")
+    if not host:
+        raise URLRefused(f"refused {url}: no host")
+    address: Address | None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = legacy_ipv4(host)
+    if address is not None:
+        reason = refusal_reason(address, allowed)
+        if reason:
+            raise URLRefused(f"refused {url}: {address} is {reason} (see allow_networks)")
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that refuses names resolving to refused addresses.
+
+    `trusted_hosts` (a configured proxy) are resolved without judgement: the
+    proxy is ours, the target behind it is judged by `check_url` and by a
+    resolution of the target name before the request.
+    """
+
+    def __init__(self, allowed: Sequence[Network] = (), trusted_hosts: Iterable[str] = ()) -> None:
+        self._inner = DefaultResolver()
+        self._allowed = list(allowed)
+        self._trusted = {h.lower() for h in trusted_hosts}
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if host.lower() in self._trusted:
+            return results
+        for result in results:
+            address = ipaddress.ip_address(result["host"])
+            reason = refusal_reason(address, self._allowed)
+            if reason:
+                raise URLRefused(f"refused {host}: it resolves to {address}, {reason} (see allow_networks)")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()

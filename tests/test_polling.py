@@ -1,0 +1,407 @@
+"""The poller against the loopback feed farm: one behaviour per test, real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from arq.connections import ArqRedis
+
+from ingest.fetch import conditional_get, new_session
+from ingest.keys import Keys
+from ingest.models import Fetched, FetchFailed
+from ingest.poller import Poller
+from ingest.redis_conn import connect_arq
+from ingest.registry import add_feed, find_feed_id, load_feed
+from ingest.schedule import FeedState
+from ingest.scheduler import Scheduler
+from ingest.settings import Settings
+from tests.farm import HOSTS, Farm, sample_feed
+from tests.helpers import collect_messages
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    keys: Keys
+    redis: aioredis.Redis
+    pool: ArqRedis
+    poller: Poller
+
+    async def add(self, url: str, **kw: object) -> str:
+        feed_id, _ = await add_feed(self.redis, self.keys, url, **kw)  # type: ignore[arg-type]
+        return feed_id
+
+    async def poll(self, feed_id: str) -> FeedState:
+        """Make the feed due, claim it like a daemon would, poll it once."""
+        await self.redis.zadd(self.keys.schedule, {feed_id: 0})
+        claimed = await self.poller.scheduler.claim(time.time(), 60, 1000)
+        assert feed_id in claimed
+        await self.poller.poll_feed(feed_id)
+        state = await load_feed(self.redis, self.keys, feed_id)
+        assert state is not None
+        return state
+
+    async def due(self, feed_id: str) -> float | None:
+        score = await self.redis.zscore(self.keys.schedule, feed_id)
+        return None if score is None else score / 1000
+
+    async def queued(self) -> int:
+        return int(await self.pool.zcard(self.keys.queue))
+
+    async def stat(self, name: str) -> int:
+        value = await self.redis.hget(self.keys.stats, name)
+        return int(value or 0)
+
+
+def rig_settings(settings: Settings, **overrides: object) -> Settings:
+    base = dict(min_interval=1, default_interval=60, max_interval=3600, redirect_trust_count=3,
+                fetch_timeout=5.0, per_host_concurrency=2, host_min_delay=0.0)
+    base.update(overrides)
+    return dataclasses.replace(settings, **base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def rig(settings: Settings) -> AsyncIterator[Rig]:
+    s = rig_settings(settings)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "test-daemon"))
+    yield Rig(s, keys, redis, pool, poller)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+
+
+async def test_304_costs_no_parse(rig: Rig, farm: Farm) -> None:
+    feed_id = await rig.add(farm.url("feed/a.xml"))
+    first = await rig.poll(feed_id)
+    assert first.last_status == "200" and first.etag
+    assert await rig.queued() == 1  # one parse job
+    second = await rig.poll(feed_id)
+    assert second.last_status == "304"
+    assert farm.hits("feed/a.xml")[-1].if_none_match == first.etag
+    assert await rig.queued() == 1  # nothing more to parse
+    assert await rig.stat("polls_not_modified") == 1
+
+
+async def test_unchanged_body_is_not_parsed_again(rig: Rig, farm: Farm) -> None:
+    feed_id = await rig.add(farm.url("plain/b.xml"))
+    await rig.poll(feed_id)
+    await rig.poll(feed_id)
+    assert await rig.queued() == 1
+    assert await rig.stat("polls_unchanged_body") == 1
+    farm.feeds["b.xml"] = sample_feed("b", items=4)
+    await rig.poll(feed_id)
+    assert await rig.queued() == 2
+
+
+async def test_permanent_redirect_moves_the_feed_only_once_trusted(rig: Rig, farm: Farm) -> None:
+    old = farm.url("r301/c.xml")
+    feed_id = await rig.add(old)
+    pubsub = rig.redis.pubsub()
+    await pubsub.subscribe(rig.keys.events_channel)
+    for expected_url in (old, old):
+        state = await rig.poll(feed_id)
+        assert state.url == expected_url
+        assert state.redirect_candidate == farm.url("feed/c.xml")
+    state = await rig.poll(feed_id)
+    assert state.url == farm.url("feed/c.xml")
+    assert await find_feed_id(rig.redis, rig.keys, farm.url("feed/c.xml")) == feed_id
+    [event] = [orjson.loads(m) for m in await collect_messages(pubsub, 1, timeout=2)]
+    assert event["event"] == "moved" and event["to"] == farm.url("feed/c.xml")
+    await pubsub.aclose()
+    hits_before = len(farm.hits("r301/c.xml"))
+    await rig.poll(feed_id)
+    assert len(farm.hits("r301/c.xml")) == hits_before  # now fetched at the new URL
+
+
+@pytest.mark.parametrize("status", ["r302", "r307"])
+async def test_temporary_redirect_never_moves_the_feed(rig: Rig, farm: Farm, status: str) -> None:
+    url = farm.url(f"{status}/d.xml")
+    feed_id = await rig.add(url)
+    for _ in range(4):
+        state = await rig.poll(feed_id)
+    assert state.url == url and not state.redirect_candidate
+    assert state.last_status in ("200", "304")
+
+
+async def test_a_flapping_permanent_redirect_is_not_trusted(rig: Rig, farm: Farm) -> None:
+    url = farm.url("r301/e.xml")
+    feed_id = await rig.add(url)
+    await rig.poll(feed_id)
+    await rig.poll(feed_id)
+    await rig.redis.hset(rig.keys.feed(feed_id), "url", farm.url("r302/e.xml"))
+    await rig.poll(feed_id)  # a temporary one breaks the streak
+    await rig.redis.hset(rig.keys.feed(feed_id), "url", url)
+    state = await rig.poll(feed_id)
+    assert state.url == url and state.redirect_count == 1
+
+
+async def test_410_disables_the_feed_with_its_reason(rig: Rig, farm: Farm) -> None:
+    feed_id = await rig.add(farm.url("status/410"))
+    pubsub = rig.redis.pubsub()
+    await pubsub.subscribe(rig.keys.events_channel)
+    state = await rig.poll(feed_id)
+    assert state.disabled_reason == "gone (HTTP 410)"
+    assert await rig.due(feed_id) is None
+    [event] = [orjson.loads(m) for m in await collect_messages(pubsub, 1, timeout=2)]
+    assert (event["event"], event["feed_id"], event["reason"]) == ("disabled", feed_id, "gone (HTTP 410)")
+    await pubsub.aclose()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured_without_counting_an_error(rig: Rig, farm: Farm, status: int) -> None:
+    feed_id = await rig.add(farm.url(f"status/{status}?retry_after=120"))
+    before = time.time()
+    state = await rig.poll(feed_id)
+    due = await rig.due(feed_id)
+    assert due is not None and before + 119 <= due <= time.time() + 121
+    assert state.consecutive_errors == 0 and state.last_status == str(status)
+
+
+async def test_errors_back_off_and_disable_after_the_limit(rig: Rig, farm: Farm) -> None:
+    rig.poller.rules = dataclasses.replace(rig.poller.rules, max_consecutive_errors=3)
+    feed_id = await rig.add(farm.url("status/500"))
+    delays = []
+    for _ in range(2):
+        start = time.time()
+        state = await rig.poll(feed_id)
+        due = await rig.due(feed_id)
+        assert due is not None
+        delays.append(due - start)
+    assert state.consecutive_errors == 2
+    assert delays[1] > delays[0] * 1.3  # exponential, with ±20% jitter
+    state = await rig.poll(feed_id)
+    assert state.disabled_reason.startswith("3 consecutive failures; last:") and "HTTP 500" in state.disabled_reason
+    assert await rig.due(feed_id) is None
+
+
+async def test_timeout_is_a_counted_failure(rig: Rig, farm: Farm) -> None:
+    rig.poller.settings = dataclasses.replace(rig.settings, fetch_timeout=0.3)
+    rig.poller.session = new_session(rig.poller.settings)
+    try:
+        feed_id = await rig.add(farm.url("slow/3/f.xml"))
+        state = await rig.poll(feed_id)
+    finally:
+        await rig.poller.session.close()
+    assert "timed out" in state.last_error and state.consecutive_errors == 1
+    assert await rig.queued() == 0
+
+
+async def test_oversize_body_is_aborted(rig: Rig, farm: Farm) -> None:
+    small = dataclasses.replace(rig.settings, max_body_bytes=100_000)
+    result = await conditional_get(rig.poller.session, farm.url("big/5000000"), small)
+    assert isinstance(result, FetchFailed) and "exceeds the limit of 100000 bytes" in result.error
+    result = await conditional_get(rig.poller.session, farm.url("big/50000"), small)
+    assert isinstance(result, Fetched) and len(result.body) == 50000
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate"])
+async def test_compressed_bodies_arrive_decoded(rig: Rig, farm: Farm, encoding: str) -> None:
+    farm.feeds["g.xml"] = sample_feed("g", items=50)
+    result = await conditional_get(rig.poller.session, farm.url(f"{encoding}/g.xml"), rig.settings)
+    assert isinstance(result, Fetched)
+    assert result.body == farm.feeds["g.xml"]
+    assert result.headers["content-encoding"] == encoding
+
+
+async def test_a_slow_host_does_not_hold_up_the_others(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, per_host_concurrency=1, shutdown_grace=0.1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    for i in range(3):
+        await add_feed(redis, keys, farm.url(f"slow/2/s{i}.xml", host=HOSTS[1]))
+        await add_feed(redis, keys, farm.url(f"plain/q{i}.xml", host=HOSTS[2]))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(1.2)
+    fast_done = [h for h in farm.log if h.host == HOSTS[2] and h.status == 200]
+    slow_seen = [h for h in farm.log if h.host == HOSTS[1]]
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert len(fast_done) == 3  # all of the fast host's feeds, while...
+    assert slow_seen == []  # ...the slow host has not answered even its first request
+    assert max(v for k, v in farm.max_in_flight.items() if k.startswith(HOSTS[1])) == 1
+
+
+async def test_shutdown_releases_the_leases_of_unfinished_fetches(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, shutdown_grace=0.2)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    feed_id, _ = await add_feed(redis, keys, farm.url("slow/5/h.xml"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    for _ in range(100):
+        if (await redis.hget(keys.feed(feed_id), "lease")) is not None:
+            break
+        await asyncio.sleep(0.02)
+    leased_until = await redis.zscore(keys.schedule, feed_id)
+    assert leased_until is not None and leased_until > (time.time() + 30) * 1000
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    score = await redis.zscore(keys.schedule, feed_id)
+    assert score is not None and score <= time.time() * 1000  # due again at once
+    assert await redis.hget(keys.feed(feed_id), "lease") is None
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+
+
+async def test_backpressure_stops_fetching_when_the_queue_is_full(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, queue_bound=3, poll_batch=1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    for i in range(10):
+        await add_feed(redis, keys, farm.url(f"plain/bp{i}.xml", host=HOSTS[i % 3]))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(1.5)
+    queued = await pool.zcard(keys.queue)
+    fetched = len(farm.hits("/plain/bp"))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert queued == 4  # waits once more than `queue_bound` jobs wait
+    assert fetched == 4
+
+
+async def test_requests_to_one_host_are_spaced_by_the_minimum_delay(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, host_min_delay=0.3, per_host_concurrency=4, shutdown_grace=0.1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    for i in range(4):
+        await add_feed(redis, keys, farm.url(f"plain/md{i}.xml"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    for _ in range(100):
+        if len(farm.hits("/plain/md")) == 4:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    starts = sorted(h.start for h in farm.hits("/plain/md"))
+    assert len(starts) == 4
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.28, gaps
+
+
+async def test_308_moves_like_301(rig: Rig, farm: Farm) -> None:
+    feed_id = await rig.add(farm.url("r308/m.xml"))
+    for _ in range(3):
+        state = await rig.poll(feed_id)
+    assert state.url == farm.url("feed/m.xml")
+
+
+async def test_our_own_outage_is_not_counted_against_the_feeds(rig: Rig, farm: Farm) -> None:
+    from tests.conftest import free_port
+
+    dead = [f"http://{HOSTS[i % 3]}:{free_port()}/feed.xml" for i in range(8)]  # nothing listens
+    ids = [await rig.add(url) for url in dead]
+    states = [await rig.poll(feed_id) for feed_id in ids]
+    counted = [s.consecutive_errors for s in states]
+    assert counted[:4] == [1, 1, 1, 1]  # until the pattern is clear, each failure counts
+    assert counted[4:] == [0, 0, 0, 0]  # then: 5 failures on 3 hosts, no success = our outage
+    assert all("cannot connect" in s.last_error for s in states)
+    await rig.poll(await rig.add(farm.url("feed/ok.xml")))  # one success ends the outage
+    again = await rig.poll(ids[-1])
+    assert again.consecutive_errors == 1
+
+
+async def test_retry_after_pauses_the_host_only_briefly(settings: Settings, farm: Farm) -> None:
+    s = rig_settings(settings, host_cooldown_cap=0.5, per_host_concurrency=1, shutdown_grace=0.1)
+    redis = aioredis.Redis.from_url(s.redis_url)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    keys = Keys(s.namespace)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    limited, _ = await add_feed(redis, keys, farm.url("status/429?retry_after=3600", host=HOSTS[1]))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    await poller.poll_feed(limited)
+    other, _ = await add_feed(redis, keys, farm.url("plain/other.xml", host=HOSTS[1]))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    started = time.monotonic()
+    await poller.poll_feed(other)
+    waited = time.monotonic() - started
+    due = await redis.zscore(keys.schedule, limited)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert 0.3 <= waited < 2.0  # the host paused, capped at host_cooldown_cap...
+    assert due is not None and due / 1000 >= time.time() + 3500  # ...the feed waits its full hour
+
+
+async def test_a_configured_proxy_carries_the_requests(rig: Rig, farm: Farm) -> None:
+    proxied = dataclasses.replace(rig.settings, proxy=farm.url("", host=HOSTS[2]).rstrip("/"))
+    session = new_session(proxied)
+    target = farm.url("feed/p.xml").replace("127.0.0.1", "localhost")
+    result = await conditional_get(session, target, proxied)
+    await session.close()
+    assert isinstance(result, Fetched)
+    [hit] = farm.hits("feed/p.xml")
+    assert hit.via_proxy
+
+
+async def test_workers_store_the_adaptive_interval_and_feed_hints(
+    settings: Settings, farm: Farm, worker: None
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    keys = Keys(settings.namespace)
+    now = datetime.now(UTC)
+    items = "".join(
+        f"<item><guid>t{i}</guid><title>T{i}</title><pubDate>"
+        f"{(now - timedelta(hours=6 * i)).strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        for i in range(20)
+    )
+    farm.feeds["ttl.xml"] = (f'<rss version="2.0"><channel><title>T</title><ttl>120</ttl>{items}'
+                             "</channel></rss>").encode()
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    feed_id, _ = await add_feed(redis, keys, farm.url("feed/ttl.xml"))
+    s = rig_settings(settings)
+    pool = await connect_arq(s)
+    session = new_session(s)
+    poller = Poller(s, redis, pool, session, Scheduler(redis, keys, "d"))
+    await poller.scheduler.claim(time.time(), 60, 10)
+    await poller.poll_feed(feed_id)
+    for _ in range(100):  # the worker parses it
+        state = await load_feed(redis, keys, feed_id)
+        if state and state.adaptive_interval:
+            break
+        await asyncio.sleep(0.05)
+    await session.close()
+    await pool.aclose()
+    await redis.aclose()
+    assert state is not None
+    # 20 items, one every 6 hours: 7*4 = 28 per week expected, 20 given, 7 days / 20 / 2.
+    assert state.adaptive_interval == pytest.approx(7 * 86400 / (7 * 4) / 2 * 28 / 20, rel=0.01)
+    assert state.feed_min_interval == 7200  # <ttl>120</ttl>
+    assert state.items == 20
