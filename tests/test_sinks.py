@@ -223,3 +223,26 @@ async def test_items_and_search_commands_filter_what_the_sink_stored(
     assert code == 0 and "Story 1 v1" in out and "Story 3" not in out
     code, _, err = await run_cli(settings, "items", "--since", "last week")
     assert code == 2 and "ISO 8601" in err
+
+
+async def test_a_database_from_before_full_text_search_is_migrated_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the schema #2 shipped, with one stored item
+        conn.executescript("""
+            CREATE TABLE items (id TEXT PRIMARY KEY, version INTEGER NOT NULL, feed_id TEXT NOT NULL,
+                url TEXT, title TEXT NOT NULL, published_at TEXT, fetched_at TEXT NOT NULL,
+                language TEXT, cluster_id TEXT, content_hash TEXT NOT NULL, record TEXT NOT NULL);
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+        """)
+        r = record(1, text="Old news from Busan")
+        conn.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (r["id"], 1, r["feed_id"], r["url"], r["title"], r["published_at"],
+                      r["fetched_at"], r["language"], r["cluster_id"], r["content_hash"],
+                      orjson.dumps(r).decode()))
+    sink = open_sink(f"sqlite:///{path}")
+    assert _ids(await sink.query(ItemQuery(text="busan"))) == ["item00001"]
+    await sink.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
