@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ingest import __version__, cli_feeds, cli_items
+from ingest import __version__, cli_dead, cli_feeds, cli_items
 from ingest.cli_common import run_async, settings_of
 from ingest.errors import SettingsError
 from ingest.fetch import check_scheme
@@ -135,7 +135,7 @@ def stats(ctx: click.Context) -> None:
 
 
 # Command groups that live in their own modules (one stage each).
-for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS):
+for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS, *cli_dead.COMMANDS):
     cli.add_command(_command)
 
 

@@ -1,44 +1,71 @@
-"""The storage sink's loop: stream consumer group -> sink.upsert -> XACK after commit.
+"""The storage sink's consumer: item stream (consumer group) -> sink.upsert -> XACK after commit.
 
-Reading as a consumer group makes the sink durable and shareable: entries
-are acknowledged only once committed, so a sink killed mid-batch re-reads
-its pending entries on restart (`XREADGROUP ... 0`), entries left pending by
-a consumer that died are claimed after `sink_claim_idle_seconds`
-(XAUTOCLAIM), and several sink processes in one group split the stream.
-Upserts are idempotent by id, so re-delivery after a crash writes nothing twice.
+Reading as a consumer group (ingest/groups.py) makes the sink durable and
+shareable: entries are acknowledged only once committed, so a sink killed
+mid-batch re-reads its pending entries on restart, entries left pending by a
+consumer that died are claimed after `sink_claim_idle_seconds`, and several
+sink processes in one group split the stream between them. Upserts are
+idempotent by id and never replace a newer version, so an entry delivered
+twice after a crash writes nothing twice.
+
+A batch is committed as one transaction. If the backend rejects a record
+(bad data, not an outage), the batch is retried record by record so one bad
+record cannot hold back the others; the bad one stays pending and goes to
+the dead-letter stream after `sink_max_attempts` deliveries. An outage
+(database or Redis unreachable) fails the whole batch, which stays pending
+and is retried with backoff, never dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
 
-from ingest.errors import StorageError
+from ingest.groups import Entry, GroupConsumer, GroupReader, default_consumer_name
 from ingest.keys import Keys
-from ingest.registry import DEAD_STREAM_MAXLEN
-from ingest.sinks.base import Sink
+from ingest.sinks.base import RecordRejected, Sink
 
-__all__ = ["SinkConsumer", "default_consumer_name"]
+__all__ = ["SinkConsumer", "decode_record", "default_consumer_name", "newest_per_item"]
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[bytes, dict[bytes, bytes]]
+_REQUIRED = ("id", "version", "feed_id", "fetched_at", "content_hash")
 
 
-def default_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+def decode_record(raw: bytes) -> dict[str, Any]:
+    """Pure: the item record of a stream entry, or ValueError saying what is wrong with it."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"unreadable item: {e}") from e
+    if not isinstance(record, dict):
+        raise ValueError("unreadable item: not a JSON object")
+    missing = [k for k in _REQUIRED if record.get(k) in (None, "")]
+    if missing:
+        raise ValueError(f"unreadable item: missing {', '.join(missing)}")
+    if not isinstance(record["version"], int) or isinstance(record["version"], bool):
+        raise ValueError("unreadable item: version is not an integer")
+    return record
+
+
+def newest_per_item(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pure: within one batch keep only the newest version of each item (one row write each)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        old = newest.get(record["id"])
+        if old is None or record["version"] >= old["version"]:
+            newest[record["id"]] = record
+    return list(newest.values())
 
 
 class SinkConsumer:
+    """One sink process's membership in the storage group."""
+
     def __init__(
         self,
         redis: aioredis.Redis,
@@ -50,114 +77,57 @@ class SinkConsumer:
         batch_size: int,
         block_ms: int,
         claim_idle_ms: int,
+        max_attempts: int = 5,
     ) -> None:
-        self.redis = redis
-        self.keys = keys
         self.sink = sink
-        self.group = group
-        self.consumer = consumer
-        self.batch_size = batch_size
-        self.block_ms = block_ms
-        self.claim_idle_ms = claim_idle_ms
-        self.stored = 0  # items committed by this consumer (for logs and tests)
-        self._check_pending = True
-        self._next_claim = 0.0
+        self.reader = GroupReader(redis, keys, group=group, consumer=consumer,
+                                  batch_size=batch_size, claim_idle_ms=claim_idle_ms)
+        self.loop = GroupConsumer(self.reader, self.handle, kind="sink",
+                                  max_attempts=max_attempts, block_ms=block_ms)
+        self.stored = 0  # item rows written by this consumer (for logs and tests)
 
     async def ensure_group(self) -> None:
         """Create the group at the stream's start, so a new sink stores all history."""
-        try:
-            await self.redis.xgroup_create(self.keys.items_stream, self.group, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        await self.reader.ensure_groups()
 
-    async def _dead(self, entry_id: bytes, error: str, raw: bytes | None) -> None:
-        await self.redis.xadd(
-            self.keys.dead_stream,
-            {"kind": "sink", "entry_id": entry_id, "error": error, "item": raw or b""},
-            maxlen=DEAD_STREAM_MAXLEN, approximate=True,
-        )
-
-    async def handle(self, entries: Sequence[Entry]) -> int:
-        """Store a batch and acknowledge it; unreadable entries are dead-lettered."""
-        records: list[dict[str, Any]] = []
-        ids: list[bytes] = []
-        for entry_id, fields in entries:
-            raw = fields.get(b"item")
+    async def handle(self, entries: Sequence[Entry]) -> Mapping[Entry, str]:
+        """Store a batch (one commit); return the entries that could not be stored."""
+        failed: dict[Entry, str] = {}
+        readable: list[tuple[Entry, dict[str, Any]]] = []
+        for entry in entries:
             try:
-                record = orjson.loads(raw or b"")
-                if not isinstance(record, dict) or "id" not in record:
-                    raise ValueError("not an item record")
-                records.append(record)
-            except (ValueError, orjson.JSONDecodeError) as e:
-                log.error("stream entry %s is not an item: %s", entry_id, e)
-                await self._dead(entry_id, f"unreadable item: {e}", raw)
-            ids.append(entry_id)
-        # Within a batch keep only the newest version of each item.
-        newest: dict[str, dict[str, Any]] = {}
-        for record in records:
-            old = newest.get(record["id"])
-            if old is None or int(record.get("version", 0)) >= int(old.get("version", 0)):
-                newest[record["id"]] = record
-        await self.sink.upsert(list(newest.values()))  # commits before returning
-        if ids:
-            await self.redis.xack(self.keys.items_stream, self.group, *ids)
-        self.stored += len(newest)
-        return len(newest)
+                readable.append((entry, decode_record(entry.raw)))
+            except ValueError as e:
+                failed[entry] = str(e)
+        rows = newest_per_item([record for _, record in readable])
+        try:
+            await self.sink.upsert(rows)  # commits before returning
+            self.stored += len(rows)
+        except RecordRejected:
+            rejected = await self._one_by_one(rows)
+            for entry, record in readable:
+                if record["id"] in rejected:
+                    failed[entry] = rejected[record["id"]]
+        return failed
 
-    async def _read(self, start: str, block: int | None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.keys.items_stream: start},
-            count=self.batch_size, block=block,
-        )
-        return [(eid, fields) for _, batch in reply or [] for eid, fields in batch if fields]
-
-    async def _claim_stale(self) -> list[Entry]:
-        _, claimed, *_ = await self.redis.xautoclaim(
-            self.keys.items_stream, self.group, self.consumer,
-            min_idle_time=self.claim_idle_ms, start_id="0-0", count=self.batch_size,
-        )
-        return [(eid, fields) for eid, fields in claimed if fields]
+    async def _one_by_one(self, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """After a rejected batch: store each row alone; return the ids rejected, with why."""
+        rejected: dict[str, str] = {}
+        for row in rows:
+            try:
+                await self.sink.upsert([row])
+                self.stored += 1
+            except RecordRejected as e:
+                rejected[row["id"]] = str(e)
+        return rejected
 
     async def step(self, block: int | None) -> int:
-        """One batch: own pending entries first, then stale ones of others, then new ones.
-
-        Own pending entries exist only after a restart or a failed batch, and
-        stale ones only when a consumer died, so both are looked for then and
-        every claim interval, not on every batch.
-        """
-        entries: list[Entry] = []
-        if self._check_pending:
-            entries = await self._read("0", None)
-            self._check_pending = bool(entries)
-        now = time.monotonic()
-        if not entries and now >= self._next_claim:
-            self._next_claim = now + max(self.claim_idle_ms / 2000, 1.0)
-            entries = await self._claim_stale()
-        if not entries:
-            entries = await self._read(">", block)
-        if not entries:
-            return 0
-        return await self.handle(entries)
+        """One batch; return the item rows it wrote (0 when the stream had nothing)."""
+        before = self.stored
+        await self.loop.step(block)
+        return self.stored - before
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; Redis or storage outages are waited out, not fatal."""
+        """Consume until `stop` is set; outages are waited out (see GroupConsumer.run)."""
         await self.sink.open()
-        delay = 0.5
-        ready = False
-        while not stop.is_set():
-            try:
-                if not ready:
-                    await self.ensure_group()
-                    ready = True
-                await self.step(self.block_ms)
-                delay = 0.5
-            except (RedisError, OSError, StorageError) as e:
-                ready = ready and not isinstance(e, ResponseError)
-                self._check_pending = True  # the failed batch is still pending
-                log.warning("sink: %s; retrying in %.1f s", e, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, 10.0)
+        await self.loop.run(stop)

@@ -106,6 +106,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop)),
         asyncio.create_task(_supervise("poller", lambda: poller.run(stop), stop)),
     ]
+    parts += _webhook_parts(settings, redis, keys, stop)
     if settings.run_workers:
         parts.append(asyncio.create_task(_supervise("worker", run_worker, stop)))
     log.info("service ready: redis %s, storage %s, workers %s", settings.effective_redis_url,
@@ -128,6 +129,25 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         await session.close()
         await pool.aclose()
         await redis.aclose()
+
+
+# --- Webhook delivery (#5): one supervised consumer-group part per configured webhook. ---
+
+
+def _webhook_parts(
+    settings: Settings, redis: Any, keys: Keys, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """Start a supervised delivery loop for each webhook of `webhooks_file` (none: no parts)."""
+    from ingest.webhooks import WebhookConsumer, load_webhooks
+
+    parts = []
+    for spec in load_webhooks(settings.webhooks_file):
+        consumer = WebhookConsumer(redis, keys, spec, settings, stop)
+        parts.append(asyncio.create_task(_supervise(f"webhook {spec.name}", consumer.run, stop)))
+    return parts
+
+
+# --- end of webhook delivery ---
 
 
 async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:

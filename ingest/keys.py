@@ -45,6 +45,10 @@ class Keys:
         """Dead-letter stream: input that could not be processed, with the reason."""
         return f"{self.ns}:dead"
 
+    def retry_stream(self, group: str) -> str:
+        """Entries `ingest dead retry` put back for one consumer group alone (same fields)."""
+        return f"{self.ns}:retry:{group}"
+
     # State.
 
     def item_state(self, item_id: str) -> str:
@@ -98,3 +102,7 @@ class Keys:
     def storage_group(self) -> str:
         """Consumer group of the storage sink on the items stream."""
         return "storage"
+
+    def webhook_group(self, name: str) -> str:
+        """Consumer group of one webhook on the items stream (each webhook gets every item)."""
+        return f"webhook:{name}"

@@ -131,6 +131,9 @@ class Item:
     cluster_id: str  # shared by near-duplicate copies of one story (id of the first copy seen)
     source: str | None = None  # agency credited at the end ("(Yonhap)"), else RSS <source>
     date_in_future: bool = False  # published/updated more than a day after fetched_at (kept)
+    # The feed's user-given tags (FeedSpec.tags), so stream consumers can filter
+    # by tag as the tag channels do; set by the pipeline, not the normalizer.
+    tags: list[str] = dataclasses.field(default_factory=list)
 
 
 def item_to_json(item: Item) -> bytes:

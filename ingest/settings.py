@@ -56,6 +56,13 @@ class Settings:
     sink_block_ms: int = 1000
     sink_claim_idle_seconds: int = 60
     run_workers: bool = True
+    sink_max_attempts: int = 5
+    job_max_tries: int = 5
+    job_retry_seconds: float = 5.0
+    webhooks_file: str = ""
+    webhook_max_attempts: int = 6
+    webhook_retry_seconds: float = 1.0
+    webhook_timeout: float = 10.0
     allow_networks: str = ""
     proxy: str = ""
     global_concurrency: int = 100
@@ -128,8 +135,8 @@ def _validate(s: Settings) -> None:
         fail("namespace", "must be a non-empty word without spaces or braces")
     if s.redis_url and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
         fail("redis_url", "must start with redis://, rediss:// or unix://")
-    if s.storage_url and urlsplit(s.storage_url).scheme not in ("sqlite",):
-        fail("storage_url", "must be sqlite:///PATH")
+    if s.storage_url and urlsplit(s.storage_url).scheme not in ("sqlite", "postgresql", "postgres"):
+        fail("storage_url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     if s.log_level.upper() not in _LOG_LEVELS:
         fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
     if s.log_format not in ("text", "json"):
@@ -155,6 +162,8 @@ def _validate(s: Settings) -> None:
         "connect_timeout", "fetch_timeout",
         "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
         "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
+        "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
+        "webhook_retry_seconds", "webhook_timeout",
         "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
         "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
         "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",

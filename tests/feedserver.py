@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -31,6 +31,7 @@ class Custom:
     body: bytes
     content_type: str
     status: int = 200
+    delays: list[float] = field(default_factory=list)  # seconds to stall, one per request, in order
 
 
 class FeedServer:
@@ -46,8 +47,10 @@ class FeedServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
-    def serve(self, name: str, body: bytes, content_type: str = "application/rss+xml", status: int = 200) -> str:
-        self.custom[name] = Custom(body, content_type, status)
+    def serve(self, name: str, body: bytes, content_type: str = "application/rss+xml", status: int = 200,
+              delays: list[float] | None = None) -> str:
+        """Serve `body` at /custom/<name>; `delays` stalls the first requests (a slow publisher)."""
+        self.custom[name] = Custom(body, content_type, status, list(delays or []))
         return self.url(f"custom/{name}")
 
     def _file(self, root: Path, name: str) -> web.Response:
@@ -71,6 +74,8 @@ class FeedServer:
             return web.Response(body=PAGE, headers={"Content-Type": "text/html; charset=utf-8"})
         if kind == "custom" and name in self.custom:
             c = self.custom[name]
+            if c.delays:
+                await asyncio.sleep(c.delays.pop(0))
             return web.Response(body=c.body, status=c.status, headers={"Content-Type": c.content_type})
         raise web.HTTPNotFound()
 

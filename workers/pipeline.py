@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ingest.deliver import Deliverer
@@ -106,6 +106,8 @@ async def process_document(
                           spec.feed_id, spec.url, item_id)
             failed += 1
             continue
+        if spec.tags:  # the feed's tags travel with the record (filters on the stream)
+            item = replace(item, tags=list(spec.tags))
         items.append(item)
         fingerprints.append(fingerprint)
         expected.append(state)

@@ -36,7 +36,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "poll_delay": settings.worker_poll_delay,
         "queue_read_limit": max(100, settings.worker_max_jobs * 4),
         "keep_result": 3600,
-        "max_tries": 5,
+        "max_tries": settings.job_max_tries,
         "ctx": {"settings": settings},
     }
 
@@ -55,4 +55,4 @@ class WorkerSettings:
     poll_delay = _settings.worker_poll_delay
     queue_read_limit = max(100, _settings.worker_max_jobs * 4)
     keep_result = 3600
-    max_tries = 5
+    max_tries = _settings.job_max_tries

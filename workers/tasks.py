@@ -1,32 +1,55 @@
 """arq tasks: decode arguments, run the stages in order, report. Nothing else.
 
 arq retries a job only when the worker dies mid-job or the task raises
-`Retry`; any other exception fails the job at once. Tasks are idempotent
-(delivery is an atomic check-and-publish), so a retry never duplicates.
+`Retry`; any other exception fails the job at once. So:
 
-Expected failures (fetch, parse) are outcomes, not crashes: they are counted,
-logged, dead-lettered when the input itself is bad, and returned as a value
-(`{"error": ..., "stage": ...}`) that `ingest enqueue --wait` reports. Only
-unexpected exceptions fail the job with a traceback.
+* every task is idempotent: delivery is one atomic check-and-publish in
+  Redis, so a job run twice (concurrently, or again after its worker died)
+  never publishes an item version twice, and the feed counters add only
+  what was newly delivered;
+* transient failures become `Retry(defer=job_retry_seconds * try)`: Redis
+  unreachable mid-job (a restart, a failover) and a delivery conflict that
+  outlasted the deliverer's own re-reads;
+* on the last try (`job_max_tries`) a transient failure is counted
+  (`job_failures`) and dead-lettered (kind `job`, with the URL, so
+  `ingest dead retry` can enqueue it again) instead of being left to arq's
+  bare "max retries exceeded".
+
+Expected failures (fetch, parse) are outcomes, not crashes: counted, logged,
+dead-lettered when the input itself is bad, and returned as a value
+(`{"error": ..., "stage": ...}`) that `ingest enqueue --wait` reports. A
+failed fetch is not retried here: the polling scheduler owns per-feed
+backoff and Retry-After, and a manual `enqueue --wait` wants the answer now.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
+from redis.exceptions import RedisError
 
 from ingest.errors import DeliveryConflict, FetchError, ParseError
 from ingest.fetch import fetch, utc_now_iso
-from ingest.models import FeedSpec, Fetched
+from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.registry import dead_letter, feed_spec_for_url, record_failure, record_success
+from ingest.urls import canonical_url
 from workers.context import WorkerContext
 from workers.pipeline import process_document
 
-__all__ = ["fetch_once", "parse_feed"]
+__all__ = ["fetch_once", "parse_feed", "retry_delay"]
 
 log = logging.getLogger(__name__)
+
+# Failures worth another try: they say nothing about the input.
+TRANSIENT = (DeliveryConflict, RedisError, ConnectionError)
+
+
+def retry_delay(job_try: int, base_seconds: float) -> float:
+    """Pure: seconds before try `job_try + 1` (linear backoff: Redis restarts take seconds)."""
+    return base_seconds * max(job_try, 1)
 
 
 def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
@@ -42,28 +65,54 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at)
         await dead_letter(app.redis, app.keys, "parse", spec, str(e), fetched.fetched_at)
         return _failure("parse", spec, e)
-    except DeliveryConflict as e:
-        raise Retry(defer=1) from e
     await record_success(app.redis, app.keys, processed.result, processed.title,
                          fetched.fetched_at, fetched.status)
     return processed.result.as_dict()
 
 
+async def _transient_guard(
+    ctx: dict[str, Any], app: WorkerContext, spec: FeedSpec,
+    body: Callable[[], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run a task body; transient failures -> Retry, or dead-letter on the last try."""
+    job_try = int(ctx.get("job_try") or 1)
+    try:
+        return await body()
+    except TRANSIENT as e:
+        error = f"{type(e).__name__}: {e}"
+        if job_try < app.settings.job_max_tries:
+            delay = retry_delay(job_try, app.settings.job_retry_seconds)
+            log.warning("job for %s: %s; retry %d in %.1f s", spec.url, error, job_try + 1, delay)
+            raise Retry(defer=delay) from e
+        log.error("job for %s failed %d times, dead-lettered: %s", spec.url, job_try, error)
+        # If Redis is still gone this raises and arq fails the job loudly; nothing is hidden.
+        await record_failure(app.redis, app.keys, spec, "job_failures", error, utc_now_iso())
+        await dead_letter(app.redis, app.keys, "job", spec, error, utc_now_iso())
+        return {**_failure("job", spec, e), "error": error}
+
+
 async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
     """`ingest enqueue URL`: fetch the URL now and run it through parse/normalize/deliver."""
     app = WorkerContext.of(ctx)
-    spec = await feed_spec_for_url(app.redis, app.keys, url)
-    try:
-        fetched = await fetch(app.session, url, app.settings)
-    except FetchError as e:
-        log.warning("fetch failed: %s", e)
-        await record_failure(app.redis, app.keys, spec, "fetch_errors", str(e), utc_now_iso())
-        return _failure("fetch", spec, e)
-    return await _process(app, spec, fetched)
+
+    async def body() -> dict[str, Any]:
+        spec = await feed_spec_for_url(app.redis, app.keys, url)
+        try:
+            fetched = await fetch(app.session, url, app.settings)
+        except FetchError as e:
+            log.warning("fetch failed: %s", e)
+            await record_failure(app.redis, app.keys, spec, "fetch_errors", str(e), utc_now_iso())
+            return _failure("fetch", spec, e)
+        return await _process(app, spec, fetched)
+
+    placeholder = FeedSpec(feed_id=feed_id_for_url(canonical_url(url) or url), url=url)
+    return await _transient_guard(ctx, app, placeholder, body)
 
 
-async def parse_feed(ctx: dict[str, Any], spec: dict[str, Any], fetched: dict[str, Any]) -> dict[str, Any]:
+async def parse_feed(
+    ctx: dict[str, Any], spec: dict[str, Any], fetched: dict[str, Any]
+) -> dict[str, Any]:
     """A body the daemon's fetchers already downloaded: parse, normalize, deliver."""
     app = WorkerContext.of(ctx)
-    spec["tags"] = tuple(spec.get("tags") or ())
-    return await _process(app, FeedSpec(**spec), Fetched(**fetched))
+    feed = FeedSpec(**{**spec, "tags": tuple(spec.get("tags") or ())})
+    return await _transient_guard(ctx, app, feed, lambda: _process(app, feed, Fetched(**fetched)))

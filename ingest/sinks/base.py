@@ -1,4 +1,11 @@
-"""What every storage backend offers: idempotent batched upserts and queries."""
+"""What every storage backend offers: idempotent batched upserts and queries.
+
+Errors: a backend raises `StorageError` when it cannot work at all (database
+unreachable, disk full: the batch is retried later, nothing is given up), and
+its subclass `RecordRejected` when the data itself was refused (a value the
+schema cannot hold): the consumer then isolates the bad record and, after
+`sink_max_attempts` tries, dead-letters it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["ItemQuery", "Sink"]
+from ingest.errors import StorageError
+
+__all__ = ["ItemQuery", "RecordRejected", "Sink", "parse_time"]
+
+
+class RecordRejected(StorageError):
+    """The backend refused a record's data (not an outage); retrying the same data will not help."""
 
 
 @dataclass(frozen=True)
 class ItemQuery:
+    """Filters of `ingest items` and `ingest search`; None means "any"."""
+
     feed_id: str | None = None
+    since: str | None = None  # ISO 8601 UTC; items published (else fetched) at or after
+    until: str | None = None  # ISO 8601 UTC; items published (else fetched) before
+    language: str | None = None  # exact tag, or its primary subtag ("de" matches "de-DE")
+    cluster_id: str | None = None
+    text: str | None = None  # full-text search terms (database's own FTS)
     limit: int = 50
+
+
+def parse_time(value: str) -> str:
+    """Pure: a CLI time (`2025-01-06`, `2025-01-06T10:00`, `...Z`, `+09:00`) as UTC ISO 'Z'.
+
+    Stored times are ISO 8601 UTC strings ending in Z, so comparing strings of
+    the same shape is comparing times. Raises ValueError on anything else.
+    """
+    from datetime import UTC, datetime
+
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Sink(Protocol):
@@ -23,6 +57,6 @@ class Sink(Protocol):
         """Insert or update by `id`, never replacing a newer version; commit before returning."""
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
-        """Stored records, newest first."""
+        """Stored records matching the filters, newest first (best match first with `text`)."""
 
     async def close(self) -> None: ...

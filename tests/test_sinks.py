@@ -1,0 +1,248 @@
+"""Storage sinks on real SQLite and real PostgreSQL: upserts, migrations, queries, search,
+and the consumer group around them (dead letters, shared work)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from ingest.consume import SinkConsumer, decode_record, newest_per_item
+from ingest.keys import Keys
+from ingest.settings import Settings
+from ingest.sinks import open_sink
+from ingest.sinks.base import ItemQuery, Sink, parse_time
+from tests.pgfixture import postgres_url  # noqa: F401 - fixture
+from tests.records import fill_stream, record
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'items.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def sink(storage_url: str) -> AsyncIterator[Sink]:
+    s = open_sink(storage_url)
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(settings.redis_url)
+    yield c
+    await c.aclose()
+
+
+def _ids(records: list[dict[str, object]]) -> list[object]:
+    return [r["id"] for r in records]
+
+
+async def test_upsert_is_idempotent_and_never_goes_back_a_version(sink: Sink) -> None:
+    await sink.upsert([record(1), record(2)])
+    await sink.upsert([record(1, version=3), record(2)])
+    await sink.upsert([record(1, version=2)])  # a replayed older version
+    rows = {r["id"]: r for r in await sink.query(ItemQuery(limit=10))}
+    assert set(rows) == {"item00001", "item00002"}
+    assert rows["item00001"]["version"] == 3
+    assert rows["item00001"]["title"] == "Story 1 v3"
+    assert rows["item00002"]["authors"] == ["Desk"]
+
+
+async def test_schema_is_created_once_and_reopening_keeps_the_data(storage_url: str) -> None:
+    first = open_sink(storage_url)
+    await first.upsert([record(1)])
+    await first.close()
+    again = open_sink(storage_url)  # migrations see they are applied
+    await again.open()
+    assert _ids(await again.query(ItemQuery())) == ["item00001"]
+    await again.close()
+
+
+async def test_queries_filter_by_feed_time_language_and_cluster(sink: Sink) -> None:
+    await sink.upsert([
+        record(1, feed="a", published="2025-01-01T10:00:00Z", language="de-DE", cluster="c1"),
+        record(2, feed="a", published="2025-01-02T10:00:00Z", language="en", cluster="c1"),
+        record(3, feed="b", published="2025-01-03T10:00:00Z", language="de", cluster="c3"),
+        record(4, feed="b", published="2025-01-04T10:00:00Z", language=None, cluster="c4"),
+    ])
+    assert _ids(await sink.query(ItemQuery())) == ["item00004", "item00003", "item00002", "item00001"]
+    assert _ids(await sink.query(ItemQuery(feed_id="a"))) == ["item00002", "item00001"]
+    assert _ids(await sink.query(ItemQuery(since="2025-01-02T10:00:00Z", until="2025-01-04T00:00:00Z"))) == [
+        "item00003", "item00002"]
+    assert _ids(await sink.query(ItemQuery(language="de"))) == ["item00003", "item00001"]
+    assert _ids(await sink.query(ItemQuery(cluster_id="c1", feed_id="a", limit=1))) == ["item00002"]
+
+
+async def test_search_uses_the_databases_full_text_index(sink: Sink) -> None:
+    await sink.upsert([
+        record(1, text="Defense talks in Seoul"),
+        record(2, text="Football results"),
+        record(3, text="Seoul weather"),
+    ])
+    await sink.upsert([record(2, version=2, text="Football: Seoul wins")])
+    found = await sink.query(ItemQuery(text="seoul"))
+    assert sorted(_ids(found)) == ["item00001", "item00002", "item00003"]
+    assert _ids(await sink.query(ItemQuery(text="Seoul talks"))) == ["item00001"]
+    assert _ids(await sink.query(ItemQuery(text="results"))) == []  # the old version left the index
+    assert _ids(await sink.query(ItemQuery(text='"; DROP TABLE items --'))) == []
+    assert _ids(await sink.query(ItemQuery(text="seoul", feed_id="nope"))) == []
+
+
+def test_times_on_the_command_line_become_utc() -> None:
+    assert parse_time("2025-01-06") == "2025-01-06T00:00:00Z"
+    assert parse_time("2025-01-06T10:00+09:00") == "2025-01-06T01:00:00Z"
+    assert parse_time("2025-01-06T10:00:00Z") == "2025-01-06T10:00:00Z"
+    with pytest.raises(ValueError):
+        parse_time("yesterday")
+
+
+def test_record_checks_and_newest_version_per_batch() -> None:
+    with pytest.raises(ValueError, match="missing content_hash"):
+        decode_record(b'{"id":"x","version":1,"feed_id":"f","fetched_at":"t"}')
+    with pytest.raises(ValueError, match="unreadable"):
+        decode_record(b"{not json")
+    batch = [record(1, version=2), record(1, version=1), record(2)]
+    assert [(r["id"], r["version"]) for r in newest_per_item(batch)] == [
+        ("item00001", 2), ("item00002", 1)]
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_stored(
+    settings: Settings, storage_url: str, client: aioredis.Redis
+) -> None:
+    keys = Keys(settings.namespace)
+    bad = record(2)
+    # SQLite cannot bind a JSON object as a title; PostgreSQL cannot read the date.
+    bad["title"] = {"not": "text"}
+    bad["published_at"] = "the day before yesterday"
+    await fill_stream(client, keys, [record(1), bad, record(3)])
+    sink = open_sink(storage_url)
+    consumer = SinkConsumer(client, keys, sink, group="storage", consumer="c1", batch_size=10,
+                            block_ms=10, claim_idle_ms=60_000, max_attempts=3)
+    await consumer.ensure_group()
+    for _ in range(10):  # bounded; the bad entry is re-read until its third delivery
+        await consumer.step(10)
+    rows = await sink.query(ItemQuery())
+    await sink.close()
+    assert sorted(_ids(rows)) == ["item00001", "item00003"]
+    [(_, dead)] = await client.xrange(keys.dead_stream)
+    assert dead[b"kind"] == b"sink" and dead[b"group"] == b"storage"
+    assert dead[b"item_id"] == b"item00002" and dead[b"deliveries"] == b"3"
+    assert dead[b"error"]
+    assert (await client.xpending(keys.items_stream, "storage"))["pending"] == 0
+    assert (await client.hgetall(keys.stats))[b"sink_failures"] == b"1"
+
+
+async def test_two_sinks_in_one_group_share_the_work_and_write_each_item_once(
+    settings: Settings, storage_url: str, client: aioredis.Redis
+) -> None:
+    keys = Keys(settings.namespace)
+    records = [record(i) for i in range(600)]
+    await fill_stream(client, keys, records)
+    sinks = [open_sink(storage_url), open_sink(storage_url)]
+    consumers = [
+        SinkConsumer(client, keys, s, group="storage", consumer=f"c{n}", batch_size=25,
+                     block_ms=20, claim_idle_ms=60_000)
+        for n, s in enumerate(sinks)
+    ]
+    await consumers[0].ensure_group()
+
+    async def drain(c: SinkConsumer) -> None:
+        idle = 0
+        for _ in range(200):  # bounded
+            idle = idle + 1 if await c.step(20) == 0 else 0
+            if idle >= 3:
+                return
+
+    await asyncio.gather(*(drain(c) for c in consumers))
+    rows = await sinks[0].query(ItemQuery(limit=1000))
+    for s in sinks:
+        await s.close()
+    assert all(c.stored > 0 for c in consumers)  # both worked
+    assert sum(c.stored for c in consumers) == 600  # and no item was written twice
+    assert sorted(_ids(rows)) == sorted(r["id"] for r in records)
+    assert (await client.xpending(keys.items_stream, "storage"))["pending"] == 0
+
+
+def test_storage_url_accepts_postgresql_and_names_the_key_otherwise() -> None:
+    from ingest.errors import SettingsError
+    from ingest.settings import load_settings
+    from ingest.sinks.postgres import split_schema
+
+    s = load_settings(None, {"INGEST_STORAGE_URL": "postgresql://u@127.0.0.1:5432/db?schema=news"})
+    assert s.effective_storage_url.startswith("postgresql://")
+    assert split_schema(s.storage_url) == ("postgresql://u@127.0.0.1:5432/db", "news")
+    assert split_schema("postgres://u@h/db?sslmode=disable") == (
+        "postgresql://u@h/db?sslmode=disable", "public")
+    with pytest.raises(SettingsError, match="storage_url"):
+        load_settings(None, {"INGEST_STORAGE_URL": "mysql://u@h/db"})
+    with pytest.raises(Exception, match="schema"):
+        split_schema("postgresql://u@h/db?schema=a;drop")
+
+
+async def test_items_and_search_commands_filter_what_the_sink_stored(
+    settings: Settings, storage_url: str, client: aioredis.Redis
+) -> None:
+    from tests.helpers import run_cli
+
+    keys = Keys(settings.namespace)
+    await fill_stream(client, keys, [
+        record(1, feed="a", published="2025-01-01T10:00:00Z", language="de-DE", text="Wahl in Berlin"),
+        record(2, feed="a", published="2025-01-02T10:00:00Z", language="en", text="Berlin election"),
+        record(3, feed="b", published="2025-01-03T10:00:00Z", language="en", text="Tokyo markets"),
+    ])
+    sink = open_sink(storage_url)
+    consumer = SinkConsumer(client, keys, sink, group="storage", consumer="c", batch_size=10,
+                            block_ms=10, claim_idle_ms=60_000)
+    await consumer.ensure_group()
+    assert await consumer.step(10) == 3
+    await sink.close()
+    settings = Settings(**{**settings.__dict__, "storage_url": storage_url})
+
+    async def ids(*args: str) -> list[str]:
+        code, out, err = await run_cli(settings, *args, "--json")
+        assert code == 0, err
+        return [orjson.loads(line)["id"] for line in out.splitlines()]
+
+    assert await ids("items") == ["item00003", "item00002", "item00001"]
+    assert await ids("items", "--feed", "a", "--lang", "de") == ["item00001"]
+    assert await ids("items", "--since", "2025-01-02", "--until", "2025-01-03T10:00:00Z") == [
+        "item00002"]
+    assert await ids("items", "--cluster", "item00003") == ["item00003"]
+    assert sorted(await ids("search", "berlin")) == ["item00001", "item00002"]
+    assert await ids("search", "berlin", "--lang", "en") == ["item00002"]
+    code, out, _ = await run_cli(settings, "search", "Berlin")
+    assert code == 0 and "Story 1 v1" in out and "Story 3" not in out
+    code, _, err = await run_cli(settings, "items", "--since", "last week")
+    assert code == 2 and "ISO 8601" in err
+
+
+async def test_a_database_from_before_full_text_search_is_migrated_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the schema #2 shipped, with one stored item
+        conn.executescript("""
+            CREATE TABLE items (id TEXT PRIMARY KEY, version INTEGER NOT NULL, feed_id TEXT NOT NULL,
+                url TEXT, title TEXT NOT NULL, published_at TEXT, fetched_at TEXT NOT NULL,
+                language TEXT, cluster_id TEXT, content_hash TEXT NOT NULL, record TEXT NOT NULL);
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+        """)
+        r = record(1, text="Old news from Busan")
+        conn.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (r["id"], 1, r["feed_id"], r["url"], r["title"], r["published_at"],
+                      r["fetched_at"], r["language"], r["cluster_id"], r["content_hash"],
+                      orjson.dumps(r).decode()))
+    sink = open_sink(f"sqlite:///{path}")
+    assert _ids(await sink.query(ItemQuery(text="busan"))) == ["item00001"]
+    await sink.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
