@@ -3,9 +3,10 @@
 `ingest run` owns, in one process: the embedded Redis server (when no
 redis_url is set), the poller (scheduler claims + async fetchers), arq
 workers (unless run_workers is false) and the storage sink. Each part is
-supervised: if Redis goes away, the parts wait and carry on when it is back. SIGTERM or SIGINT stops taking new work, lets running
-jobs finish (bounded by a grace period), acknowledges what was stored, and
-stops the embedded Redis last so its append-only file is flushed.
+supervised: if Redis goes away, the parts wait and carry on when it is
+back. SIGTERM or SIGINT stops taking new work, lets running jobs finish
+(bounded by a grace period), acknowledges what was stored, and stops the
+embedded Redis last so its append-only file is flushed.
 
 Worker code lives in the `workers` package, which imports `ingest`; to keep
 that one-way, the worker options are loaded by dotted name, the way arq
@@ -45,6 +46,35 @@ def make_worker(settings: Settings, handle_signals: bool) -> Worker:
     module_name, _, attr = WORKER_OPTIONS.partition(":")
     options: Callable[[Settings], dict[str, Any]] = getattr(importlib.import_module(module_name), attr)
     return Worker(**options(settings), handle_signals=handle_signals)
+
+
+async def _discard_worker(worker: Worker) -> None:
+    """Release a worker that died with its Redis: arq's close() would stop at its
+    first Redis call and leak the HTTP session and the pool."""
+    for task in worker.tasks.values():
+        task.cancel()
+    with contextlib.suppress(Exception):
+        if worker.on_shutdown:
+            await worker.on_shutdown(worker.ctx)
+    with contextlib.suppress(Exception):
+        await worker.pool.close(close_connection_pool=True)
+
+
+def _worker_part(settings: Settings, holder: list[Worker]) -> Callable[[], Awaitable[None]]:
+    """A supervised part running one arq worker; a failed one is discarded before the next."""
+
+    async def run_worker() -> None:
+        worker = make_worker(settings, handle_signals=False)
+        holder[:] = [worker]
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await _discard_worker(worker)
+            raise
+
+    return run_worker
 
 
 async def _stop_worker(worker: Worker, grace: float) -> None:
@@ -97,10 +127,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
     session = new_session(settings)
     poller = Poller(settings, redis, pool, session, Scheduler(redis, keys, new_token()))
 
-    async def run_worker() -> None:
-        worker = make_worker(settings, handle_signals=False)
-        workers[:] = [worker]
-        await worker.async_run()
+    run_worker = _worker_part(settings, workers)
 
     parts = [
         asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop)),
@@ -176,10 +203,7 @@ async def run_worker_forever(settings: Settings) -> None:
     _install_signals(stop)
     holder: list[Worker] = []
 
-    async def run_worker() -> None:
-        worker = make_worker(settings, handle_signals=False)
-        holder[:] = [worker]
-        await worker.async_run()
+    run_worker = _worker_part(settings, holder)
 
     task = asyncio.create_task(_supervise("worker", run_worker, stop))
     await stop.wait()

@@ -17,7 +17,7 @@ import asyncio
 import functools
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment
+from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
 import aiohttp
 

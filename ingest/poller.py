@@ -15,6 +15,8 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -84,7 +86,7 @@ class Poller:
                     state = FeedState.from_hash(feed_id, raw) if b"url" in raw else None
                     task = asyncio.create_task(self._poll_one(feed_id, state))
                     self.in_flight[feed_id] = task
-                    task.add_done_callback(lambda _t, f=feed_id: self.in_flight.pop(f, None))
+                    task.add_done_callback(self._forget(feed_id))
                 if time.monotonic() - last_prune > 60:
                     self.pacer.prune()
                     last_prune = time.monotonic()
@@ -93,10 +95,16 @@ class Poller:
         finally:
             await self._shutdown()
 
+    def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self.in_flight.pop(feed_id, None)
+
+        return done
+
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for room (a poll finishing) or for the next due time (at most 1 s)."""
         if len(self.in_flight) >= self.settings.poll_batch:
-            waiters: set[asyncio.Future[object]] = set(self.in_flight.values())  # type: ignore[arg-type]
+            waiters: set[asyncio.Future[Any]] = set(self.in_flight.values())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({*waiters, stopper}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()

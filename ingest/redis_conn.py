@@ -34,7 +34,7 @@ def _unreachable(settings: Settings, e: Exception) -> RedisUnavailable:
 
 async def connect(settings: Settings) -> aioredis.Redis:
     """A client for our own commands; fails fast with a message saying what to start."""
-    client = aioredis.Redis.from_url(settings.effective_redis_url, decode_responses=False)
+    client: aioredis.Redis = aioredis.Redis.from_url(settings.effective_redis_url, decode_responses=False)
     try:
         await client.ping()
     except (RedisError, OSError) as e:

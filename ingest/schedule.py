@@ -89,7 +89,7 @@ class FeedState:
     added_at: str = ""
 
     @classmethod
-    def from_hash(cls, feed_id: str, raw: Mapping[bytes | str, bytes | str]) -> FeedState:
+    def from_hash(cls, feed_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> FeedState:
         data = {_text(k): _text(v) for k, v in raw.items()}
 
         def num(name: str) -> float:
@@ -172,8 +172,8 @@ def poll_interval(state: FeedState, rules: ScheduleRules, max_age: float | None)
 
 def backoff_delay(errors: int, base: float, rules: ScheduleRules, rng: random.Random) -> float:
     """Exponential backoff with ±20% jitter, within [min_interval, max_backoff]."""
-    raw = base * (2 ** max(errors - 1, 0))
-    return max(rules.min_interval, min(rules.max_backoff, raw) * rng.uniform(0.8, 1.2))
+    raw = base * (2.0 ** max(errors - 1, 0))
+    return float(max(rules.min_interval, min(rules.max_backoff, raw) * rng.uniform(0.8, 1.2)))
 
 
 def _redirect(state: FeedState, result: FetchResult, rules: ScheduleRules) -> tuple[dict[str, Any], str | None]:

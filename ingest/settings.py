@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ class Settings:
     data_dir: str = ""
     log_level: str = "INFO"
     log_format: str = "text"
-    stream_maxlen: int = 1_000_000
+    stream_maxlen: int = 100_000
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
@@ -123,54 +123,64 @@ class Settings:
         return self.cluster_retention_hours * 3600
 
 
+def _networks_problem(text: str) -> str | None:
+    from ingest.urlguard import parse_networks
+
+    try:
+        parse_networks(text)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _scheme_in(url: str, schemes: tuple[str, ...]) -> bool:
+    return not url or urlsplit(url).scheme in schemes
+
+
+# (key, reason it is wrong or None): one line per rule, in the order reported.
+_CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
+    ("namespace", lambda s: None if s.namespace and not any(c in s.namespace for c in " \t\n{}")
+     else "must be a non-empty word without spaces or braces"),
+    ("redis_url", lambda s: None if _scheme_in(s.redis_url, ("redis", "rediss", "unix"))
+     else "must start with redis://, rediss:// or unix://"),
+    ("storage_url", lambda s: None if _scheme_in(s.storage_url, ("sqlite", "postgresql", "postgres"))
+     else "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
+    ("log_level", lambda s: None if s.log_level.upper() in _LOG_LEVELS
+     else f"must be one of {', '.join(_LOG_LEVELS)}"),
+    ("log_format", lambda s: None if s.log_format in ("text", "json") else "must be 'text' or 'json'"),
+    ("host_min_delay", lambda s: None if s.host_min_delay >= 0 else "must not be negative"),
+    ("host_cooldown_cap", lambda s: None if s.host_cooldown_cap >= 0 else "must not be negative"),
+    ("min_interval", lambda s: None if s.min_interval <= s.max_interval else "must not exceed max_interval"),
+    ("allow_networks", lambda s: _networks_problem(s.allow_networks)),
+    ("proxy", lambda s: None if _scheme_in(s.proxy, ("http", "https")) else "must be an http:// or https:// URL"),
+    ("cluster_threshold", lambda s: None if 0 < s.cluster_threshold <= 1
+     else "must be greater than 0 and at most 1"),
+    ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
+     else "must be a TCP port number or 0"),
+)
+
+_POSITIVE = (
+    "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
+    "connect_timeout", "fetch_timeout",
+    "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
+    "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
+    "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
+    "webhook_retry_seconds", "webhook_timeout",
+    "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
+    "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
+    "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
+)
+
+
 def _validate(s: Settings) -> None:
     """Reject values that are of the right type but make no sense, naming the key."""
-
-    def fail(key: str, why: str) -> None:
-        raise SettingsError(
-            f"setting {key!r} (INGEST_{key.upper()}): {why} (got {getattr(s, key)!r})"
-        )
-
-    if not s.namespace or any(c in s.namespace for c in " \t\n{}"):
-        fail("namespace", "must be a non-empty word without spaces or braces")
-    if s.redis_url and urlsplit(s.redis_url).scheme not in ("redis", "rediss", "unix"):
-        fail("redis_url", "must start with redis://, rediss:// or unix://")
-    if s.storage_url and urlsplit(s.storage_url).scheme not in ("sqlite", "postgresql", "postgres"):
-        fail("storage_url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
-    if s.log_level.upper() not in _LOG_LEVELS:
-        fail("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
-    if s.log_format not in ("text", "json"):
-        fail("log_format", "must be 'text' or 'json'")
-    if s.host_min_delay < 0 or s.host_cooldown_cap < 0:
-        fail("host_min_delay" if s.host_min_delay < 0 else "host_cooldown_cap", "must not be negative")
-    if s.min_interval > s.max_interval:
-        fail("min_interval", "must not exceed max_interval")
-    try:
-        from ingest.urlguard import parse_networks
-
-        parse_networks(s.allow_networks)
-    except ValueError as e:
-        fail("allow_networks", str(e))
-    if s.proxy and urlsplit(s.proxy).scheme not in ("http", "https"):
-        fail("proxy", "must be an http:// or https:// URL")
-    if not 0 < s.cluster_threshold <= 1:
-        fail("cluster_threshold", "must be greater than 0 and at most 1")
-    if not 0 <= s.embedded_redis_port <= 65535:
-        fail("embedded_redis_port", "must be a TCP port number or 0")
-    positive = (
-        "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
-        "connect_timeout", "fetch_timeout",
-        "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
-        "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
-        "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
-        "webhook_retry_seconds", "webhook_timeout",
-        "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
-        "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
-        "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
-    )
-    for key in positive:
-        if getattr(s, key) <= 0:
-            fail(key, "must be greater than 0")
+    problems = [(key, check(s)) for key, check in _CHECKS]
+    problems += [(key, None if getattr(s, key) > 0 else "must be greater than 0") for key in _POSITIVE]
+    for key, why in problems:
+        if why:
+            raise SettingsError(
+                f"setting {key!r} (INGEST_{key.upper()}): {why} (got {getattr(s, key)!r})"
+            )
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -178,7 +188,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def _coerce(key: str, raw: Any, origin: str) -> Any:
     """Turn a TOML or environment value into the field's type, or fail naming the key."""
-    kind = type(_FIELDS[key].default)
+    kind: type = type(_FIELDS[key].default)
     try:
         if kind is bool:
             if isinstance(raw, bool):

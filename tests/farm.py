@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
-import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import brotli
 from aiohttp import web
+
+from tests.threaded_app import ThreadedApp
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 LAST_MODIFIED = "Mon, 06 Jan 2025 10:00:00 GMT"
@@ -56,16 +57,16 @@ def sample_feed(name: str, items: int = 3, text: str = "Body") -> bytes:
     return f'<rss version="2.0"><channel><title>Feed {name}</title>{body}</channel></rss>'.encode()
 
 
-class Farm:
+class Farm(ThreadedApp):
+    name = "feed-farm"
+
     def __init__(self, feeds_dir: Path | None = None) -> None:
+        super().__init__(HOSTS)
         self.feeds: dict[str, bytes] = {}
         self.feeds_dir = feeds_dir
         self.log: list[Hit] = []
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     # -- helpers for tests ------------------------------------------------
     def url(self, path: str, host: str = HOSTS[0]) -> str:
@@ -89,7 +90,7 @@ class Farm:
         raise web.HTTPNotFound()
 
     # -- the app --------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
         host = request.host
         self.in_flight[host] = self.in_flight.get(host, 0) + 1
         self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self.in_flight[host])
@@ -161,41 +162,3 @@ class Farm:
         if kind == "to":
             return web.Response(status=302, headers={"Location": request.query["url"]})
         raise web.HTTPNotFound()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        # Hanging handlers (slow paths) must not hold up shutdown; a client that
-        # disconnects cancels its handler, as a real server would stop working for it.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
-        await self._runner.setup()
-        first = web.TCPSite(self._runner, HOSTS[0], 0)
-        await first.start()
-        assert first._server is not None
-        self.port = first._server.sockets[0].getsockname()[1]
-        for host in HOSTS[1:]:
-            await web.TCPSite(self._runner, host, self.port).start()
-
-    def start(self) -> None:
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="feed-farm", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("feed farm did not start")
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            if self._runner:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()

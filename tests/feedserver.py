@@ -13,11 +13,12 @@ Routes:
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+
+from tests.threaded_app import ThreadedApp
 
 _TYPES = {".xml": "application/xml", ".atom": "application/atom+xml", ".json": "application/feed+json",
           ".rss": "application/rss+xml", ".html": "text/html; charset=utf-8"}
@@ -34,15 +35,15 @@ class Custom:
     delays: list[float] = field(default_factory=list)  # seconds to stall, one per request, in order
 
 
-class FeedServer:
+class FeedServer(ThreadedApp):
+    name = "feed-server"
+
     def __init__(self, feeds_dir: Path, data_dir: Path) -> None:
+        super().__init__()
         self.feeds_dir = feeds_dir
         self.data_dir = data_dir
         self.custom: dict[str, Custom] = {}
         self.hits: dict[str, int] = {}
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
@@ -60,7 +61,7 @@ class FeedServer:
         return web.Response(body=path.read_bytes(), content_type=None,
                             headers={"Content-Type": _TYPES.get(path.suffix, "application/octet-stream")})
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         self.hits[path] = self.hits.get(path, 0) + 1
         kind, _, name = path.lstrip("/").partition("/")
@@ -78,40 +79,3 @@ class FeedServer:
                 await asyncio.sleep(c.delays.pop(0))
             return web.Response(body=c.body, status=c.status, headers={"Content-Type": c.content_type})
         raise web.HTTPNotFound()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        # Hanging handlers (slow paths) must not hold up shutdown; a client that
-        # disconnects cancels its handler, as a real server would stop working for it.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
-
-    def start(self) -> None:
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="feed-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("feed server did not start")
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            if self._runner:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()

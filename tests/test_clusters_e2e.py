@@ -7,7 +7,7 @@ feeds share one cluster; at 0.99 only identical texts would.
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,16 +27,9 @@ PATHS = [
 
 
 @pytest.fixture
-def settings(redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return Settings(
-        namespace="t",
-        redis_url=redis_url,
-        data_dir=str(tmp_path / "data"),
-        storage_url=f"sqlite:///{tmp_path / 'items.db'}",
-        sink_block_ms=100,
-        cluster_threshold=request.param,
-        allow_networks="127.0.0.0/8",  # the loopback test servers, opened on purpose
-    )
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The suite's settings with this test's cluster threshold."""
+    return dataclasses.replace(settings, cluster_threshold=request.param)
 
 
 @pytest.mark.parametrize(

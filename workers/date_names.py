@@ -3,6 +3,8 @@ names, and the time zone a feed's language implies. Data only."""
 
 from __future__ import annotations
 
+__all__ = ["LANGUAGE_ZONES", "NAMES", "ZONES"]
+
 # Zone abbreviations email.utils does not know (it knows UT, UTC, GMT, Z and the
 # US ones: EST/EDT, CST/CDT, MST/MDT, PST/PDT, AST/ADT; "CST" stays US Central as
 # RFC 822 defines it). Ambiguous ones (IST: India/Ireland/Israel) take the

@@ -113,7 +113,7 @@ async def process_document(
         expected.append(state)
     if failed:
         counted = deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
-        await counted  # type: ignore[misc]  # redis-py types it as Awaitable | int
+        await counted
 
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
