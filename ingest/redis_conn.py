@@ -11,6 +11,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.exceptions import RedisError
 
 from ingest.errors import RedisUnavailable
+from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
 from ingest.settings import Settings
 
@@ -47,7 +48,8 @@ async def connect_arq(settings: Settings) -> ArqRedis:
     """An arq pool whose default queue is the namespaced one."""
     try:
         return await create_pool(
-            arq_redis_settings(settings), default_queue_name=Keys(settings.namespace).queue
+            arq_redis_settings(settings), default_queue_name=Keys(settings.namespace).queue,
+            job_serializer=serialize_job, job_deserializer=deserialize_job,
         )
     except (RedisError, OSError) as e:
         raise _unreachable(settings, e) from e

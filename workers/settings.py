@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
 from ingest.redis_conn import arq_redis_settings
 from ingest.settings import Settings, load_settings
@@ -37,22 +38,17 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "queue_read_limit": max(100, settings.worker_max_jobs * 4),
         "keep_result": 3600,
         "max_tries": settings.job_max_tries,
+        # msgpack instead of arq's pickle: nothing in Redis can run code in a worker.
+        "job_serializer": serialize_job,
+        "job_deserializer": deserialize_job,
         "ctx": {"settings": settings},
     }
 
 
-class WorkerSettings:
-    """For the `arq` command line; reads INGEST_* / INGEST_CONFIG at import."""
+def _settings_class() -> type:
+    """The same options as class attributes, the form `arq workers.settings.WorkerSettings` reads."""
+    return type("WorkerSettings", (), dict(worker_options(load_settings())))
 
-    _settings = load_settings()
-    functions = FUNCTIONS
-    queue_name = Keys(_settings.namespace).queue
-    redis_settings = arq_redis_settings(_settings)
-    on_startup = on_startup
-    on_shutdown = on_shutdown
-    max_jobs = _settings.worker_max_jobs
-    job_timeout = _settings.job_timeout
-    poll_delay = _settings.worker_poll_delay
-    queue_read_limit = max(100, _settings.worker_max_jobs * 4)
-    keep_result = 3600
-    max_tries = _settings.job_max_tries
+
+# For the `arq` command line; reads INGEST_* / INGEST_CONFIG at import.
+WorkerSettings = _settings_class()
