@@ -171,7 +171,10 @@ async def record_success(
 ) -> None:
     """After a document was processed: title, counters and the schedule hints from its items."""
     key = keys.feed(result.feed_id)
-    fields: dict[str, Any] = {"title": title, "last_fetch_at": fetched_at, "last_status": status}
+    # The body parsed: whatever failed before is over (the poller leaves the
+    # error count to us whenever it hands a new body over).
+    fields: dict[str, Any] = {"title": title, "last_fetch_at": fetched_at, "last_status": status,
+                              "consecutive_errors": 0, "last_error": ""}
     if result.publish_interval is not None:
         fields["adaptive_interval"] = round(result.publish_interval, 1)
     if result.feed_hint is not None:
@@ -186,20 +189,39 @@ async def record_success(
 
 
 async def record_failure(
-    redis: aioredis.Redis, keys: Keys, spec: FeedSpec, counter: str, error: str, at: str
+    redis: aioredis.Redis, keys: Keys, spec: FeedSpec, counter: str, error: str, at: str,
+    *, disable_after: int | None = None,
 ) -> None:
     """Count the failure; note it on the feed only when the feed is registered.
 
     An unknown URL that fails (`ingest enqueue` of a typo) leaves no feed
-    record behind: nothing half-written.
+    record behind: nothing half-written. With `disable_after` (a body that is
+    not a feed) the failure also counts against the feed: its body hash is
+    forgotten so the next poll tries again, and after that many failures in a
+    row the feed is disabled with the error as its reason, like any other.
     """
     key = keys.feed(spec.feed_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(keys.stats, counter, 1)
         pipe.sismember(keys.feeds, spec.feed_id)
         _, registered = await pipe.execute()
-    if registered:
+    if not registered:
+        return
+    if disable_after is None:
         await redis.hset(key, mapping={"last_error": error, "last_fetch_at": at})
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"last_error": error, "last_fetch_at": at, "body_hash": ""})
+        pipe.hincrby(key, "consecutive_errors", 1)
+        _, errors = await pipe.execute()
+    if errors >= disable_after:
+        reason = f"{errors} consecutive failures; last: {error}"
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "disabled_reason", reason)
+            pipe.zrem(keys.schedule, spec.feed_id)
+            await pipe.execute()
+        await publish_events(redis, keys, [{"event": "disabled", "feed_id": spec.feed_id,
+                                            "url": spec.url, "at": at, "reason": reason}])
 
 
 async def dead_letter(

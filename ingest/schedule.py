@@ -241,9 +241,6 @@ def decide(  # noqa: C901 - one branch per kind of outcome, in one readable plac
         return Decision(now + backoff_delay(errors, healthy, rules, rng), updates,
                         new_url=new_url, events=events)
 
-    if state.consecutive_errors:
-        events.append(_event("recovered", state, at))
-    updates.update(consecutive_errors=0, last_error="")
     parse = False
     if isinstance(result, NotModified):
         updates["last_status"] = 304
@@ -254,5 +251,11 @@ def decide(  # noqa: C901 - one branch per kind of outcome, in one readable plac
         parse = body_hash is None or body_hash != state.body_hash
         if body_hash is not None:
             updates["body_hash"] = body_hash
+    # A new body is judged by the worker that parses it (it resets or counts
+    # the errors); an answer that needs no parse means the feed is healthy.
+    if not parse:
+        if state.consecutive_errors:
+            events.append(_event("recovered", state, at))
+        updates.update(consecutive_errors=0, last_error="")
     return Decision(now + healthy * rng.uniform(0.95, 1.05), updates, parse=parse,
                     new_url=new_url, events=events)

@@ -178,3 +178,13 @@ def test_outage_needs_many_hosts_failing_and_no_success() -> None:
         detector.network_failure(host, NOW + 100 + i)
     assert detector.active(NOW + 105)
     assert not detector.active(NOW + 200)  # old failures age out
+
+
+def test_a_new_body_leaves_the_error_count_to_the_worker() -> None:
+    failing = FeedState("f", "u", consecutive_errors=2, body_hash="old")
+    new_body = decide(NOW, failing, fetched(), RULES, rng(), body_hash="new")
+    assert new_body.parse and "consecutive_errors" not in new_body.updates and new_body.events == []
+    same_body = decide(NOW, FeedState("f", "u", consecutive_errors=2, body_hash="h"), fetched(), RULES, rng(),
+                       body_hash="h")
+    assert same_body.updates["consecutive_errors"] == 0
+    assert [e["event"] for e in same_body.events] == ["recovered"]

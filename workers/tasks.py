@@ -62,7 +62,8 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
                                            app.normalize)
     except ParseError as e:
         log.warning("parse failed: %s", e)
-        await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at)
+        await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,
+                             disable_after=app.settings.max_consecutive_errors)
         await dead_letter(app.redis, app.keys, "parse", spec, str(e), fetched.fetched_at)
         return _failure("parse", spec, e)
     await record_success(app.redis, app.keys, processed.result, processed.title,
