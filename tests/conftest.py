@@ -20,6 +20,10 @@ from ingest.settings import Settings
 from tests.farm import Farm
 from tests.feedserver import FeedServer
 
+# Test traffic stays on loopback: a proxy from the environment must not carry it elsewhere.
+for _name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
+    del os.environ[_name]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("INGEST_TEST_FIXTURES", REPO.parent / "shared" / "fixtures"))
 FEEDS_DIR = SHARED_FIXTURES / "feeds"
