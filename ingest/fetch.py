@@ -25,7 +25,7 @@ from ingest.errors import BodyTooLarge, FetchError, HTTPStatusError, URLRefused
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
 from ingest.politeness import is_permanent_redirect, is_redirect, retry_after
 from ingest.settings import Settings
-from ingest.urlguard import GuardedResolver, check_url, parse_networks
+from ingest.urlguard import GuardedResolver, check_url
 
 __all__ = [
     "ACCEPT",
@@ -52,7 +52,7 @@ def utc_now_iso() -> str:
 
 def check_scheme(url: str, settings: Settings | None = None) -> None:
     """Refuse a URL before any I/O (scheme, host, literal refused address)."""
-    check_url(url, parse_networks(settings.allow_networks) if settings else ())
+    check_url(url, settings.allowed_networks if settings else ())
 
 
 @functools.cache
@@ -86,7 +86,7 @@ def new_session(settings: Settings) -> aiohttp.ClientSession:
     enqueue, add, discovery, redirect hop) can reach a refused address.
     """
     timeout = aiohttp.ClientTimeout(total=settings.fetch_timeout, sock_connect=settings.connect_timeout)
-    resolver = GuardedResolver(parse_networks(settings.allow_networks), _proxy_hosts(settings))
+    resolver = GuardedResolver(settings.allowed_networks, _proxy_hosts(settings))
     connector = aiohttp.TCPConnector(
         resolver=resolver, limit=settings.global_concurrency, limit_per_host=0, ttl_dns_cache=300,
     )
@@ -139,7 +139,7 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
     last_modified: str | None = None,
 ) -> FetchResult:
     """GET `url` with validators; follow redirects hop by hop through the guard."""
-    allowed = parse_networks(settings.allow_networks)
+    allowed = settings.allowed_networks
     request_headers: dict[str, str] = {}
     if etag:
         request_headers["If-None-Match"] = etag

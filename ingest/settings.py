@@ -12,6 +12,8 @@ the key instead of surfacing as an odd failure an hour later.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -22,6 +24,8 @@ from urllib.parse import urlsplit
 from ingest.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "INGEST_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -113,6 +117,13 @@ class Settings:
         if self.storage_url:
             return self.storage_url
         return f"sqlite:///{self.data_path / 'items.db'}"
+
+    @functools.cached_property
+    def allowed_networks(self) -> tuple[Network, ...]:
+        """`allow_networks` parsed once (it is consulted on every request and redirect hop)."""
+        from ingest.urlguard import parse_networks
+
+        return tuple(parse_networks(self.allow_networks))
 
     @property
     def item_retention_seconds(self) -> int:

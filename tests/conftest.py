@@ -107,17 +107,26 @@ def env_for(settings: Settings) -> dict[str, str]:
 INGEST = [sys.executable, "-m", "ingest"]
 
 
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    """An arq worker running in the current event loop until the block ends."""
+    w = make_worker(settings, handle_signals=False)
+    task = asyncio.create_task(w.async_run())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await w.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[None]:
     """An arq worker running in the test's event loop."""
-    w = make_worker(settings, handle_signals=False)
-    task = asyncio.create_task(w.async_run())
-    yield
-    with contextlib.suppress(Exception):
-        await w.close()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    async with running_worker(settings):
+        yield
 
 
 

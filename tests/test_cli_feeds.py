@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -105,7 +106,7 @@ async def test_import_export_round_trip(settings: Settings, tmp_path: Path) -> N
     exported = tmp_path / "out.opml"
     code, _, err = await run_cli(settings, "export", "-o", str(exported))
     assert code == 0, err
-    other = Settings(**{**settings.__dict__, "namespace": "other"})
+    other = dataclasses.replace(settings, namespace="other")
     code, out, _ = await run_cli(other, "import", str(exported))
     assert out.strip().splitlines()[-1] == "6 added, 0 already present, 0 invalid"
     again = {(r["url"], tuple(r["tags"]), r["title"]) for r in await feeds_json(other)}  # type: ignore[arg-type]

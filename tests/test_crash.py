@@ -4,6 +4,7 @@ server SIGKILLed and restarted (append-only file) while `ingest run` ingests."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -23,7 +24,7 @@ from ingest.settings import Settings
 from ingest.sinks.postgres import split_schema
 from tests.conftest import INGEST, env_for
 from tests.feedserver import FeedServer
-from tests.helpers import stream_records
+from tests.helpers import stop_process, stream_records
 from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
 from tests.test_delivery import _feed
@@ -95,7 +96,7 @@ async def test_a_sink_killed_mid_batch_and_restarted_stores_every_item_exactly_o
     keys = Keys(settings.namespace)
     records = [record(i) for i in range(3000)]
     await fill_stream(client, keys, records)
-    settings = Settings(**{**settings.__dict__, "storage_url": storage_url})
+    settings = dataclasses.replace(settings, storage_url=storage_url)
     env = {"INGEST_SINK_BATCH_SIZE": "10", "INGEST_SINK_CLAIM_IDLE_SECONDS": "1"}
     log = tmp_path / "service.log"
 
@@ -168,12 +169,7 @@ async def test_redis_killed_and_restarted_during_an_ingest_loses_nothing_acknowl
         await _wait("every entry acknowledged", lambda: _no_pending(client, keys), 30)
         assert proc.poll() is None, "the service died instead of carrying on"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
+        stop_process(proc, 30)
         if not redis_server.running:
             redis_server.start()
     records = await stream_records(client, keys)

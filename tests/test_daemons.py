@@ -16,6 +16,7 @@ from ingest.registry import add_feed
 from ingest.settings import Settings
 from tests.conftest import INGEST, env_for
 from tests.farm import HOSTS, Farm
+from tests.helpers import stop_process, wait_until
 
 
 def _daemon(settings: Settings, tmp: Path, name: str, **extra: str) -> subprocess.Popen[bytes]:
@@ -42,24 +43,11 @@ def _register(settings: Settings, urls: list[str]) -> None:
 
 
 def _stop(*procs: subprocess.Popen[bytes]) -> None:
-    for proc in procs:
+    for proc in procs:  # all at once, then wait for each
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+        stop_process(proc, 20)
 
 
 def test_two_daemons_never_fetch_a_feed_twice(settings: Settings, farm: Farm, tmp_path: Path) -> None:
@@ -69,7 +57,7 @@ def test_two_daemons_never_fetch_a_feed_twice(settings: Settings, farm: Farm, tm
     a = _daemon(settings, tmp_path, "A", **extra)
     b = _daemon(settings, tmp_path, "B", **extra)
     try:
-        assert _wait(lambda: len({h.path for h in farm.hits("/slow/0.5/two")}) == 24, 60), \
+        assert wait_until(lambda: len({h.path for h in farm.hits("/slow/0.5/two")}) == 24, 60), \
             (tmp_path / "A.log").read_text()[-2000:]
         time.sleep(2)  # a second fetch, if any, would show up now
     finally:
@@ -91,14 +79,14 @@ def test_a_killed_daemons_feeds_are_taken_over_after_the_lease(
     a = _daemon(settings, tmp_path, "A", INGEST_LEASE_SECONDS=str(lease))
     try:
         ids = [m.decode() for m in client.smembers(keys.feeds)]
-        assert _wait(lambda: all(client.hget(keys.feed(i), "lease") for i in ids), 30)
+        assert wait_until(lambda: all(client.hget(keys.feed(i), "lease") for i in ids), 30)
         claimed_at = time.time()
         os.killpg(a.pid, signal.SIGKILL)  # mid-fetch: every request of A is hanging
         a.wait(10)
         b = _daemon(settings, tmp_path, "B", INGEST_LEASE_SECONDS=str(lease))
         try:
             done = lambda: len([h for h in farm.hits("/uaslow/") if h.user_agent == "ingest-test B"]) >= 4  # noqa: E731
-            assert _wait(done, 40), (tmp_path / "B.log").read_text()[-2000:]
+            assert wait_until(done, 40), (tmp_path / "B.log").read_text()[-2000:]
         finally:
             _stop(b)
     finally:

@@ -4,7 +4,6 @@ mid-job, transient Redis failures -> Retry, the last try -> dead letter -> `inge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
@@ -15,12 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 from arq import Retry
 
-from ingest.daemon import make_worker
 from ingest.deliver import Deliverer
 from ingest.keys import Keys
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings
-from tests.conftest import INGEST, env_for, free_port
+from tests.conftest import INGEST, env_for, free_port, running_worker
 from tests.feedserver import FeedServer
 from tests.helpers import run_cli, stream_records
 from workers.context import WorkerContext, on_shutdown, on_startup
@@ -96,17 +94,9 @@ async def test_a_job_retried_after_its_worker_was_killed_mid_job_delivers_every_
 
         # A new worker; arq runs the job again once the dead worker's in-progress key
         # expires (job_timeout + 10 s).
-        worker = make_worker(settings, handle_signals=False)
-        task = asyncio.create_task(worker.async_run())
-        try:
+        async with running_worker(settings):
             result = await job.result(timeout=40, poll_delay=0.1)
             info = await job.info()
-        finally:
-            with contextlib.suppress(Exception):
-                await worker.close()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -23,6 +23,7 @@ from ingest.registry import add_feed, find_feed_id, load_feed
 from ingest.schedule import FeedState
 from ingest.scheduler import Scheduler
 from ingest.settings import Settings
+from tests.conftest import running_worker
 from tests.farm import HOSTS, Farm, sample_feed
 from tests.helpers import collect_messages
 
@@ -367,34 +368,23 @@ async def test_workers_store_the_adaptive_interval_and_feed_hints(
 
 async def test_a_feed_that_stops_being_a_feed_is_disabled(settings: Settings, farm: Farm) -> None:
     """A URL that now serves a web page answers 200, so only the worker sees the failure."""
-    from ingest.daemon import make_worker
-
     strict = dataclasses.replace(settings, max_consecutive_errors=3)
-    w = make_worker(strict, handle_signals=False)
-    worker_task = asyncio.create_task(w.async_run())
     farm.feeds["turned.xml"] = b"<!doctype html><html><body><p>Log in to continue</p></body></html>"
-    try:
-        async with make_rig(strict) as rig:
-            rig.poller.rules = dataclasses.replace(rig.poller.rules, max_consecutive_errors=3)
-            feed_id = await rig.add(farm.url("plain/turned.xml"))
-            pubsub = rig.redis.pubsub()
-            await pubsub.subscribe(rig.keys.events_channel)
-            for attempt in range(1, 4):
-                await rig.poll(feed_id)
-                for _ in range(100):  # the worker's verdict
-                    state = await load_feed(rig.redis, rig.keys, feed_id)
-                    if state and state.consecutive_errors == attempt:
-                        break
-                    await asyncio.sleep(0.05)
-                assert state is not None and state.consecutive_errors == attempt
-            assert state.disabled_reason.startswith("3 consecutive failures; last:")
-            assert "not a feed" in state.disabled_reason
-            assert await rig.due(feed_id) is None
-            events = [orjson.loads(m) for m in await collect_messages(pubsub, 1, timeout=2)]
-            assert [e["event"] for e in events] == ["disabled"]
-            await pubsub.aclose()
-    finally:
-        await w.close()
-        worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await worker_task
+    async with running_worker(strict), make_rig(strict) as rig:
+        feed_id = await rig.add(farm.url("plain/turned.xml"))
+        pubsub = rig.redis.pubsub()
+        await pubsub.subscribe(rig.keys.events_channel)
+        for attempt in range(1, 4):
+            await rig.poll(feed_id)
+            for _ in range(100):  # the worker's verdict
+                state = await load_feed(rig.redis, rig.keys, feed_id)
+                if state and state.consecutive_errors == attempt:
+                    break
+                await asyncio.sleep(0.05)
+            assert state is not None and state.consecutive_errors == attempt
+        assert state.disabled_reason.startswith("3 consecutive failures; last:")
+        assert "not a feed" in state.disabled_reason
+        assert await rig.due(feed_id) is None
+        events = [orjson.loads(m) for m in await collect_messages(pubsub, 1, timeout=2)]
+        assert [e["event"] for e in events] == ["disabled"]
+        await pubsub.aclose()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import redis
 
 from tests.conftest import INGEST
 from tests.feedserver import FeedServer
+from tests.helpers import stop_process, wait_until
+
+T = TypeVar("T")
 
 
 def _bare_env(home: Path) -> dict[str, str]:
@@ -24,14 +27,10 @@ def _bare_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def _wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    value = wait_until(predicate, timeout)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def _ping(sock: Path) -> bool:
@@ -75,12 +74,7 @@ def test_run_without_configuration_embeds_redis_and_stops_cleanly(
         assert record["title"] == "S. Korea, China hold working-level defense talks over peninsula"
         client.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        code = stop_process(proc, 30)
     output = proc.stdout.read().decode() if proc.stdout else ""
     assert code == 0, output
     assert "embedded redis-server stopped" in output
@@ -101,8 +95,7 @@ def test_run_without_configuration_embeds_redis_and_stops_cleanly(
         assert client.xlen("ingest:items") == 1
         client.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert stop_process(proc, 30) == 0
 
 
 def test_commands_say_what_to_start_when_nothing_runs(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and the consumer group around them (dead letters, shared work)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -205,7 +206,7 @@ async def test_items_and_search_commands_filter_what_the_sink_stored(
     await consumer.ensure_group()
     assert await consumer.step(10) == 3
     await sink.close()
-    settings = Settings(**{**settings.__dict__, "storage_url": storage_url})
+    settings = dataclasses.replace(settings, storage_url=storage_url)
 
     async def ids(*args: str) -> list[str]:
         code, out, err = await run_cli(settings, *args, "--json")

@@ -27,6 +27,7 @@ from ingest.webhooks import (
     load_webhooks,
     matches,
 )
+from tests.helpers import stop_process
 from tests.records import fill_stream, record
 
 SECRET = "s3cret"
@@ -188,8 +189,6 @@ def test_webhooks_file_errors_name_the_setting(tmp_path: Path, monkeypatch: pyte
 async def test_ingest_run_delivers_the_configured_webhooks(
     settings: Settings, client: aioredis.Redis, tmp_path: Path
 ) -> None:
-    import os
-    import signal
     import subprocess
 
     from tests.conftest import INGEST, env_for
@@ -212,12 +211,7 @@ async def test_ingest_run_delivers_the_configured_webhooks(
         while len(receiver.accepted) < 13 and loop.time() < deadline:
             await asyncio.sleep(0.05)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        code = stop_process(proc, 20)
         await receiver.stop()
     assert code == 0
     # Both webhooks' groups: "all" got the 10 items, "asia" the 3 tagged ones, each once.
