@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.embedded import RedisServer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched

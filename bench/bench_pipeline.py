@@ -21,11 +21,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.embedded import RedisServer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
-from workers.normalize import normalize_entry
+from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 from workers.pipeline import process_document
 

@@ -28,12 +28,12 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest.embedded import RedisServer  # noqa: E402
-from ingest.fetch import new_session  # noqa: E402
 from ingest.keys import Keys  # noqa: E402
-from ingest.poller import Poller  # noqa: E402
+from ingest.poll.fetch import new_session  # noqa: E402
+from ingest.poll.poller import Poller  # noqa: E402
+from ingest.poll.registry import add_feed  # noqa: E402
+from ingest.poll.scheduler import Scheduler  # noqa: E402
 from ingest.redis_conn import connect_arq  # noqa: E402
-from ingest.registry import add_feed  # noqa: E402
-from ingest.scheduler import Scheduler  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 
 FARM = (

@@ -25,15 +25,15 @@ from typing import Any
 
 from arq.worker import Worker
 
-from ingest.consume import SinkConsumer, default_consumer_name
 from ingest.embedded import RedisServer
-from ingest.fetch import new_session
 from ingest.keys import Keys
-from ingest.poller import Poller
+from ingest.poll.fetch import new_session
+from ingest.poll.poller import Poller
+from ingest.poll.scheduler import Scheduler, new_token
 from ingest.redis_conn import connect, connect_arq
-from ingest.scheduler import Scheduler, new_token
 from ingest.settings import Settings
-from ingest.sinks import open_sink
+from ingest.store import open_sink
+from ingest.store.consume import SinkConsumer, default_consumer_name
 
 __all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever"]
 
@@ -165,7 +165,7 @@ def _webhook_parts(
     settings: Settings, redis: Any, keys: Keys, stop: asyncio.Event
 ) -> list[asyncio.Task[None]]:
     """Start a supervised delivery loop for each webhook of `webhooks_file` (none: no parts)."""
-    from ingest.webhooks import WebhookConsumer, load_webhooks
+    from ingest.deliver.webhooks import WebhookConsumer, load_webhooks
 
     parts = []
     for spec in load_webhooks(settings.webhooks_file):

@@ -1,6 +1,6 @@
 """Every Redis key, stream and channel name, as functions of the namespace.
 
-This is the only module that spells a key. README's "Redis keys and channels"
+This is the only module that spells a key. docs/redis.md
 section documents the same list; change both together.
 """
 
@@ -59,7 +59,7 @@ class Keys:
         """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""
         return f"{self.ns}:feed:{feed_id}"
 
-    # Near-duplicate clustering (workers/cluster_index.py); every key has a TTL.
+    # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
 
     def cluster_item(self, item_id: str) -> str:
         """An item's cluster id (32 hex characters) followed by its MinHash signature."""

@@ -106,7 +106,7 @@ class Enclosure:
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    """The public item record (README, "The item record"): one per new or changed entry."""
+    """The public item record (docs/record.md): one per new or changed entry."""
 
     id: str  # hash of feed_id + guid (else canonical link, else title + date)
     version: int  # 1 when new, +1 each time content_hash changes

@@ -121,7 +121,7 @@ class Settings:
     @functools.cached_property
     def allowed_networks(self) -> tuple[Network, ...]:
         """`allow_networks` parsed once (it is consulted on every request and redirect hop)."""
-        from ingest.urlguard import parse_networks
+        from ingest.poll.urlguard import parse_networks
 
         return tuple(parse_networks(self.allow_networks))
 
@@ -135,7 +135,7 @@ class Settings:
 
 
 def _networks_problem(text: str) -> str | None:
-    from ingest.urlguard import parse_networks
+    from ingest.poll.urlguard import parse_networks
 
     try:
         parse_networks(text)

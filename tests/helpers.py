@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 
-from ingest.consume import SinkConsumer
 from ingest.keys import Keys
 from ingest.models import feed_id_for_url
 from ingest.settings import Settings
-from ingest.sinks.sqlite import SQLiteSink
+from ingest.store.consume import SinkConsumer
+from ingest.store.sqlite import SQLiteSink
 from ingest.urls import canonical_url
 from tests.conftest import INGEST, env_for
 

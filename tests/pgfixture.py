@@ -2,7 +2,7 @@
 
 Each test gets a private schema (`ingest_t_<pid>_<n>`), dropped afterwards.
 Without a reachable server the tests skip with the reason, unless
-INGEST_REQUIRE_POSTGRES=1 (set by .ci/run), which turns the skip into a failure.
+TEST_REQUIRE_POSTGRES=1 (set by .ci/run), which turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def require_postgres() -> None:
     why = _reachable[0]
     if why is None:
         return
-    if os.environ.get("INGEST_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"{why} (INGEST_REQUIRE_POSTGRES=1: PostgreSQL tests must run)")
+    if os.environ.get("TEST_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{why} (TEST_REQUIRE_POSTGRES=1: PostgreSQL tests must run)")
     pytest.skip(why)
 
 

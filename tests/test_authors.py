@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.authors import authors_of, byline_names, closing_credit, source_of
+from workers.normalize.authors import authors_of, byline_names, closing_credit, source_of
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from workers.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
+from workers.normalize.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
 
 HOSTILE = (
     '<p onclick="steal()">Hi <b>there</b></p><script>alert(1)</script>'
@@ -53,7 +53,7 @@ def test_iframes_are_removed_unless_their_host_is_allowed() -> None:
 def test_allowed_iframe_hosts_setting_reaches_the_normalizer() -> None:
     from ingest.models import FeedSpec
     from ingest.settings import Settings
-    from workers.normalize import NormalizeOptions, normalize_entry
+    from workers.normalize.record import NormalizeOptions, normalize_entry
 
     options = NormalizeOptions.from_settings(
         Settings(allowed_iframe_hosts=" www.youtube.com, player.vimeo.com ,"))
@@ -67,7 +67,7 @@ def test_allowed_iframe_hosts_setting_reaches_the_normalizer() -> None:
 
 
 def test_mojibake_is_repaired_and_control_characters_cannot_reach_the_record() -> None:
-    from workers.clean import fix_mojibake
+    from workers.normalize.clean import fix_mojibake
 
     assert fix_mojibake("SchÃ¶ne GrÃ¼ÃŸe â€“ KÃ¶ln") == "Schöne Grüße – Köln"
     assert fix_mojibake("café–bar, déjà vu") == "café–bar, déjà vu"  # clean text untouched

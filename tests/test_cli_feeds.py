@@ -9,7 +9,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.registry import find_feed_id
+from ingest.poll.registry import find_feed_id
 from ingest.settings import Settings
 from tests.conftest import REPO
 from tests.farm import Farm

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
 from ingest.settings import Settings
 from tests.conftest import DATA_DIR
-from workers.cluster_index import ClusterIndex, plan_clusters, sketch_item
-from workers.clusters import MIN_SHINGLES, shingles, similarity, sketch_text
-from workers.normalize import normalize_entry
+from workers.clusters.index import ClusterIndex, plan_clusters, sketch_item
+from workers.clusters.sketch import MIN_SHINGLES, shingles, similarity, sketch_text
+from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 from workers.pipeline import process_document
 

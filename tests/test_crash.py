@@ -21,7 +21,7 @@ from ingest.embedded import RedisServer
 from ingest.keys import Keys
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings
-from ingest.sinks.postgres import split_schema
+from ingest.store.postgres import split_schema
 from tests.conftest import INGEST, env_for
 from tests.feedserver import FeedServer
 from tests.helpers import stop_process, stream_records

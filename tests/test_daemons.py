@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 
 from ingest.keys import Keys
-from ingest.registry import add_feed
+from ingest.poll.registry import add_feed
 from ingest.settings import Settings
 from tests.conftest import INGEST, env_for
 from tests.farm import HOSTS, Farm

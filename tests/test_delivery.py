@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from arq import Retry
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings

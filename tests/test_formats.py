@@ -12,7 +12,7 @@ import pytest
 
 from ingest.models import FeedSpec, Item
 from tests.conftest import DATA_DIR
-from workers.normalize import normalize_entry
+from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 
 FORMATS = DATA_DIR / "formats"
@@ -158,7 +158,7 @@ def test_byline_in_the_text_and_closing_credit() -> None:
 
 
 def test_guidless_entries_are_keyed_by_canonical_link_then_title_and_date() -> None:
-    from workers.normalize import entry_identity
+    from workers.normalize.record import entry_identity
 
     by_link = entry_identity("f0", {"link": "http://ex.com/a?utm_medium=x#top"}, "http://ex.com/")
     assert by_link == entry_identity("f0", {"link": "HTTP://EX.COM:80/a"}, "http://ex.com/")
@@ -185,7 +185,7 @@ def test_relative_guids_stay_as_published_so_ids_survive_a_feed_move() -> None:
     body = (FORMATS / "dates.xml").read_bytes()
     first: Any = parse_feed_bytes(body, {}, "http://old.example/feed.xml")
     moved: Any = parse_feed_bytes(body, {}, "https://new.example/rss")
-    from workers.normalize import entry_identity
+    from workers.normalize.record import entry_identity
 
     assert [e["id"] for e in first["entries"]][:2] == ["kst", "est"]
     assert [entry_identity("f0", e, "http://old.example/feed.xml") for e in first["entries"]] == [

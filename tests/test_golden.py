@@ -21,7 +21,7 @@ import pytest
 
 from ingest.models import FeedSpec, feed_id_for_url
 from tests.conftest import FEEDS_DIR
-from workers.normalize import normalize_entry
+from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 
 GOLDEN = Path(__file__).parent / "golden"

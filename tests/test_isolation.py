@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
 from ingest.settings import Settings

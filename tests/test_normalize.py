@@ -11,7 +11,7 @@ import pytest
 
 from ingest.models import FeedSpec, Item
 from tests.conftest import DATA_DIR, FEEDS_DIR, SEED_DIR
-from workers.normalize import entry_fingerprint, entry_identity, normalize_entry
+from workers.normalize.record import entry_fingerprint, entry_identity, normalize_entry
 from workers.parse import parse_feed_bytes
 
 FEED_URL = "https://feeds.example.org/feed"

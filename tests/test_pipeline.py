@@ -196,7 +196,7 @@ async def test_subscribe_prints_what_the_stream_holds(
 async def test_content_changing_on_every_fetch_stops_after_max_versions(
     settings: Settings, feed_server: FeedServer, client: aioredis.Redis
 ) -> None:
-    from ingest.deliver import Deliverer
+    from ingest.deliver.publish import Deliverer
     from ingest.models import FeedSpec, Fetched
     from workers.pipeline import process_document
 

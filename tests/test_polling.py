@@ -14,14 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
-from ingest.fetch import conditional_get, new_session
 from ingest.keys import Keys
 from ingest.models import Fetched, FetchFailed
-from ingest.poller import Poller
+from ingest.poll.fetch import conditional_get, new_session
+from ingest.poll.poller import Poller
+from ingest.poll.registry import add_feed, find_feed_id, load_feed
+from ingest.poll.schedule import FeedState
+from ingest.poll.scheduler import Scheduler
 from ingest.redis_conn import connect_arq
-from ingest.registry import add_feed, find_feed_id, load_feed
-from ingest.schedule import FeedState
-from ingest.scheduler import Scheduler
 from ingest.settings import Settings
 from tests.conftest import running_worker
 from tests.farm import HOSTS, Farm, sample_feed

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from ingest.sinks.postgres import PostgresSink, split_schema
+from ingest.store.postgres import PostgresSink, split_schema
 from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import record
 

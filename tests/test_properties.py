@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.models import FeedSpec, Item
-from workers.normalize import normalize_entry
+from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 
 URL = "https://feeds.example/prop.xml"
@@ -312,7 +312,7 @@ def test_repeated_paragraphs_and_scripts_in_one_entry() -> None:
 @BOUNDED
 @given(body=fragments)
 def test_allowed_iframes_are_the_only_iframes_and_are_sandboxed(body: str) -> None:
-    from workers.clean import sanitize_html
+    from workers.normalize.clean import sanitize_html
 
     embed = '<iframe src="https://www.youtube.com/embed/x" onload="y()"></iframe>'
     cleaned = sanitize_html(body + embed, "https://ex.com/a/", frozenset({"www.youtube.com"}))

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest.models import Fetched, FetchFailed, NotModified
-from ingest.outage import OutageDetector
-from ingest.politeness import cache_max_age, is_permanent_redirect, retry_after
-from ingest.schedule import (
+from ingest.poll.outage import OutageDetector
+from ingest.poll.politeness import cache_max_age, is_permanent_redirect, retry_after
+from ingest.poll.schedule import (
     WEEK,
     FeedState,
     ScheduleRules,

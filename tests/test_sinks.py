@@ -12,11 +12,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from ingest.consume import SinkConsumer, decode_record, newest_per_item
 from ingest.keys import Keys
 from ingest.settings import Settings
-from ingest.sinks import open_sink
-from ingest.sinks.base import ItemQuery, Sink, parse_time
+from ingest.store import open_sink
+from ingest.store.base import ItemQuery, Sink, parse_time
+from ingest.store.consume import SinkConsumer, decode_record, newest_per_item
 from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
 
@@ -176,7 +176,7 @@ async def test_two_sinks_in_one_group_share_the_work_and_write_each_item_once(
 def test_storage_url_accepts_postgresql_and_names_the_key_otherwise() -> None:
     from ingest.errors import SettingsError
     from ingest.settings import load_settings
-    from ingest.sinks.postgres import split_schema
+    from ingest.store.postgres import split_schema
 
     s = load_settings(None, {"INGEST_STORAGE_URL": "postgresql://u@127.0.0.1:5432/db?schema=news"})
     assert s.effective_storage_url.startswith("postgresql://")

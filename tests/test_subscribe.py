@@ -9,9 +9,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ingest.deliver.subscribe import ItemFilter, consume_group, live_channels, replay
 from ingest.keys import Keys
 from ingest.settings import Settings
-from ingest.subscribe import ItemFilter, consume_group, live_channels, replay
 from tests.helpers import run_cli
 from tests.records import fill_stream, record
 
@@ -199,7 +199,7 @@ async def test_a_lost_redis_is_one_clear_error(settings: Settings, redis_server)
 
 
 def test_only_idle_consumers_holding_nothing_are_pruned() -> None:
-    from ingest.groups import PRUNE_IDLE_MS, should_prune
+    from ingest.deliver.groups import PRUNE_IDLE_MS, should_prune
 
     assert should_prune("old", "me", 0, PRUNE_IDLE_MS)
     assert not should_prune("old", "me", 1, PRUNE_IDLE_MS)  # still owns entries

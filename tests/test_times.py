@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workers.times import entry_date, is_far_future, iso_utc, parse_date, zone_for_language
+from workers.normalize.times import entry_date, is_far_future, iso_utc, parse_date, zone_for_language
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from ingest.errors import URLRefused
-from ingest.fetch import conditional_get, new_session
 from ingest.models import Fetched, FetchFailed
+from ingest.poll.fetch import conditional_get, new_session
+from ingest.poll.urlguard import GuardedResolver, check_url, legacy_ipv4, parse_networks, refusal_reason
 from ingest.settings import Settings
-from ingest.urlguard import GuardedResolver, check_url, legacy_ipv4, parse_networks, refusal_reason
 from tests.farm import Farm
 
 REFUSED = [

@@ -14,11 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from ingest.dead import list_dead, retry_dead
-from ingest.errors import SettingsError
-from ingest.keys import Keys
-from ingest.settings import Settings
-from ingest.webhooks import (
+from ingest.deliver.dead import list_dead, retry_dead
+from ingest.deliver.webhooks import (
     SIGNATURE_HEADER,
     WebhookConsumer,
     WebhookSpec,
@@ -27,6 +24,9 @@ from ingest.webhooks import (
     load_webhooks,
     matches,
 )
+from ingest.errors import SettingsError
+from ingest.keys import Keys
+from ingest.settings import Settings
 from tests.helpers import stop_process
 from tests.records import fill_stream, record
 

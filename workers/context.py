@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 from arq.connections import ArqRedis
 
-from ingest.deliver import Deliverer
-from ingest.fetch import new_session
+from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
+from ingest.poll.fetch import new_session
 from ingest.settings import Settings, load_settings
-from workers.cluster_index import ClusterIndex
-from workers.normalize import NormalizeOptions
+from workers.clusters.index import ClusterIndex
+from workers.normalize.record import NormalizeOptions
 
 __all__ = ["WorkerContext", "on_shutdown", "on_startup"]
 

@@ -3,7 +3,7 @@
 feedparser 6.0 reads XML formats only. Rather than a second normalizer, this
 adapter maps JSON Feed onto feedparser's entry keys (`id`, `link`, `title`,
 `content`, `summary`, `published_parsed`, `authors`, `tags`, `enclosures`, ...)
-so that workers/normalize.py handles every format through one path.
+so that workers/normalize/record.py handles every format through one path.
 """
 
 from __future__ import annotations

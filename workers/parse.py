@@ -2,7 +2,7 @@
 
 Its sanitizer and relative-URI resolver are switched off: they cost about
 half of its time and run on every entry, including the many we then skip as
-already seen; workers/clean.py does both on the entries we keep.
+already seen; workers/normalize/clean.py does both on the entries we keep.
 
 Tolerance: feedparser recovers what it can from malformed XML (it sets
 `bozo`). A document that yields entries is accepted (the problem is logged);

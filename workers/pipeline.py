@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ingest.deliver import Deliverer
+from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
-from ingest.schedule import feed_hint_seconds, publishing_interval
+from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
-from workers.clean import plain_text
-from workers.cluster_index import ClusterIndex
-from workers.normalize import (
+from workers.clusters.index import ClusterIndex
+from workers.normalize.clean import plain_text
+from workers.normalize.record import (
     NormalizeOptions,
     entry_fingerprint,
     entry_identity,

@@ -31,10 +31,11 @@ from typing import Any
 from arq import Retry
 from redis.exceptions import RedisError
 
+from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
-from ingest.fetch import fetch, utc_now_iso
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
-from ingest.registry import dead_letter, feed_spec_for_url, record_failure, record_success
+from ingest.poll.fetch import fetch, utc_now_iso
+from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
 from ingest.urls import canonical_url
 from workers.context import WorkerContext
 from workers.pipeline import process_document

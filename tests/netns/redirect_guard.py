@@ -13,8 +13,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ingest.fetch import conditional_get, new_session  # noqa: E402
 from ingest.models import FetchFailed  # noqa: E402
+from ingest.poll.fetch import conditional_get, new_session  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from tests.farm import Farm  # noqa: E402
 

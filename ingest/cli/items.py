@@ -1,0 +1,164 @@
+"""CLI commands that read delivered items: `ingest items`, `ingest search`, `ingest subscribe`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+from redis.exceptions import RedisError
+
+from ingest.cli.common import run_async, settings_of
+from ingest.deliver.groups import default_consumer_name
+from ingest.deliver.subscribe import ItemFilter, consume_group, live, live_channels, replay
+from ingest.errors import RedisUnavailable
+from ingest.keys import Keys
+from ingest.redis_conn import connect
+from ingest.settings import Settings
+from ingest.store import open_sink
+from ingest.store.base import ItemQuery, parse_time
+
+__all__ = ["COMMANDS"]
+
+
+async def _items(settings: Settings, query: ItemQuery) -> list[dict[str, Any]]:
+    sink = open_sink(settings.effective_storage_url)
+    try:
+        return await sink.query(query)
+    finally:
+        await sink.close()
+
+
+def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time") from e
+
+
+def _print(records: list[dict[str, Any]], as_json: bool) -> None:
+    for r in records:
+        if as_json:
+            click.echo(orjson.dumps(r).decode())
+        else:
+            when = (r.get("published_at") or "-")[:16]
+            click.echo(f"{when:16}  {r['feed_id']}  v{r['version']}  {r.get('title', '')[:80]}")
+
+
+_filters = [
+    click.option("--feed", "feed_id", help="Only items of this feed id."),
+    click.option("--since", callback=_time_option,
+                 help="Published (else fetched) at or after; ISO 8601, "
+                      "UTC unless an offset is given."),
+    click.option("--until", callback=_time_option, help="Published (else fetched) before."),
+    click.option("--lang", "language", help="Language tag; 'de' also matches 'de-DE'."),
+    click.option("--cluster", "cluster_id", help="Only copies of this story (cluster id)."),
+    click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True),
+    click.option("--json", "as_json", is_flag=True, help="One JSON record a line."),
+]
+
+
+def _with_filters(fn: Any) -> Any:
+    for option in reversed(_filters):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@_with_filters
+@click.pass_context
+def items(ctx: click.Context, /, as_json: bool, **filters: Any) -> None:
+    """List stored items, newest first."""
+    records = run_async(_items(settings_of(ctx), ItemQuery(**filters)))
+    _print(records, as_json)
+
+
+@click.command()
+@click.argument("text")
+@_with_filters
+@click.pass_context
+def search(ctx: click.Context, /, text: str, as_json: bool, **filters: Any) -> None:
+    """Full-text search of stored items (title, summary, text), best match first.
+
+    Every word must occur (SQLite FTS5 / PostgreSQL tsvector, 'simple' rules:
+    no stemming, so search the word as written).
+    """
+    records = run_async(_items(settings_of(ctx), ItemQuery(text=text, **filters)))
+    _print(records, as_json)
+
+
+async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
+    keys = Keys(settings.namespace)
+    f = ItemFilter(feeds=opts["feed"], tags=opts["tag"], langs=opts["lang"])
+    out = sys.stdout
+
+    def emit(entry_id: str | None, raw: bytes) -> None:
+        if entry_id is not None and opts["with_id"]:
+            out.write(entry_id + " ")
+        out.write(raw.decode())
+        out.write("\n")
+        out.flush()
+
+    redis = await connect(settings)
+    try:
+        await _subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts)
+    except (RedisError, OSError) as e:
+        # The group (or --with-id's last id) says where to resume; say what happened.
+        raise RedisUnavailable(f"lost the connection to Redis: {e}") from e
+    finally:
+        await redis.aclose()
+
+
+async def _subscribe_on(redis: Any, keys: Keys, f: ItemFilter, emit: Any,
+                        opts: dict[str, Any], max_attempts: int) -> None:
+    """The mode the options ask for (see ingest/deliver/subscribe.py)."""
+    if opts["group"]:
+        consumer = opts["consumer"] or default_consumer_name()
+        click.echo(f"consuming {keys.items_stream} as {consumer} in group {opts['group']}",
+                   err=True)
+        await consume_group(redis, keys, opts["group"], consumer, f, emit,
+                            start=opts["start"] or "$", follow=not opts["no_follow"],
+                            claim_idle_ms=int(opts["claim_idle"] * 1000),
+                            max_attempts=max_attempts)
+    elif opts["start"] is not None:
+        click.echo(f"replaying {keys.items_stream} after {opts['start']}", err=True)
+        await replay(redis, keys, opts["start"], f, emit, follow=not opts["no_follow"])
+    elif opts["events"]:
+        await live(redis, [keys.events_channel], ItemFilter(), emit,
+                   lambda: click.echo(f"subscribed to {keys.events_channel}", err=True))
+    else:
+        channels = live_channels(keys, f)
+        await live(redis, channels, f, emit,
+                   lambda: click.echo(f"subscribed to {' '.join(channels)}", err=True))
+
+
+@click.command()
+@click.option("--from", "start", metavar="ID|0|$",
+              help="Replay the stream after this entry id (0: all, $: only new), then follow it.")
+@click.option("--group",
+              help="Consume durably in this consumer group (acknowledged after printing).")
+@click.option("--consumer", help="Consumer name within --group (default: host-pid).")
+@click.option("--claim-idle", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="With --group: seconds before a dead consumer's pending entries are claimed.")
+@click.option("--feed", multiple=True, help="Only items of this feed id (repeatable).")
+@click.option("--tag", multiple=True, help="Only items of feeds with this tag (repeatable).")
+@click.option("--lang", multiple=True, help="Only items in this language; 'de' matches 'de-DE'.")
+@click.option("--events", is_flag=True, help="Print feed state events (<ns>:events) instead.")
+@click.option("--no-follow", is_flag=True, help="With --from/--group: stop when caught up.")
+@click.option("--with-id", is_flag=True, help="With --from/--group: print 'ENTRY_ID JSON'.")
+@click.pass_context
+def subscribe(ctx: click.Context, /, **opts: Any) -> None:
+    """Print items as they are delivered, one JSON object a line.
+
+    Without --from or --group: live Pub/Sub (best effort). With --from: replay
+    and follow the stream. With --group: durable, acknowledged consumption.
+    """
+    if opts["consumer"] and not opts["group"]:
+        raise click.UsageError("--consumer needs --group")
+    run_async(_subscribe(settings_of(ctx), opts))
+
+
+COMMANDS = [items, search, subscribe]

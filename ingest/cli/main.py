@@ -1,0 +1,150 @@
+"""The `ingest` command line: thin entry points over the modules of this package.
+
+Every command reads the same Settings (config/default.toml < --config FILE <
+INGEST_* environment). Errors this service raises on purpose (IngestError)
+print one clear line and exit 1; bad settings exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ingest import __version__
+from ingest.cli import dead as cli_dead
+from ingest.cli import feeds as cli_feeds
+from ingest.cli import items as cli_items
+from ingest.cli.common import run_async, settings_of
+from ingest.errors import SettingsError
+from ingest.keys import Keys
+from ingest.logs import configure_logging
+from ingest.poll.fetch import check_scheme
+from ingest.redis_conn import connect, connect_arq
+from ingest.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file overriding config/default.toml (also INGEST_CONFIG).")
+@click.version_option(__version__, prog_name="ingest")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
+    """News-feed ingestion: fetch, normalize and deliver every item once."""
+    try:
+        settings = load_settings(config_file)
+    except SettingsError as e:
+        click.echo(f"configuration error: {e}", err=True)
+        sys.exit(2)
+    configure_logging(settings)
+    ctx.obj = settings
+
+
+@cli.command()
+@click.option("--no-workers", is_flag=True, help="Do not run arq workers here (run `ingest worker`).")
+@click.pass_context
+def run(ctx: click.Context, no_workers: bool) -> None:
+    """Run the service: embedded Redis (if no redis_url), workers and the storage sink."""
+    import dataclasses
+
+    from ingest.daemon import run_service
+
+    settings = settings_of(ctx)
+    if no_workers:
+        settings = dataclasses.replace(settings, run_workers=False)
+    run_async(run_service(settings))
+
+
+@cli.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run an arq worker against the configured Redis (same as `arq workers.settings.WorkerSettings`)."""
+    from ingest.daemon import run_worker_forever
+
+    run_async(run_worker_forever(settings_of(ctx)))
+
+
+def _describe(result: dict[str, Any]) -> str:
+    return (f"{result['new']} new, {result['updated']} updated, {result['unchanged']} unchanged "
+            f"({result['entries']} entries, feed {result['feed_id']})")
+
+
+async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
+    for url in urls:
+        check_scheme(url, settings)  # refuse before anything is queued
+    pool = await connect_arq(settings)
+    failures = 0
+    try:
+        jobs = [(url, await pool.enqueue_job("fetch_once", url)) for url in urls]
+        for url, job in jobs:
+            assert job is not None  # no _job_id given, so arq always enqueues
+            if not wait:
+                click.echo(f"{url}: queued as job {job.job_id}")
+                continue
+            try:
+                result = await job.result(timeout=timeout, poll_delay=0.05)
+            except TimeoutError:
+                click.echo(f"error: {url}: no result within {timeout:g} s; is a worker running "
+                           "(`ingest run` or `ingest worker`)?", err=True)
+                failures += 1
+            except Exception as e:  # noqa: BLE001 - the job's own exception, re-raised by arq
+                click.echo(f"error: {url}: job failed: {type(e).__name__}: {e}", err=True)
+                failures += 1
+            else:
+                if result.get("error"):
+                    click.echo(f"error: {result['stage']} failed: {result['error']}", err=True)
+                    failures += 1
+                else:
+                    click.echo(f"{url}: {_describe(result)}")
+    finally:
+        await pool.aclose()
+    return 1 if failures else 0
+
+
+@cli.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--wait", is_flag=True, help="Wait for the jobs; print what each delivered.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait (default: enqueue_wait_timeout).")
+@click.pass_context
+def enqueue(ctx: click.Context, urls: tuple[str, ...], wait: bool, timeout: float | None) -> None:
+    """Fetch URLs once through the normal pipeline (one arq job per URL)."""
+    settings = settings_of(ctx)
+    code = run_async(_enqueue(settings, urls, wait, timeout or settings.enqueue_wait_timeout))
+    sys.exit(code)
+
+
+async def _stats(settings: Settings) -> dict[str, Any]:
+    keys = Keys(settings.namespace)
+    redis = await connect(settings)
+    try:
+        raw = await redis.hgetall(keys.stats)
+        length = await redis.xlen(keys.items_stream)
+        dead = await redis.xlen(keys.dead_stream)
+    finally:
+        await redis.aclose()
+    stats: dict[str, Any] = {k.decode(): int(v) for k, v in raw.items()}
+    stats.update(stream_length=length, dead_letters=dead)
+    return stats
+
+
+@cli.command()
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """Counters: items delivered, fetch and parse errors, stream and dead-letter lengths."""
+    for key, value in sorted(run_async(_stats(settings_of(ctx))).items()):
+        click.echo(f"{key:16} {value}")
+
+
+# Command groups that live in their own modules (one stage each).
+for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS, *cli_dead.COMMANDS):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="ingest")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""`ingest subscribe`: items as they arrive, three ways.
+
+* live (Pub/Sub, the default): what is published while connected; best effort.
+  One feed or one tag subscribes to that channel; otherwise the all-items
+  channel, filtered here.
+* replay (`--from ID|0|$`): XREAD from the stream after ID (`0`: everything
+  still in the stream, `$`: only what comes next), then follow it. Entry ids
+  are exclusive starting points, so a consumer that remembers the last id it
+  printed (`--with-id`) resumes exactly where it stopped.
+* durable (`--group G [--consumer C]`): a consumer group (ingest/deliver/groups.py):
+  each entry is printed and flushed, then acknowledged; a restarted consumer
+  re-reads what it had not acknowledged, and another consumer of the group
+  claims the entries of a dead one after `--claim-idle` seconds. Several
+  consumers of one group share the items; separate groups each get them all.
+
+Filters (`--feed`, `--tag`, `--lang`, each repeatable) apply to every mode;
+within a filter any value matches, and all given filters must match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from ingest.deliver.groups import Entry, GroupConsumer, GroupReader
+from ingest.keys import Keys
+
+__all__ = ["ItemFilter", "consume_group", "live", "live_channels", "replay"]
+
+Emit = Callable[[str | None, bytes], None]  # (stream entry id or None, item JSON)
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    feeds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    langs: tuple[str, ...] = ()
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Pure: does the record pass every filter given?"""
+        if self.feeds and record.get("feed_id") not in self.feeds:
+            return False
+        if self.tags and not any(t in self.tags for t in record.get("tags") or ()):
+            return False
+        if self.langs:
+            lang = str(record.get("language") or "").lower()
+            if not any(lang == w.lower() or lang.startswith(w.lower() + "-") for w in self.langs):
+                return False
+        return True
+
+    def matches_raw(self, raw: bytes) -> bool:
+        if not (self.feeds or self.tags or self.langs):
+            return True
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(record, dict) and self.matches(record)
+
+
+def live_channels(keys: Keys, f: ItemFilter) -> list[str]:
+    """Pure: the narrowest Pub/Sub channel for a filter (the filter still applies after)."""
+    if len(f.feeds) == 1 and not f.tags:
+        return [keys.feed_channel(f.feeds[0])]
+    if len(f.tags) == 1 and not f.feeds:
+        return [keys.tag_channel(f.tags[0])]
+    return [keys.items_channel]
+
+
+async def live(redis: aioredis.Redis, channels: Sequence[str], f: ItemFilter, emit: Emit,
+               ready: Callable[[], None] = lambda: None) -> None:
+    """Pub/Sub until cancelled."""
+    pubsub = redis.pubsub()
+    try:
+        await pubsub.subscribe(*channels)
+        ready()
+        async for message in pubsub.listen():
+            if message.get("type") == "message" and f.matches_raw(message["data"]):
+                emit(None, message["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def replay(
+    redis: aioredis.Redis, keys: Keys, start: str, f: ItemFilter, emit: Emit, *,
+    follow: bool = True, block_ms: int = 5000, batch: int = 500,
+) -> str:
+    """Entries after `start`, then (with follow) new ones as they come; returns the last id."""
+    last = start
+    if start == "$":  # resolve once, so nothing arriving between reads is skipped
+        info = await redis.xinfo_stream(keys.items_stream) if await redis.exists(
+            keys.items_stream) else None
+        last = info["last-generated-id"].decode() if info else "0"
+    while True:
+        reply = await redis.xread({keys.items_stream: last}, count=batch,
+                                  block=block_ms if follow else None)
+        entries = [(eid, fields) for _, rows in reply or [] for eid, fields in rows]
+        if not entries and not follow:
+            return last
+        for eid, fields in entries:
+            raw = fields.get(b"item", b"")
+            if f.matches_raw(raw):
+                emit(eid.decode(), raw)
+            last = eid.decode()
+
+
+async def consume_group(
+    redis: aioredis.Redis, keys: Keys, group: str, consumer: str, f: ItemFilter, emit: Emit, *,
+    start: str = "$", claim_idle_ms: int = 60_000, max_attempts: int = 5, follow: bool = True,
+    block_ms: int = 5000, stop: asyncio.Event | None = None,
+) -> int:
+    """Print and acknowledge the group's entries; returns how many were read."""
+
+    async def handle(entries: Sequence[Entry]) -> Mapping[Entry, str]:
+        for entry in entries:
+            if f.matches_raw(entry.raw):
+                emit(entry.id.decode(), entry.raw)  # raises (not acked) if output is gone
+        return {}
+
+    reader = GroupReader(redis, keys, group=group, consumer=consumer, batch_size=100,
+                         claim_idle_ms=claim_idle_ms, start_id=start)
+    loop = GroupConsumer(reader, handle, kind="subscriber", max_attempts=max_attempts,
+                         block_ms=block_ms)
+    await reader.ensure_groups()
+    total = 0
+    idle_rounds = 0
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        got = await loop.step(block_ms if follow else None)
+        total += got
+        idle_rounds = 0 if got else idle_rounds + 1
+        if not follow and not got:
+            if idle_rounds >= 2:  # caught up: nothing new, own pending or claimable
+                return total
+            reader.check_pending = True
+            reader.claim_now()
+    return total

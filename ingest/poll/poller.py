@@ -1,0 +1,183 @@
+"""The polling loop: claim due feeds -> fetch politely -> decide -> enqueue and record.
+
+A shell around pure parts: `scheduler` claims (atomic, leased), `fetch`
+fetches, `schedule.decide` decides, `enqueue` hands bodies to workers. Each
+claimed feed runs as its own task, bounded by `poll_batch` in flight; hosts
+are paced by `politeness.HostPacer`. On stop: no new claims, in-flight
+fetches get `shutdown_grace` seconds, and the leases of whatever did not
+finish are released so another daemon can take them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import redis.asyncio as aioredis
+from arq.connections import ArqRedis
+
+from ingest.deliver.events import publish_events
+from ingest.keys import Keys
+from ingest.models import FeedSpec, Fetched, FetchFailed
+from ingest.poll.enqueue import enqueue_parse, wait_for_room
+from ingest.poll.fetch import conditional_get
+from ingest.poll.outage import OutageDetector
+from ingest.poll.politeness import HostPacer, is_rate_limited
+from ingest.poll.registry import load_feed, move_feed
+from ingest.poll.schedule import FeedState, ScheduleRules, decide
+from ingest.poll.scheduler import Scheduler
+from ingest.settings import Settings
+
+__all__ = ["Poller", "rules_from"]
+
+log = logging.getLogger(__name__)
+
+
+def rules_from(settings: Settings) -> ScheduleRules:
+    return ScheduleRules(
+        default_interval=settings.default_interval, min_interval=settings.min_interval,
+        max_interval=settings.max_interval, max_backoff=settings.max_backoff,
+        max_consecutive_errors=settings.max_consecutive_errors,
+        redirect_trust_count=settings.redirect_trust_count,
+    )
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        pool: ArqRedis,
+        session: aiohttp.ClientSession,
+        scheduler: Scheduler,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.pool = pool
+        self.session = session
+        self.scheduler = scheduler
+        self.keys = Keys(settings.namespace)
+        self.rules = rules_from(settings)
+        self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
+                               settings.host_cooldown_cap)
+        self.outage = OutageDetector()
+        self.rng = random.Random()
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_prune = time.monotonic()
+        try:
+            while not stop.is_set():
+                if not await wait_for_room(self.pool, self.keys, self.settings.queue_bound, stop):
+                    break
+                room = self.settings.poll_batch - len(self.in_flight)
+                claimed: list[tuple[str, dict[bytes, bytes]]] = []
+                if room > 0:
+                    claimed = await self.scheduler.claim_with_state(
+                        time.time(), self.settings.lease_seconds, room)
+                for feed_id, raw in claimed:
+                    state = FeedState.from_hash(feed_id, raw) if b"url" in raw else None
+                    task = asyncio.create_task(self._poll_one(feed_id, state))
+                    self.in_flight[feed_id] = task
+                    task.add_done_callback(self._forget(feed_id))
+                if time.monotonic() - last_prune > 60:
+                    self.pacer.prune()
+                    last_prune = time.monotonic()
+                if not claimed:
+                    await self._idle(stop)
+        finally:
+            await self._shutdown()
+
+    def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self.in_flight.pop(feed_id, None)
+
+        return done
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for room (a poll finishing) or for the next due time (at most 1 s)."""
+        if len(self.in_flight) >= self.settings.poll_batch:
+            waiters: set[asyncio.Future[Any]] = set(self.in_flight.values())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({*waiters, stopper}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            return
+        due_in = await self.scheduler.next_due_in(time.time())
+        pause = 1.0 if due_in is None else min(max(due_in, 0.01), 1.0)
+        try:
+            await asyncio.wait_for(stop.wait(), pause)
+        except TimeoutError:
+            pass
+
+    async def _shutdown(self) -> None:
+        if self.in_flight:
+            log.info("stopping: %d fetches in flight, waiting up to %.0f s",
+                     len(self.in_flight), self.settings.shutdown_grace)
+            await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.shutdown_grace)
+        unfinished = list(self.in_flight)
+        for task in self.in_flight.values():
+            task.cancel()
+        await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+        released = await self.scheduler.release(unfinished, time.time())
+        if released:
+            log.info("released %d leases", released)
+
+    async def _poll_one(self, feed_id: str, state: FeedState | None) -> None:
+        try:
+            await self.poll_feed(feed_id, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
+            log.exception("polling feed %s failed unexpectedly", feed_id)
+            await self.redis.hincrby(self.keys.stats, "poll_crashes", 1)
+
+    async def poll_feed(self, feed_id: str, state: FeedState | None = None) -> None:
+        """Fetch one claimed feed and record the outcome (the lease must be ours)."""
+        if state is None:
+            state = await load_feed(self.redis, self.keys, feed_id)
+        if state is None or state.disabled_reason:
+            await self.scheduler.complete(feed_id, None, {})
+            return
+        host = urlsplit(state.url).hostname or ""
+        async with self.pacer.slot(host):
+            result = await conditional_get(self.session, state.url, self.settings,
+                                           etag=state.etag or None,
+                                           last_modified=state.last_modified or None)
+        now = time.time()
+        if isinstance(result, FetchFailed):
+            if result.network:
+                self.outage.network_failure(host, now)
+            if result.status is not None and is_rate_limited(result.status):
+                self.pacer.cool_down(host, result.retry_after or self.settings.host_cooldown_cap)
+        else:
+            self.outage.success(now)
+        body_hash = None
+        if isinstance(result, Fetched):
+            body_hash = hashlib.blake2b(result.body, digest_size=16).hexdigest()
+        decision = decide(now, state, result, self.rules, self.rng,
+                          outage=self.outage.active(now), body_hash=body_hash)
+        if decision.parse and isinstance(result, Fetched):
+            spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
+            await enqueue_parse(self.pool, spec, result)  # before recording: at least once
+        if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
+                                             _counter(result, decision.parse)):
+            log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)
+            return
+        if decision.new_url:
+            await move_feed(self.redis, self.keys, feed_id, decision.new_url)
+        await publish_events(self.redis, self.keys, decision.events)
+
+
+def _counter(result: object, parsed: bool) -> str:
+    if isinstance(result, FetchFailed):
+        return "polls_failed"
+    if isinstance(result, Fetched):
+        return "polls_changed" if parsed else "polls_unchanged_body"
+    return "polls_not_modified"

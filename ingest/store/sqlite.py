@@ -1,0 +1,260 @@
+"""SQLite sink: the zero-install default. One row per item id, the record as JSON.
+
+sqlite3 is synchronous; calls run in a worker thread (asyncio.to_thread) on
+one connection, serialized by a lock. WAL mode lets `ingest items` read while
+the sink writes. A batch is one transaction: upsert all, commit, and only
+then does the caller acknowledge the stream entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+
+from ingest.errors import StorageError
+from ingest.store.base import ItemQuery, RecordRejected
+
+__all__ = ["SQLiteSink"]
+
+# Schema migrations, applied in order at open; `schema_version` holds the last applied.
+# Each step must be safe to run on a database created by the previous steps.
+_MIGRATIONS: tuple[str, ...] = (
+    # 1 (#2): one row per item, the record as JSON beside the columns queries filter on.
+    """
+    CREATE TABLE IF NOT EXISTS items (
+        id           TEXT PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        feed_id      TEXT NOT NULL,
+        url          TEXT,
+        title        TEXT NOT NULL,
+        published_at TEXT,
+        fetched_at   TEXT NOT NULL,
+        language     TEXT,
+        cluster_id   TEXT,
+        content_hash TEXT NOT NULL,
+        record       TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS items_feed_published ON items (feed_id, published_at);
+    CREATE INDEX IF NOT EXISTS items_published ON items (published_at);
+    """,
+    # 2 (#5): full-text search (FTS5) kept in step by triggers, which fire only
+    # when the upsert really wrote (an older version never reaches the index);
+    # cluster lookups.
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+        title, summary, content_text, tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TRIGGER IF NOT EXISTS items_fts_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_fts (rowid, title, summary, content_text) VALUES (new.rowid, new.title,
+            json_extract(new.record, '$.summary'), json_extract(new.record, '$.content_text'));
+    END;
+    CREATE TRIGGER IF NOT EXISTS items_fts_update AFTER UPDATE ON items BEGIN
+        DELETE FROM items_fts WHERE rowid = old.rowid;
+        INSERT INTO items_fts (rowid, title, summary, content_text) VALUES (new.rowid, new.title,
+            json_extract(new.record, '$.summary'), json_extract(new.record, '$.content_text'));
+    END;
+    DELETE FROM items_fts;
+    INSERT INTO items_fts (rowid, title, summary, content_text)
+        SELECT rowid, title, json_extract(record, '$.summary'),
+               json_extract(record, '$.content_text')
+        FROM items;
+    CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
+    """,
+)
+
+# A replayed or reordered older version never overwrites a newer one.
+_UPSERT = """
+INSERT INTO items (id, version, feed_id, url, title, published_at, fetched_at, language,
+                   cluster_id, content_hash, record)
+VALUES (:id, :version, :feed_id, :url, :title, :published_at, :fetched_at, :language,
+        :cluster_id, :content_hash, :record)
+ON CONFLICT (id) DO UPDATE SET
+    version = excluded.version, feed_id = excluded.feed_id, url = excluded.url,
+    title = excluded.title, published_at = excluded.published_at,
+    fetched_at = excluded.fetched_at, language = excluded.language,
+    cluster_id = excluded.cluster_id, content_hash = excluded.content_hash,
+    record = excluded.record
+WHERE excluded.version >= items.version
+"""
+
+
+
+def _fts_terms(text: str) -> str:
+    """Pure: user words -> an FTS5 query matching all of them, each quoted (no syntax errors)."""
+    words = [w.replace('"', '""') for w in text.split()]
+    return " ".join(f'"{w}"' for w in words)
+
+
+def _where(query: ItemQuery, alias: str = "items") -> tuple[str, list[Any]]:
+    """Pure: the SQL conditions and parameters of a query's filters."""
+    when = f"COALESCE({alias}.published_at, {alias}.fetched_at)"
+    conds: list[str] = []
+    params: list[Any] = []
+    if query.feed_id:
+        conds.append(f"{alias}.feed_id = ?")
+        params.append(query.feed_id)
+    if query.since:
+        conds.append(f"{when} >= ?")
+        params.append(query.since)
+    if query.until:
+        conds.append(f"{when} < ?")
+        params.append(query.until)
+    if query.language:
+        conds.append(f"({alias}.language = ? OR {alias}.language LIKE ? || '-%')")
+        params += [query.language, query.language]
+    if query.cluster_id:
+        conds.append(f"{alias}.cluster_id = ?")
+        params.append(query.cluster_id)
+    return (" AND ".join(conds) or "1"), params
+
+
+class SQLiteSink:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteSink:
+        parts = urlsplit(url)
+        path = unquote(parts.path)
+        if parts.netloc:  # sqlite://relative/path is a common slip for sqlite:///
+            path = parts.netloc + path
+        if not path:
+            raise StorageError(f"storage URL {url!r} names no file")
+        return cls(Path(path))
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open, switch to WAL and migrate; retried while another sink does the same.
+
+        Switching to WAL and the first migration need an exclusive lock for
+        which SQLite may answer "database is locked" at once instead of
+        waiting (it avoids a deadlock), when several sinks start together.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + 10
+        while True:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=5.0)
+            try:
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn)
+                return conn
+            except sqlite3.OperationalError as e:
+                conn.close()
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
+                    sqlite3.ProgrammingError, TypeError) as e:
+                raise RecordRejected(f"sqlite {self.path}: {e}") from e
+            except sqlite3.Error as e:
+                raise StorageError(f"sqlite {self.path}: {e}") from e
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = await self._call(self._connect)
+
+    def _upsert_sync(self, rows: list[dict[str, Any]]) -> int:
+        assert self._conn is not None
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_UPSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    async def upsert(self, records: Sequence[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        await self.open()
+        try:
+            rows = [
+                {
+                    "id": r["id"], "version": int(r["version"]), "feed_id": r["feed_id"],
+                    "url": r.get("url"), "title": r.get("title") or "",
+                    "published_at": r.get("published_at"), "fetched_at": r["fetched_at"],
+                    "language": r.get("language"), "cluster_id": r.get("cluster_id"),
+                    "content_hash": r["content_hash"], "record": orjson.dumps(r).decode(),
+                }
+                for r in records
+            ]
+        except (KeyError, TypeError, ValueError) as e:
+            raise RecordRejected(f"sqlite {self.path}: bad record: {e!r}") from e
+        result: int = await self._call(self._upsert_sync, rows)
+        return result
+
+    def _query_sync(self, query: ItemQuery) -> list[dict[str, Any]]:
+        assert self._conn is not None
+        where, params = _where(query)
+        if query.text:
+            sql = ("SELECT items.record FROM items_fts "
+                   "JOIN items ON items.rowid = items_fts.rowid "
+                   f"WHERE items_fts MATCH ? AND {where} "
+                   "ORDER BY bm25(items_fts), items.id LIMIT ?")
+            params = [_fts_terms(query.text), *params]
+        else:
+            sql = (f"SELECT record FROM items WHERE {where} "
+                   "ORDER BY COALESCE(published_at, fetched_at) DESC, id LIMIT ?")
+        params.append(query.limit)
+        return [orjson.loads(row[0]) for row in self._conn.execute(sql, params)]
+
+    async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
+        await self.open()
+        if query.text is not None and not query.text.split():
+            return []
+        result: list[dict[str, Any]] = await self._call(self._query_sync, query)
+        return result
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations not yet applied, each in its own transaction."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    for number, script in enumerate(_MIGRATIONS, start=1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if (row[0] or 0) < number:
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out

@@ -1,0 +1,177 @@
+"""The near-duplicate index in Redis, shared by every worker: a thin shell around clusters.py.
+
+Per document, at most three round trips whatever the number of items:
+
+1. one MGET: each item's own entry (an item keeps its cluster across
+   versions) and every LSH band key of every item;
+2. one MGET: the entries (cluster id + signature) of the candidate items
+   those bands point to, when there are any;
+3. one small Lua script writing each item's entry and each band key that is
+   not taken yet (SET NX), all with the `cluster_retention_hours` TTL. (A
+   pipeline of ~20 SETs per item cost ~150 µs of client CPU per item; one
+   script call with the same arguments costs a fraction of that.)
+
+The decision in between is pure (`plan_clusters`): an item joins the cluster
+of its most similar candidate at or above the threshold, else starts its own
+cluster, whose id is its own item id. Copies within one document see each
+other too.
+
+Concurrency: two workers that see the first two copies of a story at the
+same instant may both start a cluster; the band keys are set with NX, so the
+first writer owns them and later copies join its cluster. Reading and writing
+in one Lua script would close that window, but would move the decision into
+Lua; the window is one round trip wide and costs only a split cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+
+import redis.asyncio as aioredis
+
+from ingest.keys import Keys
+from ingest.models import Item
+from workers.clusters.sketch import Sketch, band_candidates, choose_cluster, sketch_text
+
+__all__ = ["ClusterIndex", "plan_clusters", "sketch_item"]
+
+log = logging.getLogger(__name__)
+
+_ID_LENGTH = 32  # item ids are 128-bit hex (ingest.models.short_hash)
+
+# KEYS: n item entries, then band keys; ARGV: ttl, n, then one value per key.
+_REMEMBER_LUA = """
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if i <= n then
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl)
+  else
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'EX', ttl, 'NX')
+  end
+end
+return #KEYS
+"""
+
+
+def sketch_item(item: Item) -> Sketch | None:
+    """The sketch of an item's story text: its title and body (or summary)."""
+    return sketch_text(f"{item.title}\n{item.content_text or item.summary}")
+
+
+def _split(raw: bytes | None) -> tuple[str, bytes] | None:
+    if not raw or len(raw) <= _ID_LENGTH:
+        return None
+    try:
+        return raw[:_ID_LENGTH].decode("ascii"), raw[_ID_LENGTH:]
+    except UnicodeDecodeError:
+        return None
+
+
+def plan_clusters(
+    items: Sequence[tuple[str, Sketch | None]],
+    own: Mapping[str, tuple[str, bytes]],
+    hits: Mapping[str, str],
+    candidates: Mapping[str, tuple[str, bytes]],
+    threshold: float,
+) -> list[str]:
+    """The cluster id of each (item id, sketch), in order. Pure.
+
+    `own`: items already in the index (their stored cluster is kept);
+    `hits`: band -> item id found in the index; `candidates`: item id ->
+    (cluster id, signature) for the items the bands point to.
+    """
+    hits = dict(hits)
+    known = dict(candidates)
+    out: list[str] = []
+    for item_id, sketch in items:
+        if sketch is None:
+            out.append(own[item_id][0] if item_id in own else item_id)
+            continue
+        if item_id in own:
+            cluster = own[item_id][0]
+        else:
+            ids = band_candidates(sketch.bands, hits, item_id)
+            cluster = (
+                choose_cluster(
+                    sketch.signature, {i: known[i] for i in ids if i in known}, threshold
+                )
+                or item_id
+            )
+        out.append(cluster)
+        # Later items of the same document see this one.
+        known[item_id] = (cluster, sketch.signature)
+        for band in sketch.bands:
+            hits.setdefault(band, item_id)
+    return out
+
+
+class ClusterIndex:
+    """Assigns cluster ids to a document's items against the shared index in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, threshold: float, ttl_seconds: int):
+        self.redis = redis
+        self.keys = keys
+        self.threshold = threshold
+        self.ttl = ttl_seconds
+        self._remember_script = redis.register_script(_REMEMBER_LUA)
+
+    async def assign(self, items: Sequence[Item]) -> list[Item]:
+        """`items` with their cluster_id set; the index remembers them for later copies."""
+        if not items:
+            return []
+        sketches = [(item.id, sketch_item(item)) for item in items]
+        bands = sorted({b for _, s in sketches if s for b in s.bands})
+        item_keys = [self.keys.cluster_item(item.id) for item in items]
+        raw = await self.redis.mget(item_keys + [self.keys.cluster_band(b) for b in bands])
+        own = {
+            item.id: entry
+            for item, r in zip(items, raw, strict=False)
+            if (entry := _split(r)) is not None
+        }
+        hits = {
+            band: r.decode("ascii", "replace")
+            for band, r in zip(bands, raw[len(items) :], strict=True)
+            if r
+        }
+        batch = {item.id for item in items}
+        wanted = sorted({i for i in hits.values() if i not in batch})
+        candidates: dict[str, tuple[str, bytes]] = {}
+        if wanted:
+            found = await self.redis.mget([self.keys.cluster_item(i) for i in wanted])
+            candidates = {
+                i: entry
+                for i, r in zip(wanted, found, strict=True)
+                if (entry := _split(r)) is not None
+            }
+        clusters = plan_clusters(sketches, own, hits, candidates, self.threshold)
+        await self._remember(sketches, clusters, hits)
+        return [
+            dataclasses.replace(item, cluster_id=cluster)
+            for item, cluster in zip(items, clusters, strict=True)
+        ]
+
+    async def _remember(
+        self,
+        sketches: Sequence[tuple[str, Sketch | None]],
+        clusters: Sequence[str],
+        hits: Mapping[str, str],
+    ) -> None:
+        entries: list[str] = []
+        bands: dict[str, str] = {}
+        values: list[bytes | str] = []
+        for (item_id, sketch), cluster in zip(sketches, clusters, strict=True):
+            if sketch is None:
+                continue
+            entries.append(self.keys.cluster_item(item_id))
+            values.append(cluster.encode("ascii") + sketch.signature)
+            for band in sketch.bands:
+                if band not in hits:
+                    bands.setdefault(self.keys.cluster_band(band), item_id)
+        if not entries:
+            return
+        await self._remember_script(
+            keys=entries + list(bands),
+            args=[self.ttl, len(entries), *values, *bands.values()],
+        )
