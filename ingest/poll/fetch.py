@@ -24,7 +24,7 @@ import aiohttp
 from ingest.errors import BodyTooLarge, FetchError, HTTPStatusError, URLRefused
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
 from ingest.poll.politeness import is_permanent_redirect, is_redirect, retry_after
-from ingest.poll.urlguard import GuardedResolver, check_url
+from ingest.poll.urlguard import GuardedResolver, check_url, connect_host
 from ingest.settings import Settings
 
 __all__ = [
@@ -119,7 +119,7 @@ async def _judge_target_behind_proxy(session: aiohttp.ClientSession, url: str) -
     """Through a proxy our resolver sees only the proxy; resolve the target to judge it."""
     connector = session.connector
     resolver = getattr(connector, "_resolver", None)
-    host = urlsplit(url).hostname
+    host = connect_host(url)  # as the proxy will see it (IDNA-mapped), not as written
     if isinstance(resolver, GuardedResolver) and host:
         try:
             await resolver.resolve(host, 0)
