@@ -52,6 +52,11 @@ class Settings:
     connect_timeout: float = 10.0
     fetch_timeout: float = 30.0
     max_body_bytes: int = 20_000_000
+    max_entity_expansion_bytes: int = 1_000_000
+    max_entries_per_document: int = 1000
+    max_text_chars: int = 2048
+    max_content_chars: int = 200_000
+    max_list_items: int = 50
     worker_max_jobs: int = 20
     worker_poll_delay: float = 0.05
     job_timeout: int = 120
@@ -173,7 +178,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
 _POSITIVE = (
     "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
     "connect_timeout", "fetch_timeout",
-    "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
+    "max_body_bytes", "max_entity_expansion_bytes", "max_entries_per_document", "max_text_chars",
+    "max_content_chars", "max_list_items", "worker_max_jobs", "worker_poll_delay", "job_timeout",
     "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
     "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
     "webhook_retry_seconds", "webhook_timeout",

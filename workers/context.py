@@ -17,6 +17,7 @@ from ingest.keys import Keys
 from ingest.poll.fetch import new_session
 from ingest.settings import Settings, load_settings
 from workers.clusters.index import ClusterIndex
+from workers.limits import Limits
 from workers.normalize.record import NormalizeOptions
 
 __all__ = ["WorkerContext", "on_shutdown", "on_startup"]
@@ -33,6 +34,7 @@ class WorkerContext:
     deliverer: Deliverer
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
     normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
+    limits: Limits  # caps on entries and record fields (issue #12)
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -57,6 +59,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
                               settings.cluster_retention_seconds),
         normalize=NormalizeOptions.from_settings(settings),
+        limits=Limits.from_settings(settings),
     )
 
 

@@ -27,6 +27,7 @@ import feedparser
 from ingest.errors import ParseError
 from workers.encoding import transcode_misdeclared
 from workers.jsonfeed import looks_like_json, parse_json_feed
+from workers.xmlguard import DEFAULT_BUDGET, defuse_char_refs, entity_refusal
 
 __all__ = ["parse_feed_bytes"]
 
@@ -45,8 +46,14 @@ def _feedparser(body: bytes, response_headers: dict[str, str], base_url: str) ->
         raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
 
 
-def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> Any:
-    """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links."""
+def parse_feed_bytes(
+    body: bytes, headers: Mapping[str, str], base_url: str, entity_budget: int = DEFAULT_BUDGET
+) -> Any:
+    """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links.
+
+    An XML document whose entities would grow it past `entity_budget` bytes is
+    refused before feedparser (whose lenient fallback would expand them) sees it.
+    """
     if not body.strip():
         raise ParseError(f"{base_url}: empty body, not a feed")
     response_headers = {k.lower(): v for k, v in headers.items()}
@@ -57,6 +64,10 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
     # change when the feed moves. Links are made absolute in normalize instead,
     # against xml:base when declared (feedparser still tracks it), else this URL.
     response_headers.pop("content-location", None)
+    refusal = entity_refusal(body, entity_budget)
+    if refusal:
+        raise ParseError(f"{base_url}: refused before parsing: {refusal}")
+    body = defuse_char_refs(body)
     result = _feedparser(body, response_headers, base_url)
     if isinstance(result.get("bozo_exception"), feedparser.CharacterEncodingOverride):
         utf8 = transcode_misdeclared(body, result.get("encoding") or "windows-1252")

@@ -60,7 +60,7 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
-                                           app.normalize)
+                                           app.normalize, app.limits)
     except ParseError as e:
         log.warning("parse failed: %s", e)
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,

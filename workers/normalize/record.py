@@ -130,7 +130,7 @@ def _int_or_none(value: Any) -> int | None:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number < 2**63 else None  # 10^30 is no length; JSON can't carry it
 
 
 def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
