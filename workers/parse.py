@@ -25,6 +25,7 @@ from typing import Any
 import feedparser
 
 from ingest.errors import ParseError
+from ingest.excerpt import excerpt
 from workers.encoding import transcode_misdeclared
 from workers.jsonfeed import looks_like_json, parse_json_feed
 from workers.xmlguard import DEFAULT_BUDGET, defuse_char_refs, entity_refusal
@@ -43,7 +44,7 @@ def _feedparser(body: bytes, response_headers: dict[str, str], base_url: str) ->
             resolve_relative_uris=False,
         )
     except Exception as e:  # feedparser promises not to raise; belt and braces
-        raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
+        raise ParseError(excerpt(f"{base_url}: feed parser failed: {type(e).__name__}: {e}")) from e
 
 
 def parse_feed_bytes(
@@ -83,7 +84,7 @@ def parse_feed_bytes(
     if not result.version:
         reason = result.get("bozo_exception") or "no feed elements found"
         content_type = response_headers.get("content-type", "unknown content type")
-        raise ParseError(f"{base_url}: not a feed ({content_type}): {reason}")
+        raise ParseError(excerpt(f"{base_url}: not a feed ({content_type}): {reason}"))
     if result.bozo:
-        raise ParseError(f"{base_url}: malformed {result.version} feed: {result.get('bozo_exception')}")
+        raise ParseError(excerpt(f"{base_url}: malformed {result.version} feed: {result.get('bozo_exception')}"))
     return result

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
@@ -70,6 +71,7 @@ class Poller:
         self.outage = OutageDetector()
         self.rng = random.Random()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.uncounted_crashes = 0  # poll_crashes not yet written (Redis was down)
 
     async def run(self, stop: asyncio.Event) -> None:
         last_prune = time.monotonic()
@@ -136,7 +138,24 @@ class Poller:
             raise
         except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
             log.exception("polling feed %s failed unexpectedly", feed_id)
-            await self.redis.hincrby(self.keys.stats, "poll_crashes", 1)
+            await self._count_crash()
+
+    async def _count_crash(self) -> None:
+        """Count one crash in <ns>:stats. When Redis is what failed (#12: this call
+        raised again, 48 "Task exception was never retrieved" in one run), the count
+        is kept here and written with the next crash or poll once Redis is back."""
+        self.uncounted_crashes += 1
+        await self._flush_crashes()
+
+    async def _flush_crashes(self) -> None:
+        count, self.uncounted_crashes = self.uncounted_crashes, 0
+        if not count:
+            return
+        try:
+            await self.redis.hincrby(self.keys.stats, "poll_crashes", count)
+        except (RedisError, OSError) as e:
+            self.uncounted_crashes += count
+            log.warning("%d poll crashes not counted yet: Redis: %s", self.uncounted_crashes, e)
 
     async def poll_feed(self, feed_id: str, state: FeedState | None = None) -> None:
         """Fetch one claimed feed and record the outcome (the lease must be ours)."""
@@ -173,6 +192,8 @@ class Poller:
         if decision.new_url:
             await move_feed(self.redis, self.keys, feed_id, decision.new_url)
         await publish_events(self.redis, self.keys, decision.events)
+        if self.uncounted_crashes:  # Redis answers again: write what it missed
+            await self._flush_crashes()
 
 
 def _counter(result: object, parsed: bool) -> str:

@@ -141,6 +141,18 @@ def _where(query: ItemQuery) -> tuple[str, list[Any]]:
     return (" AND ".join(conds) or "true"), params
 
 
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when the database, not the data, is the problem.
+
+    InternalClientError included (#12): after pg_terminate_backend a pooled
+    connection's protocol state can surface as it, and it escaped the sink as an
+    unexpected crash instead of a counted, retried StorageError.
+    """
+    import asyncpg
+
+    return (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 class PostgresSink:
     def __init__(self, dsn: str, schema: str) -> None:
         self.dsn = dsn
@@ -172,7 +184,7 @@ class PostgresSink:
                 self.dsn, min_size=1, max_size=4, timeout=10,
                 server_settings={"search_path": self.schema},
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
 
     async def upsert(self, records: Sequence[dict[str, Any]]) -> int:
@@ -192,13 +204,11 @@ class PostgresSink:
                 asyncpg.exceptions.CharacterNotInRepertoireError,
                 asyncpg.exceptions.UntranslatableCharacterError) as e:
             raise RecordRejected(f"postgresql: {type(e).__name__}: {e}") from e
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
         return len(rows)
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
-        import asyncpg
-
         if query.text is not None and not query.text.split():
             return []
         await self.open()
@@ -211,7 +221,7 @@ class PostgresSink:
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(sql, *params)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
         return [orjson.loads(row[0]) for row in rows]
 
