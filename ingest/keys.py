@@ -96,6 +96,10 @@ class Keys:
         """arq's job queue (a sorted set owned by arq); job keys are arq's own."""
         return f"{self.ns}:queue"
 
+    def job_running(self, job_id: str) -> str:
+        """Which worker runs a `fetch_once` job and since when (JSON; expires with the job)."""
+        return f"{self.ns}:job:{job_id}:running"
+
     # Consumer groups.
 
     @property

@@ -124,3 +124,34 @@ async def test_terminated_postgres_connections_are_counted_retried_storage_error
         await admin.close()
         await sink.close()
         await client.aclose()
+
+
+async def test_shutdown_refetches_exactly_the_fetches_it_cancelled(settings: Settings, farm: Farm) -> None:
+    """#12 item 14, as documented in docs/guarantees.md: a fetch still running when
+    shutdown_grace ends is cancelled and its lease released, so the next daemon fetches
+    that feed again at once (the publisher saw two requests); a fetch that finished
+    within the grace is not fetched again before its interval."""
+    async with make_rig(settings, shutdown_grace=0.5) as first, make_rig(settings) as second:
+        slow = await first.add(farm.url("slow/4/s.xml"))
+        quick = await first.add(farm.url("slow/0.3/q.xml"))
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.poller.run(stop))
+        for _ in range(200):  # bounded: until the quick fetch is done (the slow one is not)
+            if farm.hits("q.xml"):
+                break
+            await asyncio.sleep(0.02)
+        assert not farm.hits("s.xml")  # the farm logs a request when it has answered
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert len(farm.hits("q.xml")) == 1
+        stop2 = asyncio.Event()
+        task2 = asyncio.create_task(second.poller.run(stop2))
+        for _ in range(600):  # bounded (12 s): until the second daemon fetched the slow feed
+            if len(farm.hits("s.xml")) == 2 and await second.redis.hget(second.keys.feed(slow), "lease") is None:
+                break
+            await asyncio.sleep(0.02)
+        stop2.set()
+        await asyncio.wait_for(task2, 15)
+        assert len(farm.hits("s.xml")) == 2  # cancelled once, fetched again at once
+        assert len(farm.hits("q.xml")) == 1  # finished within the grace: not again
+        assert quick != slow

@@ -18,6 +18,7 @@ from ingest.cli import feeds as cli_feeds
 from ingest.cli import items as cli_items
 from ingest.cli.common import run_async, settings_of
 from ingest.errors import SettingsError
+from ingest.jobwatch import job_progress, wait_message
 from ingest.keys import Keys
 from ingest.logs import configure_logging
 from ingest.poll.fetch import check_scheme
@@ -86,8 +87,8 @@ async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeou
             try:
                 result = await job.result(timeout=timeout, poll_delay=0.05)
             except TimeoutError:
-                click.echo(f"error: {url}: no result within {timeout:g} s; is a worker running "
-                           "(`ingest run` or `ingest worker`)?", err=True)
+                progress = await job_progress(pool, Keys(settings.namespace), job)
+                click.echo(f"error: {wait_message(url, timeout, progress)}", err=True)
                 failures += 1
             except Exception as e:  # noqa: BLE001 - the job's own exception, re-raised by arq
                 click.echo(f"error: {url}: job failed: {type(e).__name__}: {e}", err=True)
