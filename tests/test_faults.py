@@ -1,5 +1,6 @@
-"""Faults on real parts (docs/reliability.md, fault table): Redis gone mid-poll,
-PostgreSQL connections terminated under the sink, a feed host down for a while.
+"""Faults on real parts (docs/reliability.md, fault table): a worker and `ingest run`
+SIGKILLed mid-job, Redis gone mid-poll, PostgreSQL connections terminated under the
+sink, a feed host down for a while, a shutdown cutting fetches off.
 
 The other faults of the table live beside the code they exercise: a sink
 SIGKILLed and Redis SIGKILLed/restarted with its AOF in test_crash.py, a
@@ -10,31 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
+import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from ingest.embedded import RedisServer
 from ingest.errors import StorageError
 from ingest.keys import Keys
 from ingest.poll.registry import load_feed
+from ingest.redis_conn import connect_arq
 from ingest.settings import Settings
 from ingest.store.consume import SinkConsumer
 from ingest.store.postgres import PostgresSink, split_schema
-from tests.conftest import free_port
-from tests.farm import Farm
+from tests.conftest import INGEST, env_for, free_port
+from tests.farm import HOSTS, Farm, sample_feed
+from tests.feedserver import FeedServer
+from tests.helpers import stop_process, stream_records, wait_until
 from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
+from tests.test_crash import _count_is, stored_ids
+from tests.test_daemons import _daemon, _register, _stop
 from tests.test_polling import make_rig
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer] | Any:
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, so killing it disturbs no other test."""
     base = tmp_path / "redis"
     server = RedisServer(directory=base, socket_path=base / "redis.sock", port=free_port())
@@ -155,3 +165,126 @@ async def test_shutdown_refetches_exactly_the_fetches_it_cancelled(settings: Set
         assert len(farm.hits("s.xml")) == 2  # cancelled once, fetched again at once
         assert len(farm.hits("q.xml")) == 1  # finished within the grace: not again
         assert quick != slow
+
+
+def _start(settings: Settings, log: Path, command: str) -> subprocess.Popen[bytes]:
+    env = {**env_for(settings), "INGEST_LOG_LEVEL": "INFO", "INGEST_JOB_TIMEOUT": "3",
+           "INGEST_JOB_RETRY_SECONDS": "0.5", "INGEST_SINK_CLAIM_IDLE_SECONDS": "1"}
+    args = ["run"] if command == "run" else ["worker"]
+    with log.open("ab") as out:
+        return subprocess.Popen([*INGEST, *args], env=env, stdout=out, stderr=out, start_new_session=True)
+
+
+def _feed_of(n: int, prefix: str) -> bytes:
+    items = "".join(f"<item><guid>{prefix}{i}</guid><title>Story {prefix}{i}</title>"
+                    f"<description>Text {prefix}{i}.</description></item>" for i in range(n))
+    return f'<rss version="2.0"><channel><title>{prefix}</title>{items}</channel></rss>'.encode()
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+async def test_a_process_killed_mid_job_loses_nothing_and_publishes_nothing_twice(
+    settings: Settings, feed_server: FeedServer, tmp_path: Path, command: str,
+) -> None:
+    """SIGKILL `ingest worker` / `ingest run` while its jobs are fetching slow feeds, start
+    it again: every item reaches the stream exactly once (and storage, for `run`). The
+    recovery time is arq's in-progress marker (job_timeout + 10 s; job_timeout is 3 s
+    here); issue-9a shortens it."""
+    keys = Keys(settings.namespace)
+    feeds, per_feed = 6, 10
+    urls = [feed_server.serve(f"kill-{command}-{n}.xml", _feed_of(per_feed, f"k{n}-"), delays=[2.0])
+            for n in range(feeds)]
+    client = aioredis.Redis.from_url(settings.redis_url)
+    log = tmp_path / "service.log"
+    proc = _start(settings, log, command)
+    try:
+        pool = await connect_arq(settings)
+        for url in urls:
+            assert await pool.enqueue_job("fetch_once", url) is not None
+        await pool.aclose()
+        for _ in range(300):  # bounded: until jobs are running
+            if await client.keys("arq:in-progress:*"):
+                break
+            await asyncio.sleep(0.05)
+        assert await client.keys("arq:in-progress:*"), log.read_text()[-2000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        killed_at = time.monotonic()
+        proc = _start(settings, log, command)
+        total = feeds * per_feed
+        for _ in range(1200):  # bounded: 60 s
+            if await client.xlen(keys.items_stream) >= total:
+                break
+            await asyncio.sleep(0.05)
+        recovery = time.monotonic() - killed_at
+        print(f"{command} SIGKILLed: every item on the stream {recovery:.1f} s after the kill")
+        records = await stream_records(client, keys)
+        assert len(records) == total, log.read_text()[-3000:]
+        assert len({(r["id"], r["version"]) for r in records}) == total
+        if command == "run":
+            for _ in range(600):  # bounded: 30 s
+                if await _count_is(settings.storage_url, total):
+                    break
+                await asyncio.sleep(0.05)
+            ids = await stored_ids(settings.storage_url)
+            assert len(ids) == total and len(set(ids)) == total
+    finally:
+        stop_process(proc, 30)
+        await client.aclose()
+
+
+async def test_a_feed_host_down_for_a_while_is_fetched_when_it_is_back(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """The publisher's host refuses connections for a while (20 s in the field test,
+    3 s here): the feed backs off, is not disabled, and is fetched once it is back."""
+    port = free_port()
+
+    async def handler(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=sample_feed("back"), content_type="application/rss+xml")
+
+    url = f"http://127.0.0.1:{port}/feed.xml"
+    async with make_rig(settings, min_interval=1, max_backoff=1) as rig:
+        feed_id = await rig.add(url)
+        down = await rig.poll(feed_id)  # nothing listens: connection refused
+        assert not down.disabled_reason and down.consecutive_errors >= 1, down
+        await asyncio.sleep(3)  # the host stays down a while (20 s in the field test)
+        down = await rig.poll(feed_id)
+        assert not down.disabled_reason, down
+        app = web.Application()
+        app.router.add_get("/feed.xml", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            up = await rig.poll(feed_id)
+            assert up.last_status == "200" and not up.disabled_reason, up
+            assert await rig.queued() == 1  # the body went to the workers
+        finally:
+            await runner.cleanup()
+
+
+def test_two_daemons_each_restarted_fetch_every_feed_once(
+    settings: Settings, farm: Farm, tmp_path: Path,
+) -> None:
+    """A and B poll one set of feeds (interval 600 s); A is restarted, then B. Every feed is
+    fetched, and none twice: fetches finish within shutdown_grace, so no lease is released
+    with its fetch cut off (docs/guarantees.md)."""
+    urls = [farm.url(f"slow/0.3/restart{i}.xml", host=HOSTS[i % 3]) for i in range(24)]
+    _register(settings, urls)
+    extra = {"INGEST_POLL_BATCH": "2", "INGEST_MIN_INTERVAL": "1"}
+    a = _daemon(settings, tmp_path, "A", **extra)
+    b = _daemon(settings, tmp_path, "B", **extra)
+    fetched = lambda: len({h.path for h in farm.hits("/slow/0.3/restart")})  # noqa: E731
+    try:
+        assert wait_until(lambda: fetched() >= 6, 60), (tmp_path / "A.log").read_text()[-2000:]
+        _stop(a)
+        a = _daemon(settings, tmp_path, "A", **extra)
+        assert wait_until(lambda: fetched() >= 12, 60)
+        _stop(b)
+        b = _daemon(settings, tmp_path, "B", **extra)
+        assert wait_until(lambda: fetched() == 24, 60), (tmp_path / "B.log").read_text()[-2000:]
+        time.sleep(2)  # a second fetch, if any, would show up now
+    finally:
+        _stop(a, b)
+    paths = sorted(h.path for h in farm.hits("/slow/0.3/restart"))
+    assert paths == sorted(f"/slow/0.3/restart{i}.xml" for i in range(24))
