@@ -246,3 +246,32 @@ async def test_idna_disguised_redirect_hop_is_refused(farm: Farm, label: str, ho
     assert isinstance(result, FetchFailed) and result.refused, result
     assert "loopback" in result.error
     assert [h.path for h in farm.log] == ["/to"]  # the redirect only; the target never
+
+
+# -- more URL forms (the SSRF list): userinfo, fragments, IPv6 spellings, zones --------
+MORE_FORMS = [
+    "http://example.com@127.0.0.1/", "http://127.0.0.1#@example.com/", "http://[::]/", "http://0/",
+    "http://127.1/", "http://[0:0:0:0:0:ffff:7f00:1]/", "http://[::ffff:7f00:1]/", "http://0x7f000001/",
+    "http://017700000001/", "http://127.000.000.001/", "http://[fe80::1%25eth0]/", "HTTP://127.0.0.1/",
+    "http://127.0.0.1:80\\@evil.example/", "http://127.0.0.1\t/", "http://user:pass@[::1]:8080/",
+    "http://[0000::1]/", "http://0.0.0.0:80/", "http://[::127.0.0.1]/",
+    "https://169.254.169.254/latest/meta-data/", "http://192.168.1.1./", "http://10.0.0.1:65535/",
+]
+
+
+@pytest.mark.parametrize("url", MORE_FORMS)
+def test_more_ssrf_forms_are_refused_before_any_io(url: str) -> None:
+    with pytest.raises(URLRefused, match="refused"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("host", ["localhost.", "127.0.0.1%09", "LOCALHOST", "127.0.0.1."])
+async def test_names_the_resolver_must_judge_never_reach_the_farm(farm: Farm, host: str) -> None:
+    closed = Settings()
+    session = new_session(closed)
+    try:
+        result = await conditional_get(session, farm.url("feed/a.xml", host=host), closed)
+    finally:
+        await session.close()
+    assert isinstance(result, FetchFailed), result
+    assert farm.hits("feed/a.xml") == []
