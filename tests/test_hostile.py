@@ -145,6 +145,19 @@ async def test_entries_beyond_the_cap_are_dropped_and_counted(client: aioredis.R
     assert (await _stats(client))["entries_dropped"] == 20
 
 
+async def test_a_100000_item_feed_is_read_only_up_to_the_cap(client: aioredis.Redis) -> None:
+    """feedparser never builds the entries past the cap: the document is cut before them
+    (1.7 GB of worker for 100,000 items before #12)."""
+    body = _rss(_items(*(_item(f"g{i}") for i in range(100_000))))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    processed = await _process(client, body, Limits(max_entries_per_document=1000))
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert len(processed.delivered) == 1000 and processed.result.entries == 100_000
+    assert sorted(i.guid or "" for i in processed.delivered)[:2] == ["g0", "g1"]
+    assert (await _stats(client))["entries_dropped"] == 99_000
+    assert grown_kib < 300 * 1024, f"peak memory grew by {grown_kib} KiB"
+
+
 async def test_oversized_fields_are_cut_and_named_in_truncated(client: aioredis.Redis) -> None:
     limits = Limits(max_text_chars=100, max_content_chars=1000, max_list_items=5)
     enclosures = "".join(f'<enclosure url="http://ex.example/{i}.mp3" type="audio/mpeg" length="1"/>'

@@ -93,9 +93,10 @@ async def process_document(
     """
     limits = limits or Limits()
     parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url,
-                                   limits.max_entity_expansion_bytes)
+                                   limits.max_entity_expansion_bytes, limits.max_entries_per_document)
     feed, all_entries = parsed["feed"], parsed["entries"]
     entries, dropped = cap_entries(list(all_entries), limits)
+    dropped += int(parsed.get("entries_cut") or 0)
     base = fetched.final_url
     failed = 0
     # The same entry twice in one document (it happens) is one item.
@@ -152,7 +153,7 @@ async def process_document(
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,
-        entries=len(all_entries),
+        entries=len(all_entries) + int(parsed.get("entries_cut") or 0),
         new=new,
         updated=len(delivered) - new,
         unchanged=len(ids) - len(delivered),

@@ -35,7 +35,8 @@ LIMITS = Limits(max_entries_per_document=20, max_text_chars=200, max_content_cha
 
 def records_of(body: bytes, headers: Mapping[str, str] | None = None) -> list[Item]:
     """The records a worker would deliver for `body`; ParseError when it refuses it."""
-    parsed: Any = parse_feed_bytes(body, headers or {}, URL, LIMITS.max_entity_expansion_bytes)
+    parsed: Any = parse_feed_bytes(body, headers or {}, URL, LIMITS.max_entity_expansion_bytes,
+                                   LIMITS.max_entries_per_document)
     entries, _ = cap_entries(list(parsed["entries"]), LIMITS)
     items: list[Item] = []
     for entry in entries:
