@@ -38,6 +38,7 @@ _RAW_FACTOR = 4
 # Raw entry keys -> the record field they become (names used in `truncated`).
 _RAW_TEXT = {"title": "title", "id": "guid", "link": "link", "summary": "summary",
              "author": "authors", "description": "summary"}
+_RAW_SHORT = frozenset({"title", "id", "link", "author"})  # become short fields
 _RAW_LISTS = {"enclosures": "enclosures", "media_content": "enclosures",
               "media_thumbnail": "enclosures", "tags": "categories", "authors": "authors",
               "contributors": "authors", "links": "enclosures", "content": "content_html"}
@@ -81,8 +82,9 @@ def bound_entry(entry: Mapping[str, Any], limits: Limits) -> tuple[Mapping[str, 
     touched: list[str] = []
     changes: dict[str, Any] = {}
     for key, value in entry.items():
-        if isinstance(value, str) and len(value) > text_cap:
-            changes[key] = value[:text_cap]
+        cap = limits.max_text_chars * _RAW_FACTOR if key in _RAW_SHORT else text_cap
+        if isinstance(value, str) and len(value) > cap:
+            changes[key] = value[:cap]
             touched.append(_RAW_TEXT.get(key, key))
         elif isinstance(value, list):
             items = value[: limits.max_list_items] if key in _RAW_LISTS else value

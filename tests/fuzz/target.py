@@ -33,11 +33,12 @@ LIMITS = Limits(max_entries_per_document=20, max_text_chars=200, max_content_cha
                 max_list_items=5, max_entity_expansion_bytes=10_000)
 
 
-def records_of(body: bytes, headers: Mapping[str, str] | None = None) -> list[Item]:
+def records_of(body: bytes, headers: Mapping[str, str] | None = None,
+               limits: Limits = LIMITS) -> list[Item]:
     """The records a worker would deliver for `body`; ParseError when it refuses it."""
-    parsed: Any = parse_feed_bytes(body, headers or {}, URL, LIMITS.max_entity_expansion_bytes,
-                                   LIMITS.max_entries_per_document)
-    entries, _ = cap_entries(list(parsed["entries"]), LIMITS)
+    parsed: Any = parse_feed_bytes(body, headers or {}, URL, limits.max_entity_expansion_bytes,
+                                   limits.max_entries_per_document)
+    entries, _ = cap_entries(list(parsed["entries"]), limits)
     items: list[Item] = []
     for entry in entries:
         try:
@@ -45,8 +46,8 @@ def records_of(body: bytes, headers: Mapping[str, str] | None = None) -> list[It
             entry_fingerprint(entry)
         except Exception:  # noqa: BLE001 - the pipeline skips and counts such an entry
             continue
-        bounded, trimmed = bound_entry(entry, LIMITS)
-        item = cap_item(normalize_entry(bounded, parsed["feed"], SPEC, URL, FETCHED_AT), LIMITS, trimmed)
+        bounded, trimmed = bound_entry(entry, limits)
+        item = cap_item(normalize_entry(bounded, parsed["feed"], SPEC, URL, FETCHED_AT), limits, trimmed)
         items.append(item)
     return items
 
