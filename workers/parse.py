@@ -70,7 +70,7 @@ def parse_feed_bytes(
     response_headers.pop("content-location", None)
     refusal = entity_refusal(body, entity_budget)
     if refusal:
-        raise ParseError(f"{base_url}: refused before parsing: {refusal}")
+        raise ParseError(excerpt(f"{base_url}: refused before parsing: {refusal}"))
     body, cut = cut_after_entries(body, max_entries)
     body = defuse_char_refs(body)
     result = _feedparser(body, response_headers, base_url)
