@@ -44,6 +44,7 @@ from workers.clusters.index import ClusterIndex, sketch_item  # noqa: E402
 from workers.normalize.record import normalize_entry  # noqa: E402
 from workers.parse import parse_feed_bytes  # noqa: E402
 
+
 def fixture_items() -> list[Item]:
     out: list[Item] = []
     for path in sorted(FEEDS.iterdir()):
@@ -73,8 +74,7 @@ def bench_sketch(items: list[Item], rounds: int) -> list[float]:
 
 
 def new_index(client: aioredis.Redis, keys: Keys) -> ClusterIndex:
-    s = Settings()
-    return ClusterIndex(client, keys, s.cluster_threshold, s.cluster_retention_seconds)
+    return ClusterIndex.from_settings(client, keys, Settings())
 
 
 def renamed(item: Item, tag: str) -> Item:

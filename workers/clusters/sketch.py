@@ -1,29 +1,47 @@
-"""Near-duplicate detection: MinHash sketches of an item's text, banded for LSH. Pure.
+"""Near-duplicate detection: shingles that fit the script, MinHash bands for LSH, and
+the similarity check of candidates. Pure.
 
 Copies of one wire story differ by an edited headline, a paragraph added or
-cut, another credit line; different stories on the same topic share names
-and phrases but few runs of words. So the text is cut into shingles of
-SHINGLE_SIZE consecutive words (single characters for Chinese and Japanese,
-which have no spaces), and the Jaccard similarity of two items' shingle sets
-decides: at least the configured threshold (`cluster_threshold`,
-docs/normalization.md for how it was chosen) means one story.
+cut, another byline or credit; different stories on the same topic share
+names and phrases but few runs of text. So the text is cut into shingles and
+the Jaccard similarity of two items' shingle sets decides (docs/normalization.md
+has the measurements behind every constant here).
 
-MinHash estimates that similarity from NUM_PERM minimum hashes per item, and
-LSH finds candidates without comparing against everything: the signature is
-cut into BANDS bands of ROWS values; two items whose signatures agree on a
-whole band are candidates (probability 1 - (1 - J**ROWS) ** BANDS: 0.9998 at
-J = 0.7, 0.93 at J = 0.5, 0.27 at J = 0.25, 0.004 at J = 0.06), and each
-candidate is then checked against the threshold with the full signature
-(standard error of the estimate: sqrt(J(1-J)/NUM_PERM), 0.065 at J = 0.5).
+Shingles fit the script, decided by the characters themselves, never by the
+declared language (missing or wrong too often, and one text may mix scripts):
+each Hangul syllable, kana and Han character is a token of its own, with
+punctuation and spaces dropped; every other run of letters and digits (Latin,
+Cyrillic, Greek, numbers) is one word token; a shingle is SHINGLE_SIZE
+consecutive tokens. So English is cut into word 3-grams and Korean, Japanese
+and Chinese into character 3-grams, across any spacing (Korean particles and
+endings edited by a copy desk, `화재가` / `화재는`, change one character, not a
+word), and a Japanese text quoting an English name gets both. Text is NFKC
+folded first, so full-width digits and letters (`３０日`) match their ASCII forms.
 
-Why not datasketch: importing it costs ~0.4 s (scipy) and ~300 µs per item,
-and its Redis storage is synchronous with a round trip per key, while our
-index must batch a whole document per round trip (workers/clusters/index.py).
-The MinHash itself is the standard multiply-shift hash family, a few lines of
-numpy, ~40 µs per story.
+Character shingles of two copies overlap less than word shingles do (an edit
+touches more of them), so the threshold depends on the script: each item
+records its share of character tokens, and a pair is judged against the
+word threshold, the character threshold, or in between for mixed text
+(`threshold_for`).
 
-Index memory is per item: BANDS small keys plus one key holding the signature
-(~4 KB with Redis' per-key overhead, measured), kept `cluster_retention_hours`.
+Candidates come from LSH on a MinHash signature of NUM_PERM values cut into
+BANDS bands of ROWS values: two items agreeing on a whole band are candidates,
+with probability 1 - (1 - J**ROWS) ** BANDS (0.957 at J = 0.35, 0.994 at
+J = 0.44, 0.999 at J = 0.5; 0.63 at J = 0.2). Loose on purpose: a candidate is then checked by
+the Jaccard similarity of the two items' shingle samples (the SAMPLE_SIZE
+smallest shingle ids, which is the whole set for a text of up to ~500 words
+or ~500 CJK characters, then exact; else the bottom-k estimate, standard
+error sqrt(J(1-J)/SAMPLE_SIZE), 0.022 at J = 0.5), not by the MinHash estimate
+(0.065 at J = 0.5 with 60 values: copies near the threshold fell either side
+by chance). At most MAX_CANDIDATES candidates are checked per item, those
+sharing the most bands first, so a crowded index costs a bounded amount.
+
+Hashing is vectorized: each token's code points are hashed once (a weighted
+sum over the UTF-32 code points, numpy), shingle ids combine three token
+hashes and a 64-bit finalizer, and MinHash is the multiply-shift family over
+the shingle ids. Why not datasketch: importing it costs ~0.4 s (scipy) and
+~300 µs per item, and its Redis storage is a round trip per key, while our
+index batches a whole document per round trip (workers/clusters/index.py).
 """
 
 from __future__ import annotations
@@ -31,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import zlib
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -39,111 +57,257 @@ import numpy.typing as npt
 
 __all__ = [
     "BANDS",
+    "MAX_CANDIDATES",
+    "MIN_SHINGLES",
     "NUM_PERM",
+    "SAMPLE_SIZE",
+    "Sample",
     "Sketch",
+    "band_candidates",
     "choose_cluster",
+    "shingle_ids",
     "shingles",
     "similarity",
     "sketch_text",
+    "threshold_for",
 ]
 
 SHINGLE_SIZE = 3
-NUM_PERM = 60
-BANDS = 20
-ROWS = NUM_PERM // BANDS
+BANDS = 24
+ROWS = 2
+NUM_PERM = BANDS * ROWS
+# Shingle ids kept per item for the similarity check (4 bytes each in Redis).
+SAMPLE_SIZE = 512
+# Candidates checked per item at most, those sharing the most bands first.
+MAX_CANDIDATES = 8
 # Fewer shingles than this (about a dozen words) is too little text to call two
 # items one story: such an item stays in a cluster of its own.
 MIN_SHINGLES = 8
 # Text beyond this many characters adds cost, not evidence.
 _MAX_CHARS = 20_000
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
+# Hangul (syllables, jamo, compatibility jamo), kana, CJK ideographs.
+_CJK_RANGES = (
+    (0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF),
+)
+_NON_WORD = re.compile(r"\W+")
+_SPACE = np.uint32(ord(" "))
+_CJK_BOUNDS = np.array([b for lo, hi in _CJK_RANGES for b in (lo, hi + 1)], dtype=np.uint32)
+
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
 
 
-def _parameters() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """The hash family's multipliers (odd) and offsets, derived from fixed names so that
-    every process on every machine computes the same signatures."""
-    words = [
-        int.from_bytes(hashlib.blake2b(f"minhash:{i}".encode(), digest_size=8).digest(), "little")
-        for i in range(2 * NUM_PERM)
+def _words(name: str, count: int) -> list[int]:
+    """Fixed 64-bit constants derived from names, so that every process on every
+    machine computes the same shingles and signatures."""
+    return [
+        int.from_bytes(hashlib.blake2b(f"{name}:{i}".encode(), digest_size=8).digest(), "little")
+        for i in range(count)
     ]
-    a = np.array([w | 1 for w in words[:NUM_PERM]], dtype=np.uint64)
-    b = np.array(words[NUM_PERM:], dtype=np.uint64)
-    return a, b
 
 
-_A, _B = _parameters()
-_SHIFT = np.uint64(32)
+# Bin edges of the one-permutation MinHash over the 32-bit shingle ids.
+_EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint64(NUM_PERM)
+_BINS = np.arange(NUM_PERM, dtype=np.int64)
+_STEP = np.uint32(_words("densify", 1)[0] & 0xFFFFFFFF | 1)
+# One weight per position in a token: a token's hash is the weighted sum of its code points.
+_POSITION = np.array(_words("position", _MAX_CHARS + 1), dtype=np.uint64)
+_JOIN = np.array([w | 1 for w in _words("shingle", SHINGLE_SIZE)], dtype=np.uint64)
+_MIX = np.uint64(_words("mix", 1)[0] | 1)
+_S29, _S32 = np.uint64(29), np.uint64(32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """What the index keeps of an item to check candidates: its smallest shingle ids.
+
+    `ids`: up to SAMPLE_SIZE sorted uint32 shingle ids (little-endian bytes);
+    `complete`: the item has no other shingles (the sample is the whole set);
+    `cjk_share`: share of its tokens that are CJK characters, 0-255 for 0-1.
+    """
+
+    ids: bytes
+    complete: bool
+    cjk_share: int
+
+    _FORMAT = b"\x02"
+
+    def encode(self) -> bytes:
+        return self._FORMAT + bytes((self.cjk_share, int(self.complete))) + self.ids
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Sample | None:
+        """The sample stored by `encode`, or None for anything else (an older format)."""
+        if len(raw) < 3 or raw[:1] != cls._FORMAT or (len(raw) - 3) % 4:
+            return None
+        return cls(ids=raw[3:], complete=bool(raw[2]), cjk_share=raw[1])
+
+    def array(self) -> U32:
+        return np.frombuffer(self.ids, dtype="<u4").astype(np.uint32)
 
 
 @dataclasses.dataclass(frozen=True)
 class Sketch:
-    """An item's MinHash signature and its LSH band keys."""
+    """An item's LSH band keys and its shingle sample."""
 
-    signature: bytes  # NUM_PERM little-endian uint32 minimum hashes
     bands: tuple[str, ...]  # one key per band: "<band index>:<its rows in hex>"
+    sample: Sample
+
+
+def _codes(text: str) -> U32:
+    """The text's code points, NFKC-folded and lower-cased, every run of other
+    characters than letters and digits one space."""
+    text = text[:_MAX_CHARS]
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)[:_MAX_CHARS]
+    text = _NON_WORD.sub(" ", text.lower())
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def _token_hashes(codes: U32) -> tuple[U64, int]:
+    """(one 64-bit hash per token, how many tokens are CJK characters), in about
+    twenty numpy calls whatever the length of the text.
+
+    A token starts at a letter or digit after a space, and at every CJK
+    character and the character after one; its hash is the sum of its code
+    points weighted by their position in the token (spaces weigh nothing).
+    """
+    word = codes != _SPACE
+    # A code point is CJK when it falls inside a range: an odd insertion point.
+    cjk = (np.searchsorted(_CJK_BOUNDS, codes, "right") & 1).astype(bool)
+    start = word.copy()
+    start[1:] &= ~word[:-1] | cjk[1:] | cjk[:-1]
+    starts = np.flatnonzero(start)
+    if not len(starts):
+        return np.zeros(0, dtype=np.uint64), 0
+    # Position in its token of every code point (those before the first token
+    # are spaces: any weight will do).
+    position = np.arange(len(codes)) - starts[np.cumsum(start) - 1]
+    weighted = (codes * word).astype(np.uint64) * _POSITION[position]
+    hashes: U64 = np.add.reduceat(weighted, starts)
+    return hashes, int(np.count_nonzero(cjk))
+
+
+def _ids_and_share(text: str) -> tuple[U32, float]:
+    """The sorted distinct shingle ids of `text`, and its share of CJK tokens."""
+    hashes, cjk = _token_hashes(_codes(text))
+    if not len(hashes):
+        return np.zeros(0, dtype=np.uint32), 0.0
+    share = cjk / len(hashes)
+    if len(hashes) < SHINGLE_SIZE:
+        hashes = np.concatenate([hashes, np.zeros(SHINGLE_SIZE - len(hashes), np.uint64)])
+    count = len(hashes) - SHINGLE_SIZE + 1
+    combined = hashes[:count] * _JOIN[0]
+    for k in range(1, SHINGLE_SIZE):
+        combined += hashes[k : k + count] * _JOIN[k]
+    # Multiply-shift: the high half of (x ^ x >> 29) * odd is a uniform 32-bit id.
+    combined ^= combined >> _S29
+    combined *= _MIX
+    ids = (combined >> _S32).astype(np.uint32)
+    ids.sort()
+    return ids[np.concatenate(([True], ids[1:] != ids[:-1]))], share
+
+
+def shingle_ids(text: str) -> U32:
+    """The sorted distinct shingle ids (uint32) of `text`."""
+    return _ids_and_share(text)[0]
 
 
 def shingles(text: str) -> set[int]:
-    """CRC-32s of the runs of SHINGLE_SIZE tokens (lower-cased words, CJK characters)."""
-    tokens = _TOKEN.findall(text[:_MAX_CHARS].lower())
-    if len(tokens) < SHINGLE_SIZE:
-        return {zlib.crc32(" ".join(tokens).encode())} if tokens else set()
-    return {
-        zlib.crc32(" ".join(tokens[i : i + SHINGLE_SIZE]).encode())
-        for i in range(len(tokens) - SHINGLE_SIZE + 1)
-    }
+    """The shingle ids of `text` as a set (for measurements and tests)."""
+    return set(shingle_ids(text).tolist())
+
+
+def _signature(ids: U32) -> U32:
+    """NUM_PERM minimum values by one-permutation hashing, densified. Pure.
+
+    The sorted shingle ids are cut into NUM_PERM equal ranges (bins); a bin's
+    value is its smallest id, found by one binary search per bin since the ids
+    are sorted already: no hashing of every shingle NUM_PERM times. Two items
+    agree on a bin with probability about their Jaccard similarity, like
+    NUM_PERM independent MinHashes. An empty bin (short texts) takes the value
+    of the next non-empty bin plus a step per bin of distance (rotation
+    densification), so that equal texts agree on every bin.
+    """
+    firsts = np.searchsorted(ids, _EDGES[:-1])
+    found = ids[np.minimum(firsts, len(ids) - 1)]
+    full = (firsts < len(ids)) & (found < _EDGES[1:])
+    # The next non-empty bin at or after each bin, wrapping around once.
+    marks = np.where(full, _BINS, NUM_PERM + np.argmax(full))
+    after = np.minimum.accumulate(marks[::-1])[::-1]
+    signature: U32 = found[after % NUM_PERM] + (after - _BINS).astype(np.uint32) * _STEP
+    return signature
 
 
 def sketch_text(text: str) -> Sketch | None:
     """The sketch of `text`, or None when it has too few shingles to compare."""
-    found = shingles(text)
-    if len(found) < MIN_SHINGLES:
+    ids, share = _ids_and_share(text)
+    if len(ids) < MIN_SHINGLES:
         return None
-    values = np.fromiter(found, dtype=np.uint64, count=len(found))
-    products = values[:, None] * _A  # wraps modulo 2**64: multiply-shift hashing
-    products += _B
-    products >>= _SHIFT
-    signature = products.min(axis=0).astype("<u4").tobytes()
-    width = ROWS * 4
-    # The band's own 12 bytes, in hex, are its key: already uniform hash values.
-    bands = tuple(f"{i}:{signature[i * width : (i + 1) * width].hex()}" for i in range(BANDS))
-    return Sketch(signature=signature, bands=bands)
+    # The band's own bytes, in hex, are its key: already uniform hash values.
+    signature = _signature(ids).astype("<u4").tobytes().hex()
+    width = ROWS * 8
+    bands = tuple(f"{i}:{signature[i * width : (i + 1) * width]}" for i in range(BANDS))
+    sample = Sample(
+        ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
+        complete=len(ids) <= SAMPLE_SIZE,
+        cjk_share=round(share * 255),
+    )
+    return Sketch(bands=bands, sample=sample)
 
 
-def similarity(a: bytes, b: bytes) -> float:
-    """Estimated Jaccard similarity of two signatures (share of equal minimum hashes)."""
-    if len(a) != len(b) or not a:
+def similarity(a: Sample, b: Sample) -> float:
+    """Jaccard similarity of two items' shingle sets: exact when both samples are
+    complete, else the bottom-k estimate over the smaller sample."""
+    left, right = a.array(), b.array()
+    if not len(left) or not len(right):
         return 0.0
-    left = np.frombuffer(a, dtype="<u4")
-    right = np.frombuffer(b, dtype="<u4")
-    return float(np.count_nonzero(left == right)) / len(left)
+    if a.complete and b.complete:
+        common = len(np.intersect1d(left, right, assume_unique=True))
+        return common / (len(left) + len(right) - common)
+    k = min(len(left), len(right))
+    cut = np.union1d(left, right)[k - 1]  # the k smallest ids of the union end here
+    common = len(np.intersect1d(left[left <= cut], right[right <= cut], assume_unique=True))
+    return common / k
+
+
+def threshold_for(a: Sample, b: Sample, words: float, characters: float) -> float:
+    """The threshold of a pair: `words` for word-shingled text, `characters` for CJK
+    text, in between by the pair's mean share of CJK tokens (mixed text)."""
+    share = (a.cjk_share + b.cjk_share) / (2 * 255)
+    return words + (characters - words) * share
 
 
 def choose_cluster(
-    signature: bytes,
-    candidates: Mapping[str, tuple[str, bytes]],
-    threshold: float,
+    sample: Sample,
+    candidates: Mapping[str, tuple[str, Sample]],
+    words: float,
+    characters: float,
 ) -> str | None:
-    """The cluster of the most similar candidate at or above `threshold`, else None.
+    """The cluster of the most similar candidate at or above the pair's threshold, else None.
 
-    `candidates` maps an item id to (its cluster id, its signature). Ties go to
+    `candidates` maps an item id to (its cluster id, its sample). Ties go to
     the smaller cluster id, so the answer does not depend on dict order.
     """
     best: tuple[float, str] | None = None
-    for cluster_id, other in sorted(candidates.values()):
-        score = similarity(signature, other)
-        if score >= threshold and (best is None or score > best[0]):
+    for cluster_id, other in sorted(candidates.values(), key=lambda c: c[0]):
+        score = similarity(sample, other)
+        if score >= threshold_for(sample, other, words, characters) and (
+            best is None or score > best[0]
+        ):
             best = (score, cluster_id)
     return best[1] if best else None
 
 
 def band_candidates(bands: Sequence[str], hits: Mapping[str, str], own_id: str) -> list[str]:
-    """Item ids that share at least one band with this item (itself excluded), in order."""
-    out: list[str] = []
+    """Item ids sharing a band with this item (itself excluded): at most MAX_CANDIDATES,
+    those sharing the most bands first (ties: the first band's)."""
+    counts: dict[str, int] = {}
     for band in bands:
         other = hits.get(band)
-        if other and other != own_id and other not in out:
-            out.append(other)
-    return out
+        if other and other != own_id:
+            counts[other] = counts.get(other, 0) + 1
+    ranked = sorted(counts, key=lambda i: -counts[i])  # stable: first seen first among equals
+    return ranked[:MAX_CANDIDATES]
