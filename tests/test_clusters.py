@@ -226,3 +226,31 @@ async def test_one_document_costs_a_bounded_number_of_round_trips(
     # (GETs and SETs inside the delivery script also count in commandstats, so only
     # the client-side MGETs are a measure of round trips here.)
     assert 2 <= stats["cmdstat_mget"]["calls"] <= 2 * 3
+
+
+async def test_entries_of_the_previous_format_keep_their_cluster_and_are_never_candidates(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    """An index written before #14 (cluster id + 60-value signature) stays readable."""
+    keys = Keys(settings.namespace)
+    [seed] = items_of(SEED)
+    [copy] = items_of(VARIANTS[0])
+    old_signature = bytes(range(240))
+    await client.set(keys.cluster_item(seed.id), b"c" * 32 + old_signature)
+    sketch = sketched(seed)
+    for band in sketch.bands:  # even a band pointing at it finds no usable sample
+        await client.set(keys.cluster_band(band), seed.id)
+    index = ClusterIndex.from_settings(client, keys, settings)
+    [again] = await index.assign([seed])
+    assert again.cluster_id == "c" * 32  # its cluster, from the old entry
+    # The entry is rewritten in the new format: copies find it from now on.
+    [found] = await index.assign([copy])
+    assert found.cluster_id == "c" * 32
+    # An old entry that is only a candidate (not the item itself) is skipped.
+    [other] = items_of(VARIANTS[1])
+    await client.set(keys.cluster_item(seed.id), b"d" * 32 + old_signature)
+    await client.delete(keys.cluster_item(copy.id))
+    for band in sketched(other).bands:
+        await client.set(keys.cluster_band(band), seed.id)
+    [alone] = await index.assign([other])
+    assert alone.cluster_id == other.id
