@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
@@ -91,18 +90,37 @@ _CJK_RANGES = (
     (0x1100, 0x11FF), (0x3040, 0x30FF), (0x3130, 0x318F), (0x31F0, 0x31FF),
     (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF), (0xF900, 0xFAFF),
 )
-_NON_WORD = re.compile(r"\W+")
-_SPACE = ord(" ")
-# ASCII bytes lower-cased, and every byte that is not a letter, digit or _ a space
-# (what _NON_WORD.sub(" ", ...) does, a run of them becoming several spaces: the
-# same tokens and token hashes).
-_ASCII_FOLD = bytes(
-    c if chr(c).isalnum() or c == ord("_") else _SPACE for c in bytes(range(128)).lower()
-) + bytes(128)
-_CJK_BOUNDS = np.array([b for lo, hi in _CJK_RANGES for b in (lo, hi + 1)], dtype=np.uint32)
+_OTHER, _WORD, _CJK_CHAR = 0, 1, 2
+
+
+def _classes() -> npt.NDArray[np.uint8]:
+    """The class of every code point of the Basic Multilingual Plane: a letter, digit
+    or _ (what the regex \\w matches) is a word character; CJK ranges are CJK characters.
+
+    One table lookup per code point then replaces a regex pass over every text.
+    """
+    plane = "".join(map(chr, range(0x10000)))
+    # str.isalnum() and "_" are exactly what the re module's \\w matches.
+    classes = np.fromiter(map(str.isalnum, plane), dtype=np.uint8, count=len(plane))
+    classes[ord("_")] = _WORD
+    for lo, hi in _CJK_RANGES:
+        classes[lo : hi + 1] = np.where(classes[lo : hi + 1] == _WORD, _CJK_CHAR, _OTHER)
+    return classes
+
+
+_CLASS = _classes()
+_PLANE = 0xFFFF
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
+
+
+def _splitmix(x: U64) -> U64:
+    """SplitMix64 of each value: fixed pseudo-random 64-bit words, cheap to make in bulk."""
+    x = x * np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _words(name: str, count: int) -> list[int]:
@@ -119,7 +137,7 @@ _EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint6
 _BINS = np.arange(NUM_PERM, dtype=np.int64)
 _STEP = np.uint32(_words("densify", 1)[0] & 0xFFFFFFFF | 1)
 # One weight per position in a token: a token's hash is the weighted sum of its code points.
-_POSITION = np.array(_words("position", _MAX_CHARS + 1), dtype=np.uint64)
+_POSITION = _splitmix(np.arange(1, _MAX_CHARS + 2, dtype=np.uint64))
 _JOIN = np.array([w | 1 for w in _words("shingle", SHINGLE_SIZE)], dtype=np.uint64)
 _MIX = np.uint64(_words("mix", 1)[0] | 1)
 _S29, _S32 = np.uint64(29), np.uint64(32)
@@ -163,32 +181,35 @@ class Sketch:
 
 
 def _codes(text: str) -> npt.NDArray[np.uint8] | U32:
-    """The text's code points, NFKC-folded and lower-cased, every run of other
-    characters than letters and digits one space (one byte each for ASCII)."""
+    """The text's code points, NFKC-folded and lower-cased (one byte each for ASCII)."""
     text = text[:_MAX_CHARS]
-    if text.isascii():  # a byte table instead of the regex: several times faster
-        return np.frombuffer(text.encode("ascii").translate(_ASCII_FOLD), dtype=np.uint8)
-    text = unicodedata.normalize("NFKC", text)[:_MAX_CHARS]
-    return np.frombuffer(_NON_WORD.sub(" ", text.lower()).encode("utf-32-le"), dtype="<u4")
+    if text.isascii():
+        return np.frombuffer(text.lower().encode("ascii"), dtype=np.uint8)
+    text = unicodedata.normalize("NFKC", text)[:_MAX_CHARS].lower()
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 def _token_hashes(codes: npt.NDArray[np.uint8] | U32) -> tuple[U64, int]:
     """(one 64-bit hash per token, how many tokens are CJK characters), in about
     twenty numpy calls whatever the length of the text.
 
-    A token starts at a letter or digit after a space, and at every CJK
-    character and the character after one; its hash is the sum of its code
-    points weighted by their position in the token (spaces weigh nothing).
+    A token starts at a word character after another character, and at every
+    CJK character and the character after one; its hash is the sum of its code
+    points weighted by their position in the token (other characters weigh
+    nothing). Beyond the Basic Multilingual Plane (emoji, rare ideographs) a
+    code point separates tokens.
     """
-    word = codes != _SPACE
-    start = word.copy()
     if codes.dtype == np.uint8:  # ASCII: no CJK
+        word = _CLASS[codes] == _WORD
         cjk_count = 0
+        start = word.copy()
         start[1:] &= ~word[:-1]
     else:
-        # A code point is CJK when it falls inside a range: an odd insertion point.
-        cjk = (np.searchsorted(_CJK_BOUNDS, codes, "right") & 1).astype(bool)
+        kind = _CLASS[np.minimum(codes, _PLANE)]
+        word = kind != _OTHER
+        cjk = kind == _CJK_CHAR
         cjk_count = int(np.count_nonzero(cjk))
+        start = word.copy()
         start[1:] &= ~word[:-1] | cjk[1:] | cjk[:-1]
     starts = np.flatnonzero(start)
     if not len(starts):
