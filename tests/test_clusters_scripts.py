@@ -15,6 +15,7 @@ docs/normalization.md reports.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,9 +24,19 @@ from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
 from ingest.settings import Settings
+from tests.conftest import FEEDS_DIR
 from tests.wiresets import FETCHED_AT, LANGUAGES, WireItem, items_of, jsonfeed, load, pairs, url_of
 from workers.clusters.index import ClusterIndex, sketch_item
-from workers.clusters.sketch import Sample, shingles, similarity, threshold_for
+from workers.clusters.sketch import (
+    SHORT_TEXT,
+    SHORT_TEXT_RAISE,
+    Sample,
+    shingles,
+    similarity,
+    threshold_for,
+)
+from workers.normalize.record import normalize_entry
+from workers.parse import parse_feed_bytes
 from workers.pipeline import process_document
 
 DEFAULTS = Settings()
@@ -79,11 +90,41 @@ def test_the_declared_language_does_not_change_the_shingles(language: str) -> No
     assert declared[0].cjk_share > 200  # about 0.9 of its tokens are CJK characters
 
 
-def test_the_threshold_follows_the_script() -> None:
-    word, cjk = Sample(b"", True, 0), Sample(b"", True, 255)
+def test_the_threshold_follows_the_script_and_rises_for_short_texts() -> None:
+    long = bytes(4 * SHORT_TEXT)
+    word, cjk = Sample(long, True, 0), Sample(long, True, 255)
     assert threshold_for(word, word, 0.5, 0.35) == 0.5
     assert threshold_for(cjk, cjk, 0.5, 0.35) == pytest.approx(0.35)
     assert threshold_for(word, cjk, 0.5, 0.35) == pytest.approx(0.425)
+    # The shorter item of the pair decides how much the threshold rises.
+    brief = Sample(bytes(4 * SHORT_TEXT // 2), True, 255)
+    assert threshold_for(cjk, brief, 0.5, 0.35) == pytest.approx(0.35 + SHORT_TEXT_RAISE / 2)
+    assert threshold_for(Sample(b"", True, 0), word, 0.99, 0.99) == 1.0
+
+
+def test_short_posts_sharing_a_template_stay_apart_and_a_reposted_ad_joins() -> None:
+    """From the shared fixtures (a Chinese forum's sale posts, ~100 characters each, half
+    of them its posting template): the closest different pair measures 0.37, above the
+    CJK threshold for long texts; the short-text rise keeps it apart."""
+    url = "http://feeds.example/kc0011"
+    parsed: Any = parse_feed_bytes((FEEDS_DIR / "rss2-kc0011-gb2312-zh.xml").read_bytes(), {}, url)
+    spec = FeedSpec(feed_id_for_url(url), url)
+    records = {
+        r.title: r
+        for r in (normalize_entry(e, parsed["feed"], spec, url, FETCHED_AT)
+                  for e in parsed["entries"])
+    }
+
+    def judged(a: str, b: str) -> tuple[float, float]:
+        left, right = (sketch_item(records[t]) for t in (a, b))
+        assert left is not None and right is not None
+        return similarity(left.sample, right.sample), threshold_for(
+            left.sample, right.sample, DEFAULTS.cluster_threshold, DEFAULTS.cluster_threshold_cjk)
+
+    score, threshold = judged("辛亥革命2原卷", "出建国纪念币")
+    assert DEFAULTS.cluster_threshold_cjk < score < threshold
+    score, threshold = judged("1.10低价售泰平年红包卡", "1.10低价售康银阁泰平年、二羊卡")
+    assert score >= threshold
 
 
 # --- the margins on the test sets -----------------------------------------------------

@@ -60,6 +60,8 @@ __all__ = [
     "MIN_SHINGLES",
     "NUM_PERM",
     "SAMPLE_SIZE",
+    "SHORT_TEXT",
+    "SHORT_TEXT_RAISE",
     "Sample",
     "Sketch",
     "band_candidates",
@@ -79,6 +81,11 @@ NUM_PERM = BANDS * ROWS
 SAMPLE_SIZE = 512
 # Candidates checked per item at most, those sharing the most bands first.
 MAX_CANDIDATES = 8
+# Below this many shingles (a brief of two or three sentences: ~150 words or ~150
+# CJK characters), a pair's threshold is raised, by SHORT_TEXT_RAISE at most:
+# two short posts sharing a template are not one story (docs/normalization.md).
+SHORT_TEXT = 150
+SHORT_TEXT_RAISE = 0.15
 # Fewer shingles than this (about a dozen words) is too little text to call two
 # items one story: such an item stays in a cluster of its own.
 MIN_SHINGLES = 8
@@ -309,9 +316,13 @@ def similarity(a: Sample, b: Sample) -> float:
 
 def threshold_for(a: Sample, b: Sample, words: float, characters: float) -> float:
     """The threshold of a pair: `words` for word-shingled text, `characters` for CJK
-    text, in between by the pair's mean share of CJK tokens (mixed text)."""
+    text, in between by the pair's mean share of CJK tokens (mixed text); raised
+    by up to SHORT_TEXT_RAISE when the shorter item has fewer than SHORT_TEXT
+    shingles, where a shared template or boilerplate weighs more."""
     share = (a.cjk_share + b.cjk_share) / (2 * 255)
-    return words + (characters - words) * share
+    shorter = min(len(a.ids), len(b.ids)) // 4
+    raised = SHORT_TEXT_RAISE * max(0.0, 1 - shorter / SHORT_TEXT)
+    return min(1.0, words + (characters - words) * share + raised)
 
 
 def choose_cluster(
