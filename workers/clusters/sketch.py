@@ -80,7 +80,7 @@ NUM_PERM = BANDS * ROWS
 # Shingle ids kept per item for the similarity check (4 bytes each in Redis).
 SAMPLE_SIZE = 512
 # Candidates checked per item at most, those sharing the most bands first.
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 4
 # Below this many shingles (a brief of two or three sentences: ~150 words or ~150
 # CJK characters), a pair's threshold is raised, by SHORT_TEXT_RAISE at most:
 # two short posts sharing a template are not one story (docs/normalization.md).
@@ -176,7 +176,7 @@ class Sample:
         return cls(ids=raw[3:], complete=bool(raw[2]), cjk_share=raw[1])
 
     def array(self) -> U32:
-        return np.frombuffer(self.ids, dtype="<u4").astype(np.uint32)
+        return np.frombuffer(self.ids, dtype="<u4")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,12 +306,19 @@ def similarity(a: Sample, b: Sample) -> float:
     if not len(left) or not len(right):
         return 0.0
     if a.complete and b.complete:
-        common = len(np.intersect1d(left, right, assume_unique=True))
+        common = _common(left, right)
         return common / (len(left) + len(right) - common)
     k = min(len(left), len(right))
     cut = np.union1d(left, right)[k - 1]  # the k smallest ids of the union end here
-    common = len(np.intersect1d(left[left <= cut], right[right <= cut], assume_unique=True))
-    return common / k
+    return _common(left[left <= cut], right[right <= cut]) / k
+
+
+def _common(left: U32, right: U32) -> int:
+    """How many ids two sorted arrays of distinct ids share (binary searches, no sort)."""
+    if not len(left) or not len(right):
+        return 0
+    at = np.minimum(np.searchsorted(right, left), len(right) - 1)
+    return int(np.count_nonzero(right[at] == left))
 
 
 def threshold_for(a: Sample, b: Sample, words: float, characters: float) -> float:
