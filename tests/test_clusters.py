@@ -25,10 +25,10 @@ from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
 from ingest.settings import Settings
 from tests.conftest import DATA_DIR
 from workers.clusters.index import ClusterIndex, Thresholds, plan_clusters, sketch_item
+from workers.clusters.shingles import shingles
 from workers.clusters.sketch import (
     MIN_SHINGLES,
     Sketch,
-    shingles,
     similarity,
     sketch_text,
     threshold_for,

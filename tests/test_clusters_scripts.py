@@ -27,11 +27,11 @@ from ingest.settings import Settings
 from tests.conftest import FEEDS_DIR
 from tests.wiresets import FETCHED_AT, LANGUAGES, WireItem, items_of, jsonfeed, load, pairs, url_of
 from workers.clusters.index import ClusterIndex, sketch_item
+from workers.clusters.shingles import shingles
 from workers.clusters.sketch import (
     SHORT_TEXT,
     SHORT_TEXT_RAISE,
     Sample,
-    shingles,
     similarity,
     threshold_for,
 )
