@@ -62,11 +62,12 @@ class Keys:
     # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
 
     def cluster_item(self, item_id: str) -> str:
-        """An item's cluster id (32 hex characters) followed by its MinHash signature."""
+        """An item's cluster id (32 hex characters) followed by its encoded shingle
+        sample (workers/clusters/sketch.py `Sample`)."""
         return f"{self.ns}:cluster:item:{item_id}"
 
     def cluster_band(self, band: str) -> str:
-        """LSH band "<index>:<hash>" -> id of the first item seen with that band."""
+        """LSH band "<index>:<its MinHash values in hex>" -> id of the first item seen with it."""
         return f"{self.ns}:cluster:band:{band}"
 
     @property

@@ -46,6 +46,7 @@ class Settings:
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
+    cluster_threshold_cjk: float = 0.35
     cluster_retention_hours: int = 48
     allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
@@ -171,6 +172,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("proxy", lambda s: None if _scheme_in(s.proxy, ("http", "https")) else "must be an http:// or https:// URL"),
     ("cluster_threshold", lambda s: None if 0 < s.cluster_threshold <= 1
      else "must be greater than 0 and at most 1"),
+    ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
+     else "must be greater than 0 and at most 1"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )
@@ -272,6 +275,6 @@ def load_settings(
     return Settings(**values)
 
 
-# Variables with the prefix that are not settings: the config file's own path,
-# and the test suite's switch that turns a PostgreSQL skip into a failure.
-_IGNORED_ENV = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "REQUIRE_POSTGRES"})
+# The one variable with the prefix that is not a setting: the config file's own
+# path. The test suite's own variables start with TEST_ (docs/development.md).
+_IGNORED_ENV = frozenset({ENV_PREFIX + "CONFIG"})

@@ -246,4 +246,4 @@ async def test_a_database_from_before_full_text_search_is_migrated_at_open(tmp_p
     assert _ids(await sink.query(ItemQuery(text="busan"))) == ["item00001"]
     await sink.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]

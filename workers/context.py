@@ -56,8 +56,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         session=new_session(settings),
         deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
                             settings.max_versions),
-        clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
-                              settings.cluster_retention_seconds),
+        clusters=ClusterIndex.from_settings(redis, keys, settings),
         normalize=NormalizeOptions.from_settings(settings),
         limits=Limits.from_settings(settings),
     )

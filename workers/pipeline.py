@@ -72,9 +72,7 @@ async def _count(deliverer: Deliverer, **counters: int) -> None:
 
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
     """A cluster index on the deliverer's Redis with the default settings."""
-    defaults = Settings()
-    return ClusterIndex(deliverer.redis, deliverer.keys, defaults.cluster_threshold,
-                        defaults.cluster_retention_seconds)
+    return ClusterIndex.from_settings(deliverer.redis, deliverer.keys, Settings())
 
 
 async def process_document(

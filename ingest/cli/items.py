@@ -48,6 +48,26 @@ def _print(records: list[dict[str, Any]], as_json: bool) -> None:
             click.echo(f"{when:16}  {r['feed_id']}  v{r['version']}  {r.get('title', '')[:80]}")
 
 
+def _outlet(r: dict[str, Any]) -> str:
+    """Who carried an item: the feed's title (else its URL), and the credited agency if other."""
+    outlet = str(r.get("feed_title") or r.get("feed_url") or r.get("feed_id"))
+    source = r.get("source")
+    return f"{outlet} ({source})" if source and source != outlet else outlet
+
+
+def _print_cluster(cluster_id: str, records: list[dict[str, Any]]) -> None:
+    """The copies of one story, first seen first: who had it first, who carried it since."""
+    feeds = len({r["feed_id"] for r in records})
+    click.echo(f"cluster {cluster_id}: {len(records)} items from {feeds} feeds, first seen first")
+    if records and records[0]["id"] != cluster_id:
+        click.echo(f"  (the first copy seen, {cluster_id}, is not in storage or not selected)")
+    for n, r in enumerate(records, start=1):
+        role = "first" if r["id"] == cluster_id else "copy"
+        when = (r.get("published_at") or "-")[:16]
+        click.echo(f"{n:3}  {role:5}  {when:16}  {_outlet(r)[:30]:30}  {r['feed_id']}  "
+                   f"v{r['version']}  {r.get('title', '')[:60]}")
+
+
 _filters = [
     click.option("--feed", "feed_id", help="Only items of this feed id."),
     click.option("--since", callback=_time_option,
@@ -55,7 +75,8 @@ _filters = [
                       "UTC unless an offset is given."),
     click.option("--until", callback=_time_option, help="Published (else fetched) before."),
     click.option("--lang", "language", help="Language tag; 'de' also matches 'de-DE'."),
-    click.option("--cluster", "cluster_id", help="Only copies of this story (cluster id)."),
+    click.option("--cluster", "cluster_id",
+                 help="Only copies of this story (cluster id); `items` lists them first seen first."),
     click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True),
     click.option("--json", "as_json", is_flag=True, help="One JSON record a line."),
 ]
@@ -71,9 +92,18 @@ def _with_filters(fn: Any) -> Any:
 @_with_filters
 @click.pass_context
 def items(ctx: click.Context, /, as_json: bool, **filters: Any) -> None:
-    """List stored items, newest first."""
-    records = run_async(_items(settings_of(ctx), ItemQuery(**filters)))
-    _print(records, as_json)
+    """List stored items, newest first.
+
+    With --cluster: the copies of one story in the order they were first seen,
+    the first copy (whose id is the cluster id) and its outlet first.
+    """
+    cluster_id = filters["cluster_id"]
+    query = ItemQuery(**filters, order="first_seen" if cluster_id else "newest")
+    records = run_async(_items(settings_of(ctx), query))
+    if cluster_id and not as_json:
+        _print_cluster(cluster_id, records)
+    else:
+        _print(records, as_json)
 
 
 @click.command()

@@ -61,13 +61,21 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
     CREATE INDEX IF NOT EXISTS items_search ON items USING gin (search);
     """,
+    # 2 (#14): when each item was first stored (the fetch time of its first version),
+    # kept by later versions: a cluster's members in the order they were seen.
+    """
+    ALTER TABLE items ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
+    UPDATE items SET first_seen_at = fetched_at WHERE first_seen_at IS NULL;
+    CREATE INDEX IF NOT EXISTS items_cluster_first_seen ON items (cluster_id, first_seen_at);
+    """,
 )
 
 _UPSERT = """
 INSERT INTO items (id, version, feed_id, url, title, published_at, fetched_at, language,
-                   cluster_id, content_hash, authors, categories, enclosures, tags, record)
+                   cluster_id, content_hash, authors, categories, enclosures, tags, record,
+                   first_seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::jsonb,
-        $14::jsonb, $15::json)
+        $14::jsonb, $15::json, $7)
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, feed_id = excluded.feed_id, url = excluded.url,
     title = excluded.title, published_at = excluded.published_at,
@@ -214,6 +222,9 @@ class PostgresSink:
         await self.open()
         where, params = _where(query)
         order = "coalesce(published_at, fetched_at) DESC, id"
+        if query.order == "first_seen":
+            first = "id <> cluster_id, " if query.cluster_id else ""  # false sorts first
+            order = f"{first}first_seen_at, id"
         if query.text:
             order = f"ts_rank(search, plainto_tsquery('simple', ${len(params)})) DESC, id"
         params.append(query.limit)

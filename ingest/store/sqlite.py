@@ -66,14 +66,21 @@ _MIGRATIONS: tuple[str, ...] = (
         FROM items;
     CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
     """,
+    # 3 (#14): when each item was first stored (the fetch time of its first version),
+    # kept by later versions: a cluster's members in the order they were seen.
+    """
+    ALTER TABLE items ADD COLUMN first_seen_at TEXT;
+    UPDATE items SET first_seen_at = fetched_at;
+    CREATE INDEX IF NOT EXISTS items_cluster_first_seen ON items (cluster_id, first_seen_at);
+    """,
 )
 
 # A replayed or reordered older version never overwrites a newer one.
 _UPSERT = """
 INSERT INTO items (id, version, feed_id, url, title, published_at, fetched_at, language,
-                   cluster_id, content_hash, record)
+                   cluster_id, content_hash, record, first_seen_at)
 VALUES (:id, :version, :feed_id, :url, :title, :published_at, :fetched_at, :language,
-        :cluster_id, :content_hash, :record)
+        :cluster_id, :content_hash, :record, :fetched_at)
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, feed_id = excluded.feed_id, url = excluded.url,
     title = excluded.title, published_at = excluded.published_at,
@@ -112,6 +119,14 @@ def _where(query: ItemQuery, alias: str = "items") -> tuple[str, list[Any]]:
         conds.append(f"{alias}.cluster_id = ?")
         params.append(query.cluster_id)
     return (" AND ".join(conds) or "1"), params
+
+
+def _order(query: ItemQuery) -> str:
+    """Pure: the ORDER BY of a query without search terms (ItemQuery.order)."""
+    if query.order != "first_seen":
+        return "COALESCE(published_at, fetched_at) DESC, id"
+    first = "id <> cluster_id, " if query.cluster_id else ""  # false (0) sorts first
+    return f"{first}first_seen_at, id"
 
 
 class SQLiteSink:
@@ -210,8 +225,7 @@ class SQLiteSink:
                    "ORDER BY bm25(items_fts), items.id LIMIT ?")
             params = [_fts_terms(query.text), *params]
         else:
-            sql = (f"SELECT record FROM items WHERE {where} "
-                   "ORDER BY COALESCE(published_at, fetched_at) DESC, id LIMIT ?")
+            sql = f"SELECT record FROM items WHERE {where} ORDER BY {_order(query)} LIMIT ?"
         params.append(query.limit)
         return [orjson.loads(row[0]) for row in self._conn.execute(sql, params)]
 
