@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ingest.counters import record_processing
 from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
@@ -77,6 +78,7 @@ async def process_document(
     settings (both built from Settings once per worker); without them the
     default settings apply, on the deliverer's Redis.
     """
+    started = time.perf_counter()
     parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url)
     feed, entries = parsed["feed"], parsed["entries"]
     base = fetched.final_url
@@ -86,6 +88,7 @@ async def process_document(
         item_id = entry_identity(spec.feed_id, entry, base)
         seen.setdefault(item_id, (entry, entry_fingerprint(entry)))
     ids = list(seen)
+    parsed_at = time.perf_counter()
     states = await deliverer.states(ids)
 
     items: list[Item] = []
@@ -111,6 +114,7 @@ async def process_document(
         items.append(item)
         fingerprints.append(fingerprint)
         expected.append(state)
+    normalize_seconds = time.perf_counter() - parsed_at
     if failed:
         counted = deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
         await counted
@@ -119,6 +123,7 @@ async def process_document(
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
     await deliverer.touch(untouched)
+    await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(
         feed_id=spec.feed_id,

@@ -1,5 +1,8 @@
 """Fetched bodies -> arq parse jobs, by name. The only link from `ingest` to `workers`.
 
+`enqueue_fetch` and `job_outcome` are `ingest enqueue [--wait]` and
+`POST /api/v1/enqueue`: one fetch_once job per URL, and its result as a value.
+
 Backpressure lives here too: when more than `queue_bound` jobs wait in the
 queue (workers fall behind), fetchers wait instead of piling bodies into
 Redis memory.
@@ -9,13 +12,41 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 from arq.connections import ArqRedis
+from arq.jobs import Job
 
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
+from ingest.poll.fetch import check_scheme
+from ingest.settings import Settings
 
-__all__ = ["enqueue_parse", "wait_for_room"]
+__all__ = ["enqueue_fetch", "enqueue_parse", "job_outcome", "wait_for_room"]
+
+
+async def enqueue_fetch(pool: ArqRedis, urls: list[str], settings: Settings) -> list[Job]:
+    """One fetch_once job per URL; every URL is checked before anything is queued."""
+    for url in urls:
+        check_scheme(url, settings)  # raises URLRefused
+    jobs = []
+    for url in urls:
+        job = await pool.enqueue_job("fetch_once", url)
+        assert job is not None  # no _job_id given, so arq always enqueues
+        jobs.append(job)
+    return jobs
+
+
+async def job_outcome(job: Job, url: str, timeout: float) -> dict[str, Any]:
+    """Wait for a fetch_once job: its result, or {"error", "stage"} saying why there is none."""
+    try:
+        result: dict[str, Any] = await job.result(timeout=timeout, poll_delay=0.05)
+    except TimeoutError:
+        return {"url": url, "stage": "wait", "error": f"no result within {timeout:g} s; is a worker "
+                "running (`ingest run` or `ingest worker`)?"}
+    except Exception as e:  # noqa: BLE001 - the job's own exception, re-raised by arq
+        return {"url": url, "stage": "job", "error": f"job failed: {type(e).__name__}: {e}"}
+    return {"url": url, **result}
 
 
 async def enqueue_parse(pool: ArqRedis, spec: FeedSpec, fetched: Fetched) -> None:

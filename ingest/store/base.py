@@ -33,6 +33,7 @@ class ItemQuery:
     cluster_id: str | None = None
     text: str | None = None  # full-text search terms (database's own FTS)
     limit: int = 50
+    offset: int = 0  # rows to skip first (the API's page cursor)
 
 
 def parse_time(value: str) -> str:

@@ -206,8 +206,9 @@ class PostgresSink:
         order = "coalesce(published_at, fetched_at) DESC, id"
         if query.text:
             order = f"ts_rank(search, plainto_tsquery('simple', ${len(params)})) DESC, id"
-        params.append(query.limit)
-        sql = f"SELECT record::text FROM items WHERE {where} ORDER BY {order} LIMIT ${len(params)}"
+        params += [query.limit, query.offset]
+        sql = (f"SELECT record::text FROM items WHERE {where} ORDER BY {order} "
+               f"LIMIT ${len(params) - 1} OFFSET ${len(params)}")
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(sql, *params)

@@ -207,12 +207,12 @@ class SQLiteSink:
             sql = ("SELECT items.record FROM items_fts "
                    "JOIN items ON items.rowid = items_fts.rowid "
                    f"WHERE items_fts MATCH ? AND {where} "
-                   "ORDER BY bm25(items_fts), items.id LIMIT ?")
+                   "ORDER BY bm25(items_fts), items.id LIMIT ? OFFSET ?")
             params = [_fts_terms(query.text), *params]
         else:
             sql = (f"SELECT record FROM items WHERE {where} "
-                   "ORDER BY COALESCE(published_at, fetched_at) DESC, id LIMIT ?")
-        params.append(query.limit)
+                   "ORDER BY COALESCE(published_at, fetched_at) DESC, id LIMIT ? OFFSET ?")
+        params += [query.limit, query.offset]
         return [orjson.loads(row[0]) for row in self._conn.execute(sql, params)]
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
