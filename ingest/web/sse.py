@@ -120,14 +120,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     out = _Stream(response)
     await out.send(b"retry: 1000\n\n")
     try:
-        last = await _check_trim(out, redis, keys, last)
+        last = told = await _check_trim(out, redis, keys, last)
         while True:
             reply = await redis.xread({keys.items_stream: last}, count=200, block=heartbeat * 1000)
             entries = [(eid, fields) for _, rows in reply or [] for eid, fields in rows]
             if not entries:
                 await out.send(b": keep-alive\n\n")
                 continue
-            last = await _check_trim(out, redis, keys, last)
+            if last != told:  # (just told: `last` sits right before the oldest kept entry)
+                last = told = await _check_trim(out, redis, keys, last)
             for eid, fields in entries:
                 entry_id = eid.decode()
                 if compare_ids(entry_id, last) <= 0:
