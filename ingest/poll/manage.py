@@ -80,19 +80,19 @@ async def edit_feed(
     if tags is not None:
         changes["tags"] = ",".join(tags)
     if changes:
-        await redis.hset(keys.feed(feed_id), mapping=changes)  # type: ignore[misc]
+        await redis.hset(keys.feed(feed_id), mapping=changes)
 
 
 async def disable_feed(redis: aioredis.Redis, keys: Keys, feed_id: str, reason: str) -> bool:
     """Stop polling a feed, keeping it registered; False if it was already disabled."""
-    current = await redis.hget(keys.feed(feed_id), "disabled_reason")  # type: ignore[misc]
+    current = await redis.hget(keys.feed(feed_id), "disabled_reason")
     if current:
         return False
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.feed(feed_id), "disabled_reason", reason)
         pipe.zrem(keys.schedule, feed_id)
         await pipe.execute()
-    url = await redis.hget(keys.feed(feed_id), "url")  # type: ignore[misc]
+    url = await redis.hget(keys.feed(feed_id), "url")
     await publish_events(redis, keys, [{
         "event": "disabled", "feed_id": feed_id, "url": (url or b"").decode(), "reason": reason,
         "at": _when(datetime.now(UTC).timestamp()),

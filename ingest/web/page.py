@@ -25,7 +25,7 @@ _CSS = """
 color:var(--fg);background:var(--bg)}header{padding:14px 16px;border-bottom:1px solid var(--line);
 display:flex;flex-wrap:wrap;gap:6px 16px;align-items:baseline}h1{font-size:18px;margin:0}
 .muted{color:var(--muted);font-size:13px}main{padding:12px;display:grid;gap:12px;
-grid-template-columns:repeat(auto-fit,minmax(300px,1fr));max-width:1200px;margin:0 auto}
+grid-template-columns:repeat(auto-fit,minmax(280px,1fr));max-width:1200px;margin:0 auto}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px;min-width:0}
 h2{font-size:14px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);margin:0 0 8px}
 .wide{grid-column:1/-1}.tiles{display:flex;flex-wrap:wrap;gap:8px}.tile{flex:1 1 90px;
@@ -34,29 +34,29 @@ border:1px solid var(--line);border-radius:6px;padding:6px 10px}.tile b{display:
 table{width:100%;border-collapse:collapse;font-size:13px}td,th{text-align:left;padding:5px 4px;
 border-top:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-weight:500}
 td.num{text-align:right;white-space:nowrap}.err{color:var(--bad);word-break:break-word}
-.url{word-break:break-all}svg{width:100%;height:auto;display:block}svg .bar{fill:var(--bar)}
+.url{word-break:break-all}svg{width:100%;height:110px;display:block}
+.axis-labels{display:flex;justify-content:space-between;margin-top:4px}svg .bar{fill:var(--bar)}
 svg .axis{stroke:var(--line)}svg text{fill:var(--muted);font-size:10px}
 """
 
 
-def chart_svg(per_minute: list[tuple[int, int]], width: int = 600, height: int = 120) -> str:
-    """Pure: items per minute as bars, oldest left, with the peak and a time axis."""
+def chart_svg(per_minute: list[tuple[int, int]], width: int = 600, height: int = 100) -> str:
+    """Pure: items per minute as bars, oldest left; labels in HTML so they keep their size."""
     peak = max((n for _, n in per_minute), default=0)
-    top, bottom = 14, height - 16
     slot = width / max(len(per_minute), 1)
     bars = []
     for i, (minute, count) in enumerate(per_minute):
-        h = 0 if not peak else (bottom - top) * count / peak
+        h = 0 if not peak else (height - 2) * count / peak
         label = time.strftime("%H:%M", time.gmtime(minute * 60))
-        bars.append(f'<rect class="bar" x="{i * slot + 1:.1f}" y="{bottom - h:.1f}" width="{max(slot - 2, 1):.1f}" '
-                    f'height="{h:.1f}"><title>{label} UTC: {count} items</title></rect>')
+        bars.append(f'<rect class="bar" x="{i * slot + 0.5:.1f}" y="{height - 1 - h:.1f}" '
+                    f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{label} UTC: {count} items</title></rect>')
     first = time.strftime("%H:%M", time.gmtime(per_minute[0][0] * 60)) if per_minute else ""
     last = time.strftime("%H:%M", time.gmtime(per_minute[-1][0] * 60)) if per_minute else ""
-    return (f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="items per minute, last hour">'
-            f'<line class="axis" x1="0" y1="{bottom}" x2="{width}" y2="{bottom}"/>{"".join(bars)}'
-            f'<text x="0" y="10">peak {peak}/min</text>'
-            f'<text x="0" y="{height - 3}">{first} UTC</text>'
-            f'<text x="{width}" y="{height - 3}" text-anchor="end">{last}</text></svg>')
+    return (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+            f'aria-label="items per minute, last hour">'
+            f'<line class="axis" x1="0" y1="{height - 0.5}" x2="{width}" y2="{height - 0.5}"/>{"".join(bars)}</svg>'
+            f'<div class="axis-labels muted"><span>{first} UTC</span><span>peak {peak}/min</span>'
+            f'<span>{last}</span></div>')
 
 
 def _failing_rows(rows: list[dict[str, Any]]) -> str:
@@ -109,14 +109,15 @@ def render_page(data: StatusData, refresh_seconds: int) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="{refresh_seconds}">
+<link rel="icon" href="data:,">
 <title>ingest status</title><style>{_CSS}</style></head>
 <body><header><h1>ingest</h1><span class="muted">updated {when}; refreshes every {refresh_seconds} s</span>
 </header><main>
 <section><h2>Feeds by state</h2><div class="tiles">{tiles}</div></section>
 <section><h2>Queue and consumers</h2>{_groups(data)}</section>
-<section class="wide"><h2>Items per minute, last hour ({total_hour} items)</h2>{chart_svg(data.per_minute)}</section>
-<section><h2>Most failing feeds</h2>{_failing_rows(data.failing)}</section>
 <section><h2>Dead letters</h2>{_dead(data)}</section>
+<section class="wide"><h2>Items per minute, last hour ({total_hour} items)</h2>{chart_svg(data.per_minute)}</section>
+<section class="wide"><h2>Most failing feeds</h2>{_failing_rows(data.failing)}</section>
 <section class="wide"><h2>Feeds, newest first</h2>{_feeds(data)}</section>
 </main></body></html>
 """
