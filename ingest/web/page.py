@@ -36,7 +36,7 @@ border-top:1px solid var(--line);vertical-align:top}th{color:var(--muted);font-w
 td.num{text-align:right;white-space:nowrap}.err{color:var(--bad);word-break:break-word}
 .url{word-break:break-all}svg{width:100%;height:110px;display:block}
 .axis-labels{display:flex;justify-content:space-between;margin-top:4px}svg .bar{fill:var(--bar)}
-svg .axis{stroke:var(--line)}svg text{fill:var(--muted);font-size:10px}
+svg .axis{stroke:var(--line)}
 """
 
 
@@ -49,7 +49,8 @@ def chart_svg(per_minute: list[tuple[int, int]], width: int = 600, height: int =
         h = 0 if not peak else (height - 2) * count / peak
         label = time.strftime("%H:%M", time.gmtime(minute * 60))
         bars.append(f'<rect class="bar" x="{i * slot + 0.5:.1f}" y="{height - 1 - h:.1f}" '
-                    f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{label} UTC: {count} items</title></rect>')
+                    f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}">'
+                    f'<title>{label} UTC: {count} items</title></rect>')
     first = time.strftime("%H:%M", time.gmtime(per_minute[0][0] * 60)) if per_minute else ""
     last = time.strftime("%H:%M", time.gmtime(per_minute[-1][0] * 60)) if per_minute else ""
     return (f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
