@@ -81,6 +81,7 @@ def test_metrics_count_what_a_separate_worker_and_the_poller_did(settings: Setti
         assert m[("ingest_feeds", (("state", "failing"),))] == 1
         assert ("ingest_group_pending", (("group", "storage"),)) in m
         assert m[("ingest_queue_depth", ())] == 0
+        assert m[("ingest_redis_connections_received_total", ())] >= 2  # two processes at least
     finally:
         stop_process(worker, 20)
         stop_process(daemon, 20)

@@ -18,6 +18,7 @@ the collector adds them up into Prometheus's cumulative `le` buckets.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -59,9 +60,10 @@ def _histogram(name: str, doc: str, counters: dict[str, float], field: str,
 class SnapshotCollector(Collector):
     """Metrics of one Redis snapshot (made per scrape; collect() is pure)."""
 
-    def __init__(self, snap: Snapshot, feeds: dict[str, int]) -> None:
+    def __init__(self, snap: Snapshot, feeds: dict[str, int], redis_info: dict[str, Any] | None = None) -> None:
         self.snap = snap
         self.feeds = feeds
+        self.redis_info = redis_info or {}
 
     def collect(self) -> Iterator[Metric]:
         c = self.snap.counters
@@ -99,6 +101,21 @@ class SnapshotCollector(Collector):
             if not key.startswith(_OWN_PREFIXES):
                 other.add_metric([key], value)
         yield other
+        yield from self._redis()
+
+    def _redis(self) -> Iterator[Metric]:
+        """The Redis server's own view: a reconnect of any part shows as a new connection
+        received, a Redis restart as uptime starting over."""
+        info = self.redis_info
+        if not info:
+            return
+        yield CounterMetricFamily("ingest_redis_connections_received", "Connections the Redis server "
+                                  "accepted (reconnects of every process included)",
+                                  value=float(info.get("total_connections_received", 0)))
+        yield GaugeMetricFamily("ingest_redis_connected_clients", "Clients connected to Redis",
+                                value=float(info.get("connected_clients", 0)))
+        yield GaugeMetricFamily("ingest_redis_uptime_seconds", "Seconds since the Redis server started",
+                                value=float(info.get("uptime_in_seconds", 0)))
 
     def _gauges(self) -> Iterator[Metric]:
         s = self.snap
@@ -121,9 +138,9 @@ class SnapshotCollector(Collector):
         yield feeds
 
 
-def render_metrics(snap: Snapshot, feeds: dict[str, int]) -> bytes:
+def render_metrics(snap: Snapshot, feeds: dict[str, int], redis_info: dict[str, Any] | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(snap, feeds))
+    registry.register(SnapshotCollector(snap, feeds, redis_info))
     return generate_latest(registry)
 
 
@@ -132,5 +149,6 @@ async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     snap = await read_snapshot(services.redis, services.keys)
     feeds = await feeds_by_state(services.redis, services.keys)
-    return web.Response(body=render_metrics(snap, feeds),
+    info = await services.redis.info()
+    return web.Response(body=render_metrics(snap, feeds, info),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -44,10 +44,9 @@ _ITEM_FILTERS = [
 
 def _op(summary: str, ok: str = "200", params: list[dict[str, Any]] | None = None,
         body: dict[str, Any] | None = None, errors: tuple[str, ...] = ("401", "503"),
-        content: dict[str, Any] | None = None) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary,
-                          "responses": {ok: {"description": "OK", "content": content or _JSON_OBJECT},
-                                        **{code: _ERR for code in errors}}}
+        content: dict[str, Any] | None = None, also: tuple[str, ...] = ()) -> dict[str, Any]:
+    oks = {code: {"description": "OK", "content": content or _JSON_OBJECT} for code in (ok, *also)}
+    op: dict[str, Any] = {"summary": summary, "responses": {**oks, **{code: _ERR for code in errors}}}
     if params:
         op["parameters"] = params
     if body:
@@ -81,7 +80,7 @@ def document() -> dict[str, Any]:
                 _q("state", "new, ok, failing or disabled.", repeat=True),
                 _q("tag", "Feeds with this tag.", repeat=True), *_PAGE], errors=("400", "401", "503")),
             "post": _op("Register a feed, or the feeds a web page advertises (same discovery and URL guard "
-                        "as `ingest add`). 201 if one was new.", ok="201",
+                        "as `ingest add`). 201 if one was new, 200 if all were known.", ok="201", also=("200",),
                         body=_obj(url=_STR, interval=_NUM, tags=_STRS, list_only=_BOOL, force=_BOOL),
                         errors=("400", "401", "413", "422", "503")),
         },
@@ -100,7 +99,8 @@ def document() -> dict[str, Any]:
         },
         "/api/v1/poll": {"post": _op("Make every enabled feed due now.", ok="202")},
         "/api/v1/enqueue": {"post": _op(
-            "Fetch URLs once through the pipeline; with wait=true, what each delivered.",
+            "Fetch URLs once through the pipeline: 202 with the job ids, or with wait=true 200 and "
+            "what each delivered.", ok="202", also=("200",),
             body={**_obj(urls=_STRS, wait=_BOOL, timeout=_NUM), "required": ["urls"]},
             errors=("400", "401", "413", "503"))},
         "/api/v1/items": {"get": _op("Stored items, newest first.", params=[*_ITEM_FILTERS, *_PAGE],
