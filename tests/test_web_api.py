@@ -87,6 +87,8 @@ async def test_feeds_add_list_page_get_change_poll_remove(api: Api, farm: Farm) 
     assert status == 202
     status, body = await api.call("GET", "/api/v1/feeds", params={"state": "disabled"})
     assert status == 200 and body["feeds"] == []
+    status, body = await api.call("GET", "/api/v1/feeds", params={"status": "200"})
+    assert status == 200 and sorted(f["url"] for f in body["feeds"]) == sorted(urls)
     status, body = await api.call("DELETE", f"/api/v1/feeds/{fid}")
     assert status == 200 and body["removed"] == fid
     status, body = await api.call("GET", f"/api/v1/feeds/{fid}")

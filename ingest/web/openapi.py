@@ -78,6 +78,7 @@ def document() -> dict[str, Any]:
         "/api/v1/feeds": {
             "get": _op("Registered feeds, by id.", params=[
                 _q("state", "new, ok, failing or disabled.", repeat=True),
+                _q("status", "Last HTTP status (200, 304, 500, ...), or new or disabled.", repeat=True),
                 _q("tag", "Feeds with this tag.", repeat=True), *_PAGE], errors=("400", "401", "503")),
             "post": _op("Register a feed, or the feeds a web page advertises (same discovery and URL guard "
                         "as `ingest add`). 201 if one was new, 200 if all were known.", ok="201", also=("200",),

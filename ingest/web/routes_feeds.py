@@ -39,16 +39,18 @@ def _tags(body: dict[str, Any]) -> list[str] | None:
 
 @routes.get("/api/v1/feeds")
 async def list_(request: web.Request) -> web.Response:
-    """Registered feeds by id; `state` and `tag` filter; `cursor`/`limit` page."""
+    """Registered feeds by id; `state`, `status` and `tag` filter; `cursor`/`limit` page."""
     services = request.app[SERVICES]
     states = str_list_param(request, "state")
     if any(s not in FEED_STATES for s in states):
         raise bad_input("state", f"must be one of {', '.join(FEED_STATES)}")
+    statuses = str_list_param(request, "status")
     tags = str_list_param(request, "tag")
     limit = int_param(request, "limit", 100, 1, 1000)
     offset = decode_cursor(request)
     rows = [feed_row(s, d) for s, d in await list_feeds(services.redis, services.keys)]
     rows = [r for r in rows if (not states or r["state"] in states)
+            and (not statuses or str(r["status"]) in statuses)
             and (not tags or any(t in r["tags"] for t in tags))]
     page = rows[offset:offset + limit]
     more = offset + limit < len(rows)

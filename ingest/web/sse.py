@@ -21,11 +21,13 @@ it is never silently skipped ahead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from ingest.deliver.subscribe import ItemFilter
 from ingest.keys import Keys
@@ -35,6 +37,7 @@ from ingest.web.params import int_param, str_list_param
 
 __all__ = ["SLOW_CLIENT_SECONDS", "compare_ids", "format_event", "routes", "trimmed_since"]
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 SLOW_CLIENT_SECONDS = 30.0
 _ID = re.compile(r"^\d+(-\d+)?$")
@@ -139,6 +142,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 last = entry_id
     except (ConnectionResetError, TimeoutError):
         pass  # the client left or stopped reading; it resumes with Last-Event-ID
+    except (RedisError, OSError) as e:
+        # Headers are sent: end the stream; the client resumes from its last id.
+        log.warning("item stream: Redis failed (%s); closing, the client will resume", e)
     return response
 
 
