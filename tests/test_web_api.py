@@ -130,37 +130,61 @@ async def test_bad_input_names_the_field(api: Api, farm: Farm) -> None:
     assert status == 422 and "HTTP 404" in answer["error"]
 
 
-@pytest.mark.usefixtures("worker")
-async def test_enqueue_wait_items_pages_search_stats(api: Api, farm: Farm, settings: Settings) -> None:
-    from tests.farm import sample_feed
+def _rss(name: str, count: int, date: str) -> bytes:
+    items = "".join(f"<item><guid>{name}-{i}</guid><title>{name} story {i}</title>"
+                    f"<link>http://news.example/{name}/{i}</link><pubDate>{date}</pubDate>"
+                    f"<description>Harbour {i} of {name}.</description></item>" for i in range(count))
+    return f'<rss version="2.0"><channel><title>{name}</title>{items}</channel></rss>'.encode()
 
-    farm.feeds["many.xml"] = sample_feed("many", items=7, text="Harbour")
-    status, body = await api.call("POST", "/api/v1/enqueue", {"urls": [farm.url("feed/many.xml")], "wait": True})
-    assert status == 200, body
-    [result] = body["results"]
-    assert result["new"] == 7 and not result.get("error")
+
+async def _ingest(api: Api, settings: Settings, url: str, new: int) -> None:
     import redis.asyncio as aioredis
 
+    status, body = await api.call("POST", "/api/v1/enqueue", {"urls": [url], "wait": True})
+    assert status == 200 and body["results"][0]["new"] == new and not body["results"][0].get("error"), body
     client = aioredis.Redis.from_url(settings.redis_url)
-    assert await drain_sink(client, settings) == 7
+    assert await drain_sink(client, settings) == new
     await client.aclose()
+
+
+@pytest.mark.usefixtures("worker")
+async def test_enqueue_wait_items_pages_search_stats(api: Api, farm: Farm, settings: Settings) -> None:
+    # Seven items published at the same second: pages must break the tie by id.
+    farm.feeds["ties.xml"] = _rss("ties", 7, "Mon, 06 Jan 2025 10:00:00 GMT")
+    farm.feeds["newer.xml"] = _rss("newer", 2, "Sat, 01 Feb 2025 10:00:00 GMT")
+    await _ingest(api, settings, farm.url("feed/ties.xml"), 7)
     ids: list[str] = []
     cursor = None
-    for _ in range(10):
-        params = {"limit": "3", "feed": feed_id_of(farm.url("feed/many.xml")), **({"cursor": cursor} if cursor else {})}
+    for page in range(10):
+        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
         status, body = await api.call("GET", "/api/v1/items", params=params)
         assert status == 200
         ids += [i["id"] for i in body["items"]]
         cursor = body["next_cursor"]
+        if page == 0:  # newer items arrive between pages: nothing shifts, nothing repeats
+            await _ingest(api, settings, farm.url("feed/newer.xml"), 2)
         if not cursor:
             break
     assert len(ids) == 7 and len(set(ids)) == 7
-    status, body = await api.call("GET", "/api/v1/items/search", params={"q": "harbour 3"})
-    assert status == 200 and [i["title"] for i in body["items"]] == ["many story 3"]
-    status, body = await api.call("POST", "/api/v1/enqueue", {"urls": [farm.url("feed/many.xml")]})
+    status, body = await api.call("GET", "/api/v1/items", params={"limit": "3"})
+    assert [i["title"] for i in body["items"]][:2] == ["newer story 0", "newer story 1"]
+    titles: list[str] = []
+    cursor = None
+    for _ in range(10):  # search pages (by relevance): every match once
+        params = {"q": "harbour", "limit": "4", **({"cursor": cursor} if cursor else {})}
+        status, body = await api.call("GET", "/api/v1/items/search", params=params)
+        assert status == 200
+        titles += [i["title"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(titles) == 9 and len(set(titles)) == 9
+    status, body = await api.call("GET", "/api/v1/items/search", params={"q": "harbour 3 ties"})
+    assert status == 200 and [i["title"] for i in body["items"]] == ["ties story 3"]
+    status, body = await api.call("POST", "/api/v1/enqueue", {"urls": [farm.url("feed/ties.xml")]})
     assert status == 202 and body["jobs"][0]["job_id"]
     status, body = await api.call("GET", "/api/v1/stats")
-    assert status == 200 and body["counters"]["items_new"] == 7 and body["stream_length"] == 7
+    assert status == 200 and body["counters"]["items_new"] == 9 and body["stream_length"] == 9
     assert {g["name"] for g in body["groups"]} == {"storage"}
 
 

@@ -33,7 +33,10 @@ class ItemQuery:
     cluster_id: str | None = None
     text: str | None = None  # full-text search terms (database's own FTS)
     limit: int = 50
-    offset: int = 0  # rows to skip first (the API's page cursor)
+    offset: int = 0  # rows to skip first (pages of a search, ranked by relevance)
+    # Keyset page of a newest-first listing: (published-else-fetched time, id) of the
+    # last item of the previous page; the page holds what sorts after it.
+    after: tuple[str, str] | None = None
 
 
 def parse_time(value: str) -> str:

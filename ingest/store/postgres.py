@@ -138,6 +138,9 @@ def _where(query: ItemQuery) -> tuple[str, list[Any]]:
         add("cluster_id = ?", query.cluster_id)
     if query.text:
         add("search @@ plainto_tsquery('simple', ?)", query.text)
+    elif query.after:
+        after = _time(query.after[0])
+        add(f"({when} < ? OR ({when} = ? AND id > ?))", after, after, query.after[1])
     return (" AND ".join(conds) or "true"), params
 
 

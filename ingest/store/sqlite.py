@@ -111,6 +111,9 @@ def _where(query: ItemQuery, alias: str = "items") -> tuple[str, list[Any]]:
     if query.cluster_id:
         conds.append(f"{alias}.cluster_id = ?")
         params.append(query.cluster_id)
+    if query.after and not query.text:
+        conds.append(f"({when} < ? OR ({when} = ? AND {alias}.id > ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
     return (" AND ".join(conds) or "1"), params
 
 

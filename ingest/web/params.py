@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ingest.web.errors import ApiError, bad_input
+from ingest.web.errors import bad_input
 
 __all__ = ["decode_cursor", "encode_cursor", "int_param", "json_body", "list_field", "str_list_param"]
 
@@ -59,20 +59,20 @@ def list_field(body: dict[str, Any], name: str, required: bool = False) -> list[
     return value
 
 
-def encode_cursor(offset: int) -> str:
-    """An opaque page cursor (today an offset; clients must not rely on its form)."""
-    return base64.urlsafe_b64encode(orjson.dumps({"o": offset})).decode().rstrip("=")
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque page cursor: where the previous page ended (clients must not rely on its form)."""
+    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
 
 
-def decode_cursor(request: web.Request) -> int:
+def decode_cursor(request: web.Request) -> dict[str, Any]:
+    """The position a `cursor` parameter names ({} on the first page)."""
     raw = request.query.get("cursor")
     if not raw:
-        return 0
+        return {}
     try:
         value = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        offset = int(value["o"])
-    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise bad_input("cursor", "is not a cursor this server gave out") from None
-    if offset < 0:
-        raise ApiError(400, "cursor: is not a cursor this server gave out", "cursor")
-    return offset
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        value = None
+    if not isinstance(value, dict) or not value:
+        raise bad_input("cursor", "is not a cursor this server gave out")
+    return value

@@ -47,14 +47,16 @@ async def list_(request: web.Request) -> web.Response:
     statuses = str_list_param(request, "status")
     tags = str_list_param(request, "tag")
     limit = int_param(request, "limit", 100, 1, 1000)
-    offset = decode_cursor(request)
+    after = decode_cursor(request).get("i", "") if request.query.get("cursor") else ""
+    if not isinstance(after, str):
+        raise bad_input("cursor", "is not a cursor this server gave out for this route")
     rows = [feed_row(s, d) for s, d in await list_feeds(services.redis, services.keys)]
-    rows = [r for r in rows if (not states or r["state"] in states)
+    rows = [r for r in rows if r["id"] > after and (not states or r["state"] in states)
             and (not statuses or str(r["status"]) in statuses)
             and (not tags or any(t in r["tags"] for t in tags))]
-    page = rows[offset:offset + limit]
-    more = offset + limit < len(rows)
-    return json_response({"feeds": page, "next_cursor": encode_cursor(offset + limit) if more else None})
+    page = rows[:limit]  # list_feeds sorts by id: the cursor is the last id of the previous page
+    more = len(rows) > limit
+    return json_response({"feeds": page, "next_cursor": encode_cursor({"i": page[-1]["id"]}) if more else None})
 
 
 @routes.post("/api/v1/feeds")

@@ -25,16 +25,37 @@ def _time(request: web.Request, name: str) -> str | None:
         raise bad_input(name, f"{raw!r} is not an ISO 8601 date or time") from None
 
 
+def _position(request: web.Request, text: str | None) -> tuple[int, tuple[str, str] | None]:
+    """Where the page starts: an offset into search results, else after (time, id) of a listing."""
+    cursor = decode_cursor(request)
+    if not cursor:
+        return 0, None
+    if text is not None:
+        offset = cursor.get("o")
+        if isinstance(offset, int) and 0 <= offset <= MAX_OFFSET:
+            return offset, None
+        if isinstance(offset, int) and offset > MAX_OFFSET:
+            raise bad_input("cursor", f"search pages end after {MAX_OFFSET} items; narrow the query")
+    else:
+        when, item_id = cursor.get("w"), cursor.get("i")
+        if isinstance(when, str) and isinstance(item_id, str):
+            try:
+                parse_time(when)
+            except ValueError:
+                pass
+            else:
+                return 0, (when, item_id)
+    raise bad_input("cursor", "is not a cursor this server gave out for this route")
+
+
 def item_query(request: web.Request, text: str | None) -> ItemQuery:
     """The filters of a request as an ItemQuery (400 naming the bad parameter)."""
-    offset = decode_cursor(request)
-    if offset > MAX_OFFSET:
-        raise bad_input("cursor", f"pages end after {MAX_OFFSET} items; narrow the query with since/until")
+    offset, after = _position(request, text)
     return ItemQuery(
         feed_id=request.query.get("feed") or None, since=_time(request, "since"),
         until=_time(request, "until"), language=request.query.get("lang") or None,
         cluster_id=request.query.get("cluster") or None, text=text,
-        limit=int_param(request, "limit", 20, 1, 500), offset=offset,
+        limit=int_param(request, "limit", 20, 1, 500), offset=offset, after=after,
     )
 
 
@@ -42,9 +63,13 @@ async def _page(request: web.Request, query: ItemQuery) -> web.Response:
     sink = await request.app[SERVICES].sink()
     # One more than asked tells whether there is a next page.
     rows = await sink.query(ItemQuery(**{**query.__dict__, "limit": query.limit + 1}))
-    more = len(rows) > query.limit
-    return json_response({"items": rows[:query.limit],
-                          "next_cursor": encode_cursor(query.offset + query.limit) if more else None})
+    page = rows[:query.limit]
+    cursor = None
+    if len(rows) > query.limit:
+        last = page[-1]
+        cursor = encode_cursor({"o": query.offset + query.limit} if query.text else
+                               {"w": last.get("published_at") or last["fetched_at"], "i": last["id"]})
+    return json_response({"items": page, "next_cursor": cursor})
 
 
 @routes.get("/api/v1/items")
