@@ -40,7 +40,7 @@ class Services:
     _sink: Sink | None = None
     _session: aiohttp.ClientSession | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    started_at: float = 0.0
+    live_streams: int = 0  # open SSE responses (each holds a Redis connection in XREAD)
 
     @classmethod
     def of(cls, settings: Settings) -> Services:

@@ -32,14 +32,15 @@ from redis.exceptions import RedisError
 from ingest.deliver.subscribe import ItemFilter
 from ingest.keys import Keys
 from ingest.web.app import SERVICES
-from ingest.web.errors import bad_input
+from ingest.web.errors import ApiError, bad_input
 from ingest.web.params import int_param, str_list_param
 
-__all__ = ["SLOW_CLIENT_SECONDS", "compare_ids", "format_event", "routes", "trimmed_since"]
+__all__ = ["MAX_STREAMS", "SLOW_CLIENT_SECONDS", "compare_ids", "format_event", "routes", "trimmed_since"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 SLOW_CLIENT_SECONDS = 30.0
+MAX_STREAMS = 500  # each open stream holds one Redis connection blocked in XREAD
 _ID = re.compile(r"^\d+(-\d+)?$")
 
 
@@ -116,7 +117,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
         raise bad_input("Last-Event-ID" if "Last-Event-ID" in request.headers else "from",
                         "must be a stream entry id (1700000000000-0), 0 or $")
     heartbeat = int_param(request, "heartbeat", 15, 1, 300)
+    if services.live_streams >= MAX_STREAMS:
+        raise ApiError(503, f"too many live streams open ({MAX_STREAMS}); try again later")
     last = await _start_id(redis, keys, requested)  # before prepare: Redis down is a 503
+    services.live_streams += 1
+    try:
+        return await _follow(request, f, heartbeat, last)
+    finally:
+        services.live_streams -= 1
+
+
+async def _follow(request: web.Request, f: ItemFilter, heartbeat: int, last: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    redis, keys = services.redis, services.keys
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     await response.prepare(request)
