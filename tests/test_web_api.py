@@ -228,3 +228,19 @@ async def test_redis_down_is_503_and_health_still_answers(settings: Settings) ->
 async def test_readyz_when_all_answer(api: Api) -> None:
     status, body = await api.call("GET", "/readyz")
     assert status == 200 and body["status"] == "ready"
+
+
+async def test_cors_is_off_unless_origins_are_listed(settings: Settings) -> None:
+    origin = {"Origin": "https://dash.example"}
+    async with api_server(settings) as api:
+        async with api.http.get(api.url("/api/v1/stats"), headers=api.headers(**origin)) as r:
+            assert r.status == 200 and "Access-Control-Allow-Origin" not in r.headers
+    listed = dataclasses.replace(settings, cors_origins="https://dash.example")
+    async with api_server(listed) as api:
+        async with api.http.options(api.url("/api/v1/stats"), headers={
+                **origin, "Access-Control-Request-Method": "GET"}) as r:
+            assert r.status == 204 and r.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        async with api.http.get(api.url("/api/v1/stats"), headers=api.headers(**origin)) as r:
+            assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+        async with api.http.get(api.url("/api/v1/stats"), headers=api.headers(Origin="https://evil.example")) as r:
+            assert "Access-Control-Allow-Origin" not in r.headers

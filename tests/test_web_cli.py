@@ -67,3 +67,32 @@ def test_json_logs_name_the_feed_in_its_context_and_text_is_the_default(
     assert lines[0]["feed_id"] == "f1" and lines[0]["feed_url"] == "http://example.org/feed"
     assert lines[0]["message"] == "fetching" and "feed_id" not in lines[1]
     configure_logging(settings)
+
+
+def test_ingest_api_serves_alone_and_stops_on_sigterm(settings: Settings) -> None:
+    import subprocess
+    import urllib.request
+
+    from tests.conftest import INGEST, env_for, free_port
+    from tests.helpers import stop_process, wait_until
+
+    port = free_port()
+    env = env_for(settings) | {"INGEST_LISTEN": f"127.0.0.1:{port}", "INGEST_API_TOKEN": "t0ken"}
+    proc = subprocess.Popen([*INGEST, "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+    def stats_status() -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/stats",
+                                     headers={"Authorization": "Bearer t0ken"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback
+                return int(r.status)
+        except OSError:
+            return 0
+
+    try:
+        assert wait_until(lambda: stats_status() == 200, 30)
+    finally:
+        code = stop_process(proc, 20)
+    assert code == 0
+    assert proc.stderr is not None and f"serving http://127.0.0.1:{port}/" in proc.stderr.read().decode()
