@@ -8,6 +8,7 @@ turns every failure into `{"error": "...", "field": "..."}`:
     404  unknown route or resource
     409  the request conflicts with the resource's state
     413  body larger than the API accepts
+    500  a bug: logged with its traceback, answered without one
     503  Redis (or the store) does not answer; try again later
 """
 
@@ -19,7 +20,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ingest.errors import RedisUnavailable, StorageError
 
@@ -64,10 +67,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise
-        return _error(e.status, e.reason if e.status == 404 else (e.text or e.reason))
-    except (RedisError, RedisUnavailable, ConnectionError) as e:
+        response = _error(e.status, e.reason if e.status == 404 else (e.text or e.reason))
+        if "Allow" in e.headers:  # 405 names the methods that are allowed
+            response.headers["Allow"] = e.headers["Allow"]
+        return response
+    except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable, ConnectionError) as e:
         log.warning("%s %s: Redis unavailable: %s", request.method, request.path, e)
         return _error(503, f"Redis is not answering: {e}; try again shortly")
     except StorageError as e:
         log.warning("%s %s: store unavailable: %s", request.method, request.path, e)
         return _error(503, f"the item store is not answering: {e}")
+    except Exception:  # a bug of ours: logged with its traceback, answered without one
+        log.exception("%s %s failed", request.method, request.path)
+        return _error(500, "internal error (logged by the server)")

@@ -47,11 +47,11 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 def list_field(body: dict[str, Any], name: str, required: bool = False) -> list[str] | None:
-    value = body.get(name)
-    if value is None:
+    if name not in body:
         if required:
             raise bad_input(name, "is required")
         return None
+    value = body[name]
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

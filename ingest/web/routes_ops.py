@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from ingest.web.params import int_param, json_body, list_field
 __all__ = ["DEAD_KINDS", "MAX_ENQUEUE", "routes"]
 
 routes = web.RouteTableDef()
+_ENTRY_ID = re.compile(r"^\d+-\d+$")
 DEAD_KINDS = ("parse", "job", "sink", "webhook", "subscriber")
 MAX_ENQUEUE = 100
 
@@ -81,7 +83,7 @@ async def enqueue(request: web.Request) -> web.Response:
 @routes.get("/api/v1/dead")
 async def dead_list(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    kind = request.query.get("kind") or None
+    kind = request.query.get("kind")
     if kind is not None and kind not in DEAD_KINDS:
         raise bad_input("kind", f"must be one of {', '.join(DEAD_KINDS)}")
     limit = int_param(request, "limit", 50, 1, 1000)
@@ -95,8 +97,10 @@ async def dead_retry(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await json_body(request)
     ids = list_field(body, "ids") or []
+    if any(not _ENTRY_ID.match(i) for i in ids):
+        raise bad_input("ids", "must be dead-letter entry ids such as 1736157600123-0")
     kind = body.get("kind")
-    if kind is not None and kind not in DEAD_KINDS:
+    if "kind" in body and kind not in DEAD_KINDS:
         raise bad_input("kind", f"must be one of {', '.join(DEAD_KINDS)}")
     limit = body.get("limit", 1000)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
