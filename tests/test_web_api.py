@@ -104,10 +104,18 @@ async def test_bad_input_names_the_field(api: Api, farm: Farm) -> None:
         ("POST", "/api/v1/enqueue", {"urls": ["ftp://x/y"]}, "urls"),
         ("POST", "/api/v1/enqueue", {"urls": [farm.url("feed/a.xml")], "wait": "yes"}, "wait"),
         ("POST", "/api/v1/dead/retry", {"kind": "nope"}, "kind"),
+        ("POST", "/api/v1/dead/retry", {"ids": ["abc"]}, "ids"),
+        ("POST", "/api/v1/dead/retry", {"ids": None}, "ids"),
+        ("PATCH", f"/api/v1/feeds/{feed_id_of(farm.url('feed/a.xml'))}", {"interval": 5}, None),
     ]
     for method, path, body, field in cases:
         status, answer = await api.call(method, path, body)
+        if field is None:  # (a feed that does not exist: 404 before the body is read)
+            assert status == 404, answer
+            continue
         assert (status, answer.get("field")) == (400, field), (path, body, answer)
+    async with api.http.put(api.url("/api/v1/stats"), headers=api.headers()) as r:
+        assert r.status == 405 and "GET" in r.headers["Allow"] and "error" in await r.json()
     for path, params, field in [("/api/v1/items", {"since": "yesterday"}, "since"),
                                 ("/api/v1/items", {"limit": "0"}, "limit"),
                                 ("/api/v1/items", {"cursor": "!!"}, "cursor"),
