@@ -74,11 +74,14 @@ async def _groups(redis: aioredis.Redis, keys: Keys) -> list[GroupInfo]:
     except ResponseError:  # no stream yet
         return []
     newest = _id_ms(_field(info, "last-generated-id"))
+    first = _field(info, "first-entry")
+    oldest = _id_ms(first[0]) if first else newest
     out = []
     for row in rows:
         name = _field(row, "name")
         lag = _field(row, "lag")
-        delivered = _id_ms(_field(row, "last-delivered-id"))
+        # A group that has read nothing yet lags by the whole stream, not since 1970.
+        delivered = _id_ms(_field(row, "last-delivered-id")) or oldest
         out.append(GroupInfo(
             name=name.decode() if isinstance(name, bytes) else str(name),
             consumers=int(_field(row, "consumers") or 0), pending=int(_field(row, "pending") or 0),
