@@ -56,6 +56,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
+MAX_FLUSH_FAILURES = 600  # ten minutes of a Redis outage; the counts are kept until then
 
 # Upper bounds in seconds; "+Inf" catches the rest. Chosen for feed fetches
 # (tens of ms to the 30 s timeout) and for fetch-to-stream (ms to minutes).
@@ -141,6 +142,7 @@ class _Buffer:
         self.ints: dict[str, int] = {}
         self.floats: dict[str, float] = {}
         self.scheduled = False
+        self.failures = 0  # flushes failed in a row
 
     def add(self, ints: dict[str, int], floats: dict[str, float]) -> None:
         for name, n in ints.items():
@@ -162,9 +164,16 @@ class _Buffer:
         try:
             await _add(self.redis, self.keys, ints, floats)
         except Exception as e:  # noqa: BLE001 - Redis away: keep the counts for the next flush
+            self.failures += 1
+            if self.failures >= MAX_FLUSH_FAILURES:  # the client is gone for good: stop trying
+                log.warning("dropping %d metric counters after %d failed flushes: %s", len(ints),
+                            self.failures, e)
+                _BUFFERS.pop(self.key, None)
+                return
             log.debug("counters not flushed (%s); kept for the next try", e)
             self.add(ints, floats)
             return
+        self.failures = 0
         if not self.scheduled:  # idle: forget this client (it may be closed and dropped)
             _BUFFERS.pop(self.key, None)
 
