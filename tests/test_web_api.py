@@ -46,9 +46,10 @@ def test_no_token_means_loopback_only() -> None:
         check_exposure("0.0.0.0", "")
 
 
-def test_ingest_api_refuses_an_exposed_address_without_token(settings: Settings) -> None:
+@pytest.mark.parametrize("command", ["api", "run"])
+def test_the_server_refuses_an_exposed_address_without_token(settings: Settings, command: str) -> None:
     env = env_for(settings) | {"INGEST_LISTEN": f"0.0.0.0:{free_port()}"}
-    proc = subprocess.run([*INGEST, "api"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([*INGEST, command], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "refusing to listen on 0.0.0.0" in proc.stderr and "INGEST_API_TOKEN" in proc.stderr
 
