@@ -69,22 +69,22 @@ async def job_progress(redis: aioredis.Redis, keys: Keys, job: Job) -> JobProgre
     return JobProgress(status.value, job_try=job_try)
 
 
-def wait_message(url: str, timeout: float, progress: JobProgress) -> str:
-    """The line printed when `timeout` passed without a result. Pure."""
+def wait_message(timeout: float, progress: JobProgress) -> str:
+    """What is known when `timeout` passed without a result (the caller names the URL). Pure."""
     waited = f"no result within {timeout:g} s"
     if progress.status == JobStatus.in_progress.value:
         where = f" on worker {progress.worker}" if progress.worker else ""
         since = f" since {progress.since}" if progress.since else ""
         attempt = f" (try {progress.job_try})" if progress.job_try and progress.job_try > 1 else ""
-        return (f"{url}: {waited}; the job is running{since}{where}{attempt} and will finish "
+        return (f"{waited}; the job is running{since}{where}{attempt} and will finish "
                 "on its own (see `ingest stats` and `ingest feeds`)")
     if progress.status == JobStatus.queued.value:
         ahead = f" behind {progress.ahead} other jobs" if progress.ahead else ""
-        return (f"{url}: {waited}; the job is still queued{ahead}: no worker has taken it. "
+        return (f"{waited}; the job is still queued{ahead}: no worker has taken it. "
                 "Is a worker running (`ingest run` or `ingest worker`), or are they all busy?")
     if progress.status == JobStatus.deferred.value:
         when = f" at {progress.retry_at}" if progress.retry_at else ""
-        return f"{url}: {waited}; the job failed transiently and waits for try {progress.job_try}{when}"
+        return f"{waited}; the job failed transiently and waits for try {progress.job_try}{when}"
     if progress.status == JobStatus.complete.value:
-        return f"{url}: the job finished just as the wait ended; run the command again to see it"
-    return f"{url}: {waited}; the job is no longer known to Redis (expired or removed)"
+        return "the job finished just as the wait ended; run the command again to see it"
+    return f"{waited}; the job is no longer known to Redis (expired or removed)"

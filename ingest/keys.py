@@ -90,6 +90,10 @@ class Keys:
         """Hash of service-wide counters (items_new, fetch_errors, parse_errors, ...)."""
         return f"{self.ns}:stats"
 
+    def items_minute(self, epoch_minute: int) -> str:
+        """Items delivered in one minute (epoch seconds // 60), for the status chart; expires."""
+        return f"{self.ns}:minute:{epoch_minute}"
+
     # arq.
 
     @property

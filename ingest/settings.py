@@ -89,6 +89,9 @@ class Settings:
     poll_batch: int = 200
     queue_bound: int = 2000
     shutdown_grace: float = 10.0
+    listen: str = "127.0.0.1:8080"
+    api_token: str = ""
+    cors_origins: str = ""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -150,6 +153,16 @@ def _networks_problem(text: str) -> str | None:
     return None
 
 
+def _listen_problem(text: str) -> str | None:
+    from ingest.web.access import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _scheme_in(url: str, schemes: tuple[str, ...]) -> bool:
     return not url or urlsplit(url).scheme in schemes
 
@@ -174,6 +187,10 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be greater than 0 and at most 1"),
     ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
      else "must be greater than 0 and at most 1"),
+    ("listen", lambda s: _listen_problem(s.listen)),
+    ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
+                                           for o in s.cors_origins.split(",") if o.strip())
+     else "must be '*' or a comma-separated list of http(s):// origins"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )

@@ -100,6 +100,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         INGEST_LOG_LEVEL="WARNING",
         INGEST_ALLOW_NETWORKS=settings.allow_networks,
         INGEST_HOST_MIN_DELAY=str(settings.host_min_delay),
+        INGEST_LISTEN="",  # no HTTP server unless a test asks for one on a free port
     )
     return env
 

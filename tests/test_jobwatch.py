@@ -22,7 +22,7 @@ from tests.helpers import run_cli
     (JobProgress("not_found"), "no longer known"),
 ])
 def test_wait_message_says_what_is_known(progress: JobProgress, says: str) -> None:
-    assert says in wait_message("http://x/", 1, progress)
+    assert says in wait_message(1, progress)
 
 
 async def test_wait_without_a_worker_says_the_job_is_still_queued(settings: Settings, farm: Farm) -> None:

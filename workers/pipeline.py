@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ingest.counters import record_processing
 from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
@@ -59,16 +60,6 @@ def _entry_times(entries: list[Any]) -> list[float]:
     return times
 
 
-async def _count(deliverer: Deliverer, **counters: int) -> None:
-    """Add the non-zero counters to <ns>:stats (one round trip, none when all are 0)."""
-    nonzero = {name: n for name, n in counters.items() if n}
-    if not nonzero:
-        return
-    pipe = deliverer.redis.pipeline(transaction=False)
-    for name, n in nonzero.items():
-        pipe.hincrby(deliverer.keys.stats, name, n)
-    await pipe.execute()
-
 
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
     """A cluster index on the deliverer's Redis with the default settings."""
@@ -90,6 +81,7 @@ async def process_document(
     default settings apply, on the deliverer's Redis. `limits` are the caps.
     """
     limits = limits or Limits()
+    started = time.perf_counter()
     parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url,
                                    limits.max_entity_expansion_bytes, limits.max_entries_per_document)
     feed, all_entries = parsed["feed"], parsed["entries"]
@@ -109,6 +101,7 @@ async def process_document(
             continue
         seen.setdefault(item_id, (entry, fingerprint))
     ids = list(seen)
+    parsed_at = time.perf_counter()
     states = await deliverer.states(ids)
 
     items: list[Item] = []
@@ -137,8 +130,7 @@ async def process_document(
         items.append(item)
         fingerprints.append(fingerprint)
         expected.append(state)
-    await _count(deliverer, normalize_errors=failed, entries_dropped=dropped,
-                 items_truncated=truncated)
+    normalize_seconds = time.perf_counter() - parsed_at
     if dropped:
         log.warning("feed %s %s: %d entries past max_entries_per_document dropped",
                     spec.feed_id, spec.url, dropped)
@@ -147,6 +139,8 @@ async def process_document(
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
     await deliverer.touch(untouched)
+    await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
+                            normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(
         feed_id=spec.feed_id,

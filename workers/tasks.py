@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
 from ingest.jobwatch import mark_running
+from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
@@ -79,6 +80,7 @@ async def _transient_guard(
 ) -> dict[str, Any]:
     """Run a task body; transient failures -> Retry, or dead-letter on the last try."""
     job_try = int(ctx.get("job_try") or 1)
+    feed_context(spec.feed_id, spec.url)  # JSON log lines of this job name the feed
     try:
         return await body()
     except TRANSIENT as e:

@@ -24,8 +24,10 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from ingest.counters import record_fetch
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
+from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, FetchFailed
 from ingest.poll.enqueue import enqueue_parse, wait_for_room
 from ingest.poll.fetch import conditional_get
@@ -132,6 +134,7 @@ class Poller:
             log.info("released %d leases", released)
 
     async def _poll_one(self, feed_id: str, state: FeedState | None) -> None:
+        feed_context(feed_id, state.url if state else "")  # JSON log lines name the feed
         try:
             await self.poll_feed(feed_id, state)
         except asyncio.CancelledError:
@@ -166,6 +169,7 @@ class Poller:
             return
         host = urlsplit(state.url).hostname or ""
         async with self.pacer.slot(host):
+            started = time.monotonic()
             result = await conditional_get(self.session, state.url, self.settings,
                                            etag=state.etag or None,
                                            last_modified=state.last_modified or None)
@@ -185,6 +189,7 @@ class Poller:
         if decision.parse and isinstance(result, Fetched):
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
+        await record_fetch(self.redis, self.keys, result, time.monotonic() - started, decision.parse)
         if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
                                              _counter(result, decision.parse)):
             log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)

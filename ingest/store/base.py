@@ -40,6 +40,10 @@ class ItemQuery:
     # cluster's own item (its id is the cluster id: the copy seen first) leads, then
     # the outlets that carried the story since. `text` always orders by relevance.
     order: str = "newest"
+    offset: int = 0  # rows to skip first (pages of a search, ranked by relevance)
+    # Keyset page of a newest-first listing: (published-else-fetched time, id) of the
+    # last item of the previous page; the page holds what sorts after it.
+    after: tuple[str, str] | None = None
 
 
 def parse_time(value: str) -> str:

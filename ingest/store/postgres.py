@@ -146,6 +146,9 @@ def _where(query: ItemQuery) -> tuple[str, list[Any]]:
         add("cluster_id = ?", query.cluster_id)
     if query.text:
         add("search @@ plainto_tsquery('simple', ?)", query.text)
+    elif query.after:
+        after = _time(query.after[0])
+        add(f"({when} < ? OR ({when} = ? AND id > ?))", after, after, query.after[1])
     return (" AND ".join(conds) or "true"), params
 
 
@@ -227,8 +230,9 @@ class PostgresSink:
             order = f"{first}first_seen_at, id"
         if query.text:
             order = f"ts_rank(search, plainto_tsquery('simple', ${len(params)})) DESC, id"
-        params.append(query.limit)
-        sql = f"SELECT record::text FROM items WHERE {where} ORDER BY {order} LIMIT ${len(params)}"
+        params += [query.limit, query.offset]
+        sql = (f"SELECT record::text FROM items WHERE {where} ORDER BY {order} "
+               f"LIMIT ${len(params) - 1} OFFSET ${len(params)}")
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(sql, *params)

@@ -118,6 +118,9 @@ def _where(query: ItemQuery, alias: str = "items") -> tuple[str, list[Any]]:
     if query.cluster_id:
         conds.append(f"{alias}.cluster_id = ?")
         params.append(query.cluster_id)
+    if query.after and not query.text:
+        conds.append(f"({when} < ? OR ({when} = ? AND {alias}.id > ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
     return (" AND ".join(conds) or "1"), params
 
 
@@ -222,11 +225,11 @@ class SQLiteSink:
             sql = ("SELECT items.record FROM items_fts "
                    "JOIN items ON items.rowid = items_fts.rowid "
                    f"WHERE items_fts MATCH ? AND {where} "
-                   "ORDER BY bm25(items_fts), items.id LIMIT ?")
+                   "ORDER BY bm25(items_fts), items.id LIMIT ? OFFSET ?")
             params = [_fts_terms(query.text), *params]
         else:
-            sql = f"SELECT record FROM items WHERE {where} ORDER BY {_order(query)} LIMIT ?"
-        params.append(query.limit)
+            sql = f"SELECT record FROM items WHERE {where} ORDER BY {_order(query)} LIMIT ? OFFSET ?"
+        params += [query.limit, query.offset]
         return [orjson.loads(row[0]) for row in self._conn.execute(sql, params)]
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
