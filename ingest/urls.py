@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, url
 
 from url_normalize import url_normalize
 
-__all__ = ["absolute_url", "canonical_url", "is_tracking_parameter", "strip_tracking"]
+__all__ = ["absolute_url", "canonical_url", "http_url", "is_tracking_parameter", "strip_tracking"]
 
 # Parameters that identify a campaign, a click or a share, never the article.
 _TRACKING = re.compile(
@@ -64,6 +64,26 @@ def absolute_url(link: str | None, base: str | None) -> str | None:
         except ValueError:
             return link
     return link
+
+
+def http_url(url: str | None) -> str | None:
+    """`url` when it is an absolute http(s) URL as written, else None.
+
+    Records carry only links a consumer may render safely: `javascript:`, `data:`,
+    `tag:` and every other scheme become None. The scheme is judged as a browser
+    reads it (urlsplit drops tabs and newlines anywhere and control characters in
+    front, so "java\tscript:" is javascript), and the URL must also begin with
+    "http://" or "https://" as written, so no such character can hide in front.
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return url if url[: len(parts.scheme) + 3].lower() == parts.scheme + "://" else None
 
 
 def canonical_url(link: str | None, base: str | None = None) -> str | None:
