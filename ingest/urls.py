@@ -53,11 +53,18 @@ def strip_tracking(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+# What a browser strips from both ends of a URL (WHATWG: C0 controls and space), and
+# what str.strip() strips (other whitespace): "\x01javascript:" is javascript.
+_EDGES = re.compile(r"^[\s\x00-\x20]+|[\s\x00-\x20]+$")
+
+
 def absolute_url(link: str | None, base: str | None) -> str | None:
-    """`link` resolved against `base`; None for an empty link."""
-    if not link or not link.strip():
+    """`link` (its ends stripped as a browser would) resolved against `base`; None if empty."""
+    if not link:
         return None
-    link = link.strip()
+    link = _EDGES.sub("", link)
+    if not link:
+        return None
     if base:
         try:
             return urljoin(base, link)
