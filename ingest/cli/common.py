@@ -1,8 +1,10 @@
-"""Helpers shared by the CLI modules: run a coroutine, report IngestError, get Settings."""
+"""Helpers shared by the CLI modules: run a coroutine, report IngestError, get Settings,
+and leave quietly when the reader of stdout goes away."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -12,7 +14,10 @@ import click
 from ingest.errors import IngestError
 from ingest.settings import Settings
 
-__all__ = ["run_async", "settings_of"]
+__all__ = ["READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of"]
+
+# What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head -1` does.
+READER_GONE_STATUS = 141
 
 T = TypeVar("T")
 
@@ -26,6 +31,29 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def reader_gone() -> None:
+    """Exit quietly because stdout's reader closed it (`ingest subscribe | head -1`).
+
+    Not an error of ours: no message, no traceback. stdout is pointed at /dev/null
+    first, so the interpreter's final flush of what is still buffered cannot fail
+    again ("Exception ignored ... BrokenPipeError").
+    """
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    sys.exit(READER_GONE_STATUS)
+
+
+class QuietPipeGroup(click.Group):
+    """The `ingest` group: a BrokenPipeError from any command is the reader going away."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            reader_gone()
+            raise  # not reached: reader_gone exits
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -105,6 +105,8 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
     redis = await connect(settings)
     try:
         await _subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts)
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head -1`): not Redis; the CLI exits quietly
     except (RedisError, OSError) as e:
         # The group (or --with-id's last id) says where to resume; say what happened.
         raise RedisUnavailable(f"lost the connection to Redis: {e}") from e

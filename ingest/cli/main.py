@@ -16,7 +16,7 @@ from ingest import __version__
 from ingest.cli import dead as cli_dead
 from ingest.cli import feeds as cli_feeds
 from ingest.cli import items as cli_items
-from ingest.cli.common import run_async, settings_of
+from ingest.cli.common import QuietPipeGroup, run_async, settings_of
 from ingest.errors import SettingsError
 from ingest.keys import Keys
 from ingest.logs import configure_logging
@@ -26,7 +26,7 @@ from ingest.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=QuietPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML file overriding config/default.toml (also INGEST_CONFIG).")
 @click.version_option(__version__, prog_name="ingest")
