@@ -114,3 +114,32 @@ async def test_live_subscribe_piped_into_head_exits_quietly(settings: Settings) 
         if not reader.closed:
             reader.close()
         await client.aclose()
+
+
+async def test_a_following_subscribe_notices_its_reader_left_without_more_traffic(settings: Settings) -> None:
+    """`ingest subscribe --from 0 | head -1` on a quiet stream: it does not wait for the
+    next item to find out (as `tail -f | head -1` would), it ends within seconds."""
+    keys = Keys(settings.namespace)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    await client.xadd(keys.items_stream, {"item": b'{"id": "only"}'})
+    read_end, write_end = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *INGEST, "subscribe", "--from", "0", env=env_for(settings), stdout=write_end,
+            stderr=asyncio.subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    reader = os.fdopen(read_end, "rb")
+    try:
+        assert await asyncio.wait_for(asyncio.to_thread(reader.readline), 30) == b'{"id": "only"}\n'
+        reader.close()  # and nothing more is ever delivered
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == READER_GONE_STATUS, err
+        assert err.decode().startswith("replaying") and "error" not in err.decode(), err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if not reader.closed:
+            reader.close()
+        await client.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -14,7 +15,8 @@ import click
 from ingest.errors import IngestError
 from ingest.settings import Settings
 
-__all__ = ["READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of"]
+__all__ = ["READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of",
+           "until_reader_gone"]
 
 # What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head -1` does.
 READER_GONE_STATUS = 141
@@ -43,6 +45,23 @@ def reader_gone() -> None:
     with open(os.devnull, "wb") as devnull:
         os.dup2(devnull.fileno(), sys.stdout.fileno())
     sys.exit(READER_GONE_STATUS)
+
+
+async def until_reader_gone(fd: int, period: float = 0.5) -> None:
+    """Return once `fd` is a pipe whose reader has closed it; never return otherwise.
+
+    A command that follows a stream (`ingest subscribe ... | head -1`) would only
+    learn that its reader left at its next write, which may be hours away on a quiet
+    feed; `tail -f | head -1` has the same flaw. poll() reports POLLERR on a pipe's
+    write end as soon as the read end is closed, so a cheap check every `period`
+    seconds ends the command then. A terminal or a file never reports it.
+    """
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: POLLERR / POLLHUP are always reported
+    while True:
+        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+            return
+        await asyncio.sleep(period)
 
 
 class QuietPipeGroup(click.Group):
