@@ -12,11 +12,19 @@ from typing import Any, TypeVar
 
 import click
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, URLRefused
 from ingest.settings import Settings
 
-__all__ = ["READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of",
+__all__ = ["ALLOW_NETWORKS_HINT", "READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of",
            "until_reader_gone"]
+
+# A newcomer's first `ingest add http://127.0.0.1:8000/feed.xml` meets the URL guard;
+# say how to open it, and that `ingest run` (whose workers fetch) needs it too.
+ALLOW_NETWORKS_HINT = (
+    "hint: only public addresses are fetched. To fetch from a local or private network "
+    "(a test server, say), allow it for this command and for `ingest run`, e.g. "
+    "INGEST_ALLOW_NETWORKS=127.0.0.0/8 (setting allow_networks, docs/configuration.md)"
+)
 
 # What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head -1` does.
 READER_GONE_STATUS = 141
@@ -30,6 +38,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except IngestError as e:
         click.echo(f"error: {e}", err=True)
+        if isinstance(e, URLRefused) and "allow_networks" in str(e):
+            click.echo(ALLOW_NETWORKS_HINT, err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
