@@ -143,3 +143,25 @@ async def test_a_following_subscribe_notices_its_reader_left_without_more_traffi
         if not reader.closed:
             reader.close()
         await client.aclose()
+
+
+async def test_subscribe_started_with_stdout_closed_exits_quietly(settings: Settings) -> None:
+    """`ingest subscribe >&-`: nobody can ever read it; it must not follow the stream
+    forever, nor write items into whatever file descriptor 1 becomes."""
+    keys = Keys(settings.namespace)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await client.xadd(keys.items_stream, {"item": b'{"id": "only"}'})
+    finally:
+        await client.aclose()
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", 'exec "$@" >&-', "sh", *INGEST, "subscribe", "--from", "0",
+        env=env_for(settings), stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == READER_GONE_STATUS, err
+    assert b"Traceback" not in err and b"error" not in err, err

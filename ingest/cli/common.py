@@ -52,8 +52,9 @@ def reader_gone() -> None:
     first, so the interpreter's final flush of what is still buffered cannot fail
     again ("Exception ignored ... BrokenPipeError").
     """
-    with open(os.devnull, "wb") as devnull:
-        os.dup2(devnull.fileno(), sys.stdout.fileno())
+    if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
     sys.exit(READER_GONE_STATUS)
 
 
@@ -66,10 +67,13 @@ async def until_reader_gone(fd: int, period: float = 0.5) -> None:
     write end as soon as the read end is closed, so a cheap check every `period`
     seconds ends the command then. A terminal or a file never reports it.
     """
+    if not hasattr(select, "poll"):  # Windows: learn it at the next write instead
+        await asyncio.Event().wait()
     poller = select.poll()
-    poller.register(fd, 0)  # no events asked for: POLLERR / POLLHUP are always reported
+    poller.register(fd, 0)  # no events asked for: POLLERR / POLLHUP / POLLNVAL are always reported
+    gone = select.POLLERR | select.POLLHUP | select.POLLNVAL
     while True:
-        if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+        if any(events & gone for _, events in poller.poll(0)):
             return
         await asyncio.sleep(period)
 

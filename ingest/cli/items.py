@@ -97,6 +97,8 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
     keys = Keys(settings.namespace)
     f = ItemFilter(feeds=opts["feed"], tags=opts["tag"], langs=opts["lang"])
     out = sys.stdout
+    if out is None:  # started with stdout closed (`>&-`): nobody will ever read
+        raise BrokenPipeError("stdout is closed")
 
     def emit(entry_id: str | None, raw: bytes) -> None:
         if entry_id is not None and opts["with_id"]:
