@@ -67,6 +67,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.timeout(300)  # 21 `ingest` processes; slow on a loaded machine
 async def test_a_closed_stdout_ends_every_printing_command_quietly(filled: Settings) -> None:
     wrong = {}
     for args in COMMANDS:
