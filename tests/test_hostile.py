@@ -57,9 +57,9 @@ async def _process(client: aioredis.Redis, body: bytes, limits: Limits | None = 
     return await process_document(deliverer, spec, fetched, limits=limits)
 
 
-async def _stats(client: aioredis.Redis) -> dict[str, int]:
-    raw = await client.hgetall(Keys("t").stats)
-    return {k.decode(): int(v) for k, v in raw.items()}
+async def _stats(client: aioredis.Redis) -> dict[str, float]:
+    raw = await client.hgetall(Keys("t").stats)  # counters, and float sums of seconds
+    return {k.decode(): float(v) for k, v in raw.items()}
 
 
 # -- entity blow-ups (#12 item 3) and the XML attacks that already held ---------------------

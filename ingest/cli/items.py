@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 import click
 import orjson
 from redis.exceptions import RedisError
 
-from ingest.cli.common import run_async, settings_of
+from ingest.cli.common import run_async, settings_of, until_reader_gone
 from ingest.deliver.groups import default_consumer_name
 from ingest.deliver.subscribe import ItemFilter, consume_group, live, live_channels, replay
 from ingest.errors import RedisUnavailable
@@ -124,6 +127,8 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
     keys = Keys(settings.namespace)
     f = ItemFilter(feeds=opts["feed"], tags=opts["tag"], langs=opts["lang"])
     out = sys.stdout
+    if out is None:  # started with stdout closed (`>&-`): nobody will ever read
+        raise BrokenPipeError("stdout is closed")
 
     def emit(entry_id: str | None, raw: bytes) -> None:
         if entry_id is not None and opts["with_id"]:
@@ -134,12 +139,31 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
 
     redis = await connect(settings)
     try:
-        await _subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts)
+        await _until_reader_gone(_subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts))
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head -1`): not Redis; the CLI exits quietly
     except (RedisError, OSError) as e:
         # The group (or --with-id's last id) says where to resume; say what happened.
         raise RedisUnavailable(f"lost the connection to Redis: {e}") from e
     finally:
         await redis.aclose()
+
+
+async def _until_reader_gone(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work`; if stdout's reader goes away first, stop it and raise BrokenPipeError."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(until_reader_gone(sys.stdout.fileno()))
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if not task.done() or task.cancelled():
+        raise BrokenPipeError("stdout's reader went away")
+    task.result()  # the work's own outcome (or exception)
 
 
 async def _subscribe_on(redis: Any, keys: Keys, f: ItemFilter, emit: Any,

@@ -17,17 +17,18 @@ from ingest.cli import dead as cli_dead
 from ingest.cli import feeds as cli_feeds
 from ingest.cli import items as cli_items
 from ingest.cli import web as cli_web
-from ingest.cli.common import run_async, settings_of
+from ingest.cli.common import QuietPipeGroup, run_async, settings_of
 from ingest.errors import SettingsError
 from ingest.keys import Keys
 from ingest.logs import configure_logging
 from ingest.poll.enqueue import enqueue_fetch, job_outcome
+from ingest.poll.fetch import check_scheme
 from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=QuietPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML file overriding config/default.toml (also INGEST_CONFIG).")
 @click.version_option(__version__, prog_name="ingest")
@@ -74,6 +75,8 @@ def _describe(result: dict[str, Any]) -> str:
 
 
 async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
+    for url in urls:  # a refused URL is said before anything connects (or waits for Redis)
+        check_scheme(url, settings)
     pool = await connect_arq(settings)
     failures = 0
     try:
