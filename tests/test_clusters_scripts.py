@@ -24,7 +24,7 @@ from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
 from ingest.settings import Settings
-from tests.conftest import FEEDS_DIR
+from tests.corpus import FEEDS_DIR, require_corpus
 from tests.wiresets import FETCHED_AT, LANGUAGES, WireItem, items_of, jsonfeed, load, pairs, url_of
 from workers.clusters.index import ClusterIndex, sketch_item
 from workers.clusters.shingles import shingles
@@ -106,6 +106,7 @@ def test_short_posts_sharing_a_template_stay_apart_and_a_reposted_ad_joins() -> 
     """From the shared fixtures (a Chinese forum's sale posts, ~100 characters each, half
     of them its posting template): the closest different pair measures 0.37, above the
     CJK threshold for long texts; the short-text rise keeps it apart."""
+    require_corpus()
     url = "http://feeds.example/kc0011"
     parsed: Any = parse_feed_bytes((FEEDS_DIR / "rss2-kc0011-gb2312-zh.xml").read_bytes(), {}, url)
     spec = FeedSpec(feed_id_for_url(url), url)
