@@ -28,8 +28,8 @@ import random
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 from aiohttp import web

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -87,7 +88,11 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         service.start()
         results: dict[str, PhaseResult] = {}
         base_mem = service.used_memory()
+        spy = _profile(service, args.profile) if args.profile else None
         results["cold"] = service.phase(args.feeds * args.items, args.timeout)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
         results["warm"] = service.phase(0, args.timeout)
         changed = farm.set_round(1)
         results["mixed"] = service.phase(len(changed) * args.new_items, args.timeout)
@@ -99,6 +104,16 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
     finally:
         service.stop()
     return {"phases": results, "processes": processes, "memory": mem}
+
+
+def _profile(service: Service, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on `ingest run` and its children during the cold phase (collapsed stacks to `out`)."""
+    assert service.proc is not None
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
+                            "--subprocesses", "--format", "raw", "--rate", "200", "-o", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return spy
 
 
 def run_contender(script: str, farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -232,6 +247,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", help="log_level of `ingest run` (INFO, as users run it)")
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--profile", type=Path, help="py-spy the cold phase of ingest into this file (collapsed stacks)")
     args = p.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
