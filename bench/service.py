@@ -114,7 +114,7 @@ class Service:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"ingest run exited: {self.log_path.read_text()[-2000:]}")
-            if b"service ready" in self.log_path.read_bytes() and self.client.exists(health):
+            if self.client.exists(health):  # a worker is up (the daemon starts its parts together)
                 time.sleep(0.5)  # let the other worker processes finish starting
                 return
             time.sleep(0.05)

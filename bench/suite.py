@@ -88,14 +88,17 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         service.start()
         results: dict[str, PhaseResult] = {}
         base_mem = service.used_memory()
-        spy = _profile(service, args.profile) if args.profile else None
-        results["cold"] = service.phase(args.feeds * args.items, args.timeout)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(60)
-        results["warm"] = service.phase(0, args.timeout)
-        changed = farm.set_round(1)
-        results["mixed"] = service.phase(len(changed) * args.new_items, args.timeout)
+        changed: list[int] = []
+        for phase in PHASES:
+            if phase == "mixed":
+                changed = farm.set_round(1)
+            expect = {"cold": args.feeds * args.items, "warm": 0,
+                      "mixed": len(changed) * min(args.new_items, args.items)}[phase]
+            spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
+            results[phase] = service.phase(expect, args.timeout)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
         processes = service.processes()
         stream_bytes = int(service.client.memory_usage(service.keys.items_stream) or 0)  # type: ignore[union-attr]
         items = results["cold"].entries + results["mixed"].entries
@@ -107,7 +110,7 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
 
 
 def _profile(service: Service, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy on `ingest run` and its children during the cold phase (collapsed stacks to `out`)."""
+    """py-spy on `ingest run` and its children during one phase (collapsed stacks to `out`)."""
     assert service.proc is not None
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
                             "--subprocesses", "--format", "raw", "--rate", "200", "-o", str(out)],
@@ -247,7 +250,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-level", default="INFO", help="log_level of `ingest run` (INFO, as users run it)")
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
-    p.add_argument("--profile", type=Path, help="py-spy the cold phase of ingest into this file (collapsed stacks)")
+    p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
+    p.add_argument("--profile-phase", choices=PHASES, default="cold", help="the phase --profile records")
     args = p.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
