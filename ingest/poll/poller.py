@@ -26,6 +26,7 @@ from arq.connections import ArqRedis
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, FetchFailed
+from ingest.poll.completions import CompletionBatcher
 from ingest.poll.enqueue import enqueue_parse, wait_for_room
 from ingest.poll.fetch import conditional_get
 from ingest.poll.outage import OutageDetector
@@ -63,6 +64,7 @@ class Poller:
         self.pool = pool
         self.session = session
         self.scheduler = scheduler
+        self.completions = CompletionBatcher(scheduler)
         self.keys = Keys(settings.namespace)
         self.rules = rules_from(settings)
         self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
@@ -166,8 +168,8 @@ class Poller:
         if decision.parse and isinstance(result, Fetched):
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
-        if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
-                                             _counter(result, decision.parse)):
+        if not await self.completions.complete(feed_id, decision.next_due, decision.updates,
+                                               _counter(result, decision.parse)):
             log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)
             return
         if decision.new_url:
