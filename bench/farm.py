@@ -4,9 +4,9 @@ N feeds x K news items (~2.5 KB each), every byte a pure function of
 (seed, feed number, round): feeds with an even number are RSS 2.0, odd ones
 Atom 1.0. Every feed answers with an ETag and a Last-Modified and honours
 both (304), and is gzip-compressed when the client accepts it. The round
-is the farm's only state: in round r > 0, a deterministic fraction
-(`--changed`) of the feeds gains `--new-items` new items (the oldest ones
-drop out, as publishers do). Knobs for added latency and for a fraction of
+is the farm's only state: in round 1 a deterministic fraction (`--changed`)
+of the feeds gains `--new-items` new items (the oldest ones drop out, as
+publishers do), and in each round from 2 on every feed does. Knobs for added latency and for a fraction of
 requests answered 503 make slow and failing publishers.
 
     GET /feed/<n>.xml          feed n (RSS or Atom by n's parity)
@@ -71,7 +71,9 @@ def _unit(seed: int, *parts: int) -> float:
 
 
 def changed_in_round(spec: FarmSpec, feed: int, round_: int) -> bool:
-    return round_ > 0 and _unit(spec.seed, 1, feed, round_) < spec.changed
+    """Round 0: the first documents; round 1: `changed` of the feeds gain items; from
+    round 2 on every feed does (the suite's paced phase, new items arriving steadily)."""
+    return round_ >= 2 or (round_ == 1 and _unit(spec.seed, 1, feed, round_) < spec.changed)
 
 
 def _newest_item(spec: FarmSpec, feed: int, round_: int) -> int:

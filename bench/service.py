@@ -93,11 +93,14 @@ class Service:
         assert self.client is not None
         return sorted(self.client.smembers(self.keys.feeds))  # type: ignore[arg-type]
 
-    def _push_schedule(self, when: float) -> None:
+    def _push_schedule(self, when: float, per_second: float = 0.0) -> None:
+        """Every feed due at `when`, or, with `per_second`, one after the other from `when` on."""
         assert self.client is not None
         ids = self.feed_ids()
         for start in range(0, len(ids), 10_000):
-            self.client.zadd(self.keys.schedule, {i: int(when * 1000) for i in ids[start:start + 10_000]})
+            self.client.zadd(self.keys.schedule, {
+                feed: int((when + (start + n) / per_second if per_second else when) * 1000)
+                for n, feed in enumerate(ids[start:start + 10_000])})
 
     def start(self, timeout: float = 120) -> None:
         """`ingest run`; returns once the service and a worker are up."""
@@ -194,14 +197,15 @@ class Service:
         return last[0][0] if last else b"0-0"  # type: ignore[index]
 
     # -- a phase ----------------------------------------------------------------
-    def phase(self, expect_new: int, timeout: float) -> PhaseResult:
-        """Every feed due now; wait for every poll and `expect_new` more stored rows."""
+    def phase(self, expect_new: int, timeout: float, feeds_per_second: float = 0.0) -> PhaseResult:
+        """Every feed due now (or paced: `feeds_per_second`); wait for every poll and
+        `expect_new` more stored rows."""
         feeds = len(self.feed_ids())
         polls0, stored0, stats0 = self.polls(), self.stored(), self.stats()
         pids = self.service_pids()
         cpu0, rcpu0, mem0, last = cpu_seconds(pids), self.redis_cpu(), self.used_memory(), self.last_stream_id()
         start = time.perf_counter()
-        self._push_schedule(0)
+        self._push_schedule(time.time() if feeds_per_second else 0, feeds_per_second)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.polls() - polls0 >= feeds and self.stored() - stored0 >= expect_new:

@@ -16,6 +16,8 @@ Phases, in this order on each database:
   cold   first poll; every entry new, counted until stored
   warm   every feed due again, all answered 304
   mixed  the farm's next round: --changed of the feeds have --new-items new items
+  paced  (ingest only) every feed has new items, the feeds coming due one after the
+         other at half the cold rate: the fetch-to-stream latency of a service keeping up
 
 Reported: median and spread (min-max) over runs; CPU per entry (from /proc,
 the whole process tree; for ingest with and without its redis-server);
@@ -46,6 +48,8 @@ from bench.service import PhaseResult, Service, workers_flag_supported  # noqa: 
 
 BENCH = Path(__file__).resolve().parent
 PHASES = ("cold", "warm", "mixed")
+# ingest only: new items arriving at half its cold rate, for fetch-to-stream latency
+INGEST_PHASES = (*PHASES, "paced")
 
 
 class Farm:
@@ -89,19 +93,23 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         results: dict[str, PhaseResult] = {}
         base_mem = service.used_memory()
         changed: list[int] = []
-        for phase in PHASES:
+        for phase in INGEST_PHASES:
             if phase == "mixed":
                 changed = farm.set_round(1)
-            expect = {"cold": args.feeds * args.items, "warm": 0,
-                      "mixed": len(changed) * min(args.new_items, args.items)}[phase]
+            pace = 0.0
+            if phase == "paced":  # every feed gains items; at half the cold rate
+                changed = farm.set_round(2)
+                pace = 0.5 * rate(results["cold"], "cold") / min(args.new_items, args.items)
+            expect = {"cold": args.feeds * args.items, "warm": 0}.get(
+                phase, len(changed) * min(args.new_items, args.items))
             spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
-            results[phase] = service.phase(expect, args.timeout)
+            results[phase] = service.phase(expect, args.timeout, pace)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
         processes = service.processes()
         stream_bytes = int(service.client.memory_usage(service.keys.items_stream) or 0)  # type: ignore[union-attr]
-        items = results["cold"].entries + results["mixed"].entries
+        items = sum(r.entries for r in results.values())
         mem = {"redis_per_100k_mib": (service.used_memory() - base_mem) * 100_000 / max(items, 1) / 2**20,
                "stream_per_100k_mib": stream_bytes * 100_000 / max(items, 1) / 2**20}
     finally:
@@ -201,11 +209,11 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> s
         lines.append(f"| ingest without redis-server | {statistics.median(service_only):.2f} |")
         lines.append("")
         lines.append("ingest, per phase (median over runs):")
-        for phase in PHASES:
+        for phase in INGEST_PHASES:
             rs = [r["phases"][phase] for r in runs["ingest"]]
             lat = [x for r in rs for x in r.latencies_ms]
             polls_cpu = statistics.median(1e6 * (r.cpu_service + r.cpu_redis) / max(r.feeds, 1) for r in rs)
-            lines.append(f"  {phase:5} {statistics.median(r.seconds for r in rs):7.2f} s, "
+            lines.append(f"  {phase:6} {statistics.median(r.seconds for r in rs):7.2f} s, "
                          f"{statistics.median(r.entries for r in rs):,.0f} stored, "
                          f"CPU {polls_cpu:,.0f} us/feed, fetch-to-stream p50 {pct(lat, 0.5):,.0f} ms "
                          f"p99 {pct(lat, 0.99):,.0f} ms ({len(lat)} items); stats {rs[-1].stats}")
@@ -251,7 +259,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
-    p.add_argument("--profile-phase", choices=PHASES, default="cold", help="the phase --profile records")
+    p.add_argument("--profile-phase", choices=INGEST_PHASES, default="cold", help="the phase --profile records")
     args = p.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
@@ -291,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report(runs, args))
     print(f"\nsuite took {time.monotonic() - started:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({n: [{"phases": {p: vars(r["phases"][p]) for p in PHASES},
+        args.json.write_text(json.dumps({n: [{"phases": {p: vars(v) for p, v in r["phases"].items()},
                                               "processes": r["processes"], "memory": r["memory"]} for r in rs]
                                          for n, rs in runs.items()}, indent=1))
 
