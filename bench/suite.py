@@ -17,7 +17,8 @@ Phases, in this order on each database:
   warm   every feed due again, all answered 304
   mixed  the farm's next round: --changed of the feeds have --new-items new items
   paced  (ingest only) every feed has new items, the feeds coming due one after the
-         other at half the cold rate: the fetch-to-stream latency of a service keeping up
+         other at half the cold phase's rate of feeds: the fetch-to-stream latency of a
+         service that keeps up (half the documents; fewer entries each, so less than half the load)
 
 Reported: median and spread (min-max) over runs; CPU per entry (from /proc,
 the whole process tree; for ingest with and without its redis-server);
@@ -97,9 +98,9 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
             if phase == "mixed":
                 changed = farm.set_round(1)
             pace = 0.0
-            if phase == "paced":  # every feed gains items; at half the cold rate
+            if phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
                 changed = farm.set_round(2)
-                pace = 0.5 * rate(results["cold"], "cold") / min(args.new_items, args.items)
+                pace = 0.5 * results["cold"].feeds / max(results["cold"].seconds, 1e-9)
             expect = {"cold": args.feeds * args.items, "warm": 0}.get(
                 phase, len(changed) * min(args.new_items, args.items))
             spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
