@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-__all__ = ["FarmSpec", "changed_in_round", "feed_body", "main"]
+__all__ = ["FarmSpec", "changed_in_round", "failing_in_round", "feed_body", "main", "newest_item"]
 
 _WORDS = (
     "government minister said on monday that the new policy would take effect next month after "
@@ -76,7 +76,12 @@ def changed_in_round(spec: FarmSpec, feed: int, round_: int) -> bool:
     return round_ >= 2 or (round_ == 1 and _unit(spec.seed, 1, feed, round_) < spec.changed)
 
 
-def _newest_item(spec: FarmSpec, feed: int, round_: int) -> int:
+def failing_in_round(spec: FarmSpec, feed: int, round_: int) -> bool:
+    """Whether `feed` answers 503 throughout `round_` (the error knob)."""
+    return bool(spec.error_rate) and _unit(spec.seed, 2, feed, round_) < spec.error_rate
+
+
+def newest_item(spec: FarmSpec, feed: int, round_: int) -> int:
     """Number of the newest item of `feed` in `round_` (items are numbered from 0, oldest first)."""
     gained = sum(spec.new_items for r in range(1, round_ + 1) if changed_in_round(spec, feed, r))
     return spec.items - 1 + gained
@@ -151,7 +156,7 @@ def _atom(spec: FarmSpec, feed: int, numbers: range) -> str:
 
 def feed_body(spec: FarmSpec, feed: int, round_: int) -> bytes:
     """Pure: the document of `feed` in `round_`, newest item first."""
-    newest = _newest_item(spec, feed, round_)
+    newest = newest_item(spec, feed, round_)
     numbers = range(newest, newest - spec.items, -1)
     text = _rss(spec, feed, numbers) if feed % 2 == 0 else _atom(spec, feed, numbers)
     return text.encode()
@@ -189,7 +194,7 @@ class Farm:
             raise web.HTTPNotFound()
         if self.spec.latency_ms:
             await asyncio.sleep(self.spec.latency_ms / 1000)
-        if self.spec.error_rate and _unit(self.spec.seed, 2, feed, self.round) < self.spec.error_rate:
+        if failing_in_round(self.spec, feed, self.round):
             self.served["503"] += 1
             return web.Response(status=503, text="busy", headers={"Retry-After": "1"})
         packed, etag, modified = self._document(feed)

@@ -44,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.farm import FarmSpec, failing_in_round, newest_item  # noqa: E402
 from bench.procstat import cpu_seconds, describe_tree  # noqa: E402
 from bench.service import PhaseResult, Service, workers_flag_supported  # noqa: E402
 
@@ -93,16 +94,15 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         service.start()
         results: dict[str, PhaseResult] = {}
         base_mem = service.used_memory()
-        changed: list[int] = []
+        expectation = Expectation(args)
         for phase in INGEST_PHASES:
-            if phase == "mixed":
-                changed = farm.set_round(1)
+            round_ = {"cold": 0, "warm": 0, "mixed": 1, "paced": 2}[phase]
+            if round_:
+                farm.set_round(round_)
             pace = 0.0
             if phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
-                changed = farm.set_round(2)
                 pace = 0.5 * results["cold"].feeds / max(results["cold"].seconds, 1e-9)
-            expect = {"cold": args.feeds * args.items, "warm": 0}.get(
-                phase, len(changed) * min(args.new_items, args.items))
+            expect = expectation.new_in_round(round_)
             spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
             results[phase] = service.phase(expect, args.timeout, pace)
             if spy is not None:
@@ -116,6 +116,28 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
     finally:
         service.stop()
     return {"phases": results, "processes": processes, "memory": mem}
+
+
+class Expectation:
+    """Which items of each feed a contender has stored so far, by the farm's own rules:
+    a phase must store the items of every feed answering 200 that it has not stored yet."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.spec = FarmSpec(feeds=args.feeds, items=args.items, changed=args.changed,
+                             new_items=args.new_items, error_rate=args.error_rate)
+        self.stored: dict[int, set[int]] = {}
+
+    def new_in_round(self, round_: int) -> int:
+        new = 0
+        for feed in range(self.spec.feeds):
+            if failing_in_round(self.spec, feed, round_):
+                continue
+            newest = newest_item(self.spec, feed, round_)
+            items = set(range(newest - self.spec.items + 1, newest + 1))
+            seen = self.stored.setdefault(feed, set())
+            new += len(items - seen)
+            seen |= items
+        return new
 
 
 def _profile(service: Service, out: Path) -> subprocess.Popen[bytes]:
