@@ -17,6 +17,7 @@ from ingest.keys import Keys
 from ingest.poll.fetch import new_session
 from ingest.settings import Settings, load_settings
 from workers.clusters.index import ClusterIndex
+from workers.limits import Limits
 from workers.normalize.record import NormalizeOptions
 
 __all__ = ["WorkerContext", "on_shutdown", "on_startup"]
@@ -33,6 +34,7 @@ class WorkerContext:
     deliverer: Deliverer
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
     normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
+    limits: Limits  # caps on entries and record fields (issue #12)
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -54,9 +56,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         session=new_session(settings),
         deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
                             settings.max_versions),
-        clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
-                              settings.cluster_retention_seconds),
+        clusters=ClusterIndex.from_settings(redis, keys, settings),
         normalize=NormalizeOptions.from_settings(settings),
+        limits=Limits.from_settings(settings),
     )
 
 

@@ -33,6 +33,8 @@ from redis.exceptions import RedisError
 
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
+from ingest.jobwatch import mark_running
+from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
@@ -60,7 +62,7 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
-                                           app.normalize)
+                                           app.normalize, app.limits)
     except ParseError as e:
         log.warning("parse failed: %s", e)
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,
@@ -78,6 +80,7 @@ async def _transient_guard(
 ) -> dict[str, Any]:
     """Run a task body; transient failures -> Retry, or dead-letter on the last try."""
     job_try = int(ctx.get("job_try") or 1)
+    feed_context(spec.feed_id, spec.url)  # JSON log lines of this job name the feed
     try:
         return await body()
     except TRANSIENT as e:
@@ -98,6 +101,8 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
     app = WorkerContext.of(ctx)
 
     async def body() -> dict[str, Any]:
+        # For `enqueue --wait`: which worker runs this, since when (#12).
+        await mark_running(app.redis, app.keys, ctx.get("job_id"), app.settings.job_timeout + 10)
         spec = await feed_spec_for_url(app.redis, app.keys, url)
         try:
             fetched = await fetch(app.session, url, app.settings)
