@@ -72,6 +72,8 @@ class Service:
             'allow_networks = "127.0.0.0/8"\n'
             "per_host_concurrency = 1000\n"
             "host_min_delay = 0.0\n"
+            # The HTTP API stays on, as for users, on a free port (8080 may be taken).
+            f'listen = "127.0.0.1:{_free_port()}"\n'
         )
         self.client: redis.Redis | None = None
 
@@ -220,6 +222,14 @@ class Service:
         stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items() if v != stats0.get(k, 0)}
         return PhaseResult(seconds, self.polls() - polls0, self.stored() - stored0, cpu,
                            self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _epoch_ms(iso: str) -> float:
