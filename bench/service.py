@@ -148,9 +148,10 @@ class Service:
                 return 0
 
     def stats(self) -> dict[str, int]:
+        """The integer counters of <ns>:stats (the metrics' float sums are left out)."""
         assert self.client is not None
         raw: dict[bytes, bytes] = self.client.hgetall(self.keys.stats)  # type: ignore[assignment]
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
 
     def polls(self) -> int:
         return sum(v for k, v in self.stats().items() if k.startswith("polls_"))
@@ -219,7 +220,8 @@ class Service:
         seconds = time.perf_counter() - start
         # Processes that started during the phase count from zero.
         cpu = cpu_seconds(self.service_pids()) - cpu0
-        stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items() if v != stats0.get(k, 0)}
+        stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items()
+                 if v != stats0.get(k, 0) and ":" not in k and not k.startswith(("fetch_", "parse_", "normalize_s"))}
         return PhaseResult(seconds, self.polls() - polls0, self.stored() - stored0, cpu,
                            self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats)
 
