@@ -9,7 +9,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.poll.registry import find_feed_id
+from ingest.poll.registry import add_feed, add_feeds, find_feed_id
 from ingest.settings import Settings
 from tests.conftest import REPO
 from tests.farm import Farm
@@ -136,3 +136,27 @@ async def test_a_refused_local_address_says_how_to_allow_it(settings: Settings, 
     assert farm.hits("feed/local.xml") == []
     code, _, err = await run_cli(closed, "add", "ftp://127.0.0.1/feed.xml")  # not a network matter
     assert code == 1 and "only http and https" in err and "hint" not in err
+
+
+async def test_import_in_chunks_registers_each_feed_once(settings: Settings) -> None:
+    """add_feeds (what `ingest import` uses): two spellings of one URL, within a chunk and
+    across chunks, are one feed; a feed already registered keeps its id; new ones are due."""
+    keys = Keys(settings.namespace)
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    first, _ = await add_feed(redis_client, keys, "https://one.example/feed.xml")
+    feeds = [
+        ("https://ONE.example/feed.xml", "", 0.0, ()),  # registered already, other spelling
+        ("https://two.example/rss", "Two", 600.0, ("news",)),
+        ("https://two.example/rss#top", "", 0.0, ()),  # same chunk, other spelling
+        ("https://three.example/a.xml", "Three", 0.0, ()),
+        ("https://two.example:443/rss", "", 0.0, ()),  # next chunk, other spelling
+    ]
+    created = await add_feeds(redis_client, keys, feeds, now=1000.0, chunk=4)
+    assert created == [False, True, False, True, False]
+    assert await find_feed_id(redis_client, keys, "https://one.example/feed.xml") == first
+    assert await redis_client.scard(keys.feeds) == 3
+    two = await find_feed_id(redis_client, keys, "https://two.example/rss")
+    assert two is not None
+    assert await redis_client.hmget(keys.feed(two), ["title", "interval", "tags"]) == [b"Two", b"600.0", b"news"]
+    assert await redis_client.zscore(keys.schedule, two) == 1_000_000
+    await redis_client.aclose()

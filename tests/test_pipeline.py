@@ -215,3 +215,33 @@ async def test_content_changing_on_every_fetch_stops_after_max_versions(
     assert (await client.hgetall(keys.stats))[b"items_version_capped"] == b"2"
     assert len(await collect_messages(pubsub, 2, timeout=2)) == 2  # tag channel got both
     await pubsub.aclose()
+
+
+async def test_unchanged_entries_keep_their_retention_in_the_delivery_call(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    """A document with one new entry beside unchanged ones: the new one is delivered and the
+    retention clock of the others restarts (both in the delivery's one script call)."""
+    from ingest.deliver.publish import Deliverer
+    from ingest.models import FeedSpec, Fetched
+    from workers.clusters.index import ClusterIndex
+    from workers.pipeline import process_document
+
+    keys = Keys(settings.namespace)
+    deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
+    clusters = ClusterIndex(client, keys, 0.5, 3600)
+    spec = FeedSpec("retention", "http://ex.example/r.xml")
+    old = [("a", "Story a."), ("b", "Story b.")]
+    first = Fetched(spec.url, spec.url, 200, {}, _feed(old), "2026-01-01T10:00:00Z")
+    await process_document(deliverer, spec, first, clusters)
+    state_keys = [k for k in await client.keys(keys.item_state("*"))]
+    assert len(state_keys) == 2
+    for key in state_keys:
+        await client.expire(key, 100)
+    second = Fetched(spec.url, spec.url, 200, {}, _feed([("c", "Story c."), *old]), "2026-01-01T10:05:00Z")
+    result = (await process_document(deliverer, spec, second, clusters)).result
+    assert (result.new, result.unchanged) == (1, 2)
+    for key in state_keys:
+        assert await client.ttl(key) > 3000
+    delivered = await stream_records(client, keys)
+    assert [r["guid"] for r in delivered] == ["a", "b", "c"]

@@ -388,3 +388,30 @@ async def test_a_feed_that_stops_being_a_feed_is_disabled(settings: Settings, fa
         events = [orjson.loads(m) for m in await collect_messages(pubsub, 1, timeout=2)]
         assert [e["event"] for e in events] == ["disabled"]
         await pubsub.aclose()
+
+
+async def test_outcomes_ending_together_are_recorded_in_one_batch_and_check_each_lease(
+    settings: Settings, farm: Farm
+) -> None:
+    """CompletionBatcher: polls ending in one loop turn share one script call; a feed whose
+    lease another daemon took meanwhile keeps that daemon's claim, the others are recorded."""
+    from ingest.poll.completions import CompletionBatcher
+
+    async with make_rig(settings) as rig:
+        ids = [await rig.add(farm.url(f"feed/batch{i}.xml")) for i in range(3)]
+        await rig.redis.zadd(rig.keys.schedule, dict.fromkeys(ids, 0))
+        assert sorted(await rig.poller.scheduler.claim(time.time(), 60, 10)) == sorted(ids)
+        await rig.redis.hset(rig.keys.feed(ids[1]), "lease", "another-daemon")
+        batcher = CompletionBatcher(rig.poller.scheduler)
+        await batcher.complete("unknown-feed", None, {})  # loads the script: EVALSHA from here on
+        await rig.redis.config_resetstat()
+        held = await asyncio.gather(*(batcher.complete(i, 5000.0, {"last_status": 304}, "polls_not_modified")
+                                      for i in ids))
+        assert held == [True, False, True]
+        script_calls = (await rig.redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls")
+        assert script_calls == 1
+        for i in (ids[0], ids[2]):
+            assert await rig.due(i) == 5000.0
+            assert await rig.redis.hmget(rig.keys.feed(i), ["lease", "last_status"]) == [None, b"304"]
+        assert await rig.redis.hget(rig.keys.feed(ids[1]), "lease") == b"another-daemon"
+        assert await rig.stat("polls_not_modified") == 2

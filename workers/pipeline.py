@@ -2,7 +2,8 @@
 
 Per document, Redis is asked a handful of times whatever the number of
 entries: one MGET for the state of every entry, at most three round trips
-to the cluster index for the changed ones, one script call delivering them.
+to the cluster index for the changed ones, one script call delivering them
+(and restarting the retention of the entries seen unchanged).
 Entries whose raw fingerprint matches the stored one are not normalized at all.
 
 One odd entry never costs the feed, at any stage: an entry whose identity,
@@ -137,8 +138,7 @@ async def process_document(
 
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
-    delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
-    await deliverer.touch(untouched)
+    delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
     await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
                             normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)
     new = sum(1 for item in delivered if item.version == 1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from arq.worker import func
+
 from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
 from ingest.redis_conn import arq_redis_settings
@@ -17,7 +19,11 @@ from workers.tasks import fetch_once, parse_feed
 
 __all__ = ["WorkerSettings", "worker_options"]
 
-FUNCTIONS = [fetch_once, parse_feed]
+# A parse_feed job's result is read by nobody, and arq's stored result repeats
+# the job's arguments, the whole fetched body: kept for `keep_result` (an hour)
+# it was the largest thing in Redis after the stream (#9). fetch_once keeps its
+# result: `ingest enqueue --wait` reads it.
+FUNCTIONS = [fetch_once, func(parse_feed, keep_result=0)]
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

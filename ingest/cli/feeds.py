@@ -17,7 +17,7 @@ from ingest.poll.adding import AddRequest, NotAFeed, add_from_url
 from ingest.poll.fetch import check_scheme, new_session
 from ingest.poll.manage import feed_row
 from ingest.poll.opml import OPMLEntry, OPMLError, read_opml, write_opml
-from ingest.poll.registry import add_feed, enable_feed, list_feeds, remove_feed
+from ingest.poll.registry import add_feeds, enable_feed, list_feeds, remove_feed
 from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings
 
@@ -123,23 +123,22 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
 async def _import(settings: Settings, entries: list[OPMLEntry]) -> dict[str, int]:
     counts = {"added": 0, "already present": 0, "invalid": 0}
     keys = Keys(settings.namespace)
+    valid: list[OPMLEntry] = []
+    for entry in entries:
+        try:
+            check_scheme(entry.url, settings)
+        except IngestError as e:
+            counts["invalid"] += 1
+            click.echo(f"invalid: {e}", err=True)
+            continue
+        valid.append(entry)
     redis = await connect(settings)
     try:
-        with click.progressbar(entries, label="importing", file=sys.stderr) as bar:
-            for entry in bar:
-                try:
-                    check_scheme(entry.url, settings)
-                except IngestError as e:
-                    counts["invalid"] += 1
-                    click.echo(f"\ninvalid: {e}", err=True)
-                    continue
-                feed_id, created = await add_feed(redis, keys, entry.url, interval=entry.interval,
-                                                  tags=entry.tags)
-                if created and entry.title:
-                    await redis.hset(keys.feed(feed_id), "title", entry.title)
-                counts["added" if created else "already present"] += 1
+        created = await add_feeds(redis, keys, [(e.url, e.title, e.interval, e.tags) for e in valid])
     finally:
         await redis.aclose()
+    counts["added"] = sum(created)
+    counts["already present"] = len(created) - counts["added"]
     return counts
 
 

@@ -40,6 +40,11 @@ _DELIVER_LUA = """
 local n = tonumber(ARGV[1])
 local maxlen, ttl, max_versions = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local n_channels = tonumber(ARGV[5])
+-- KEYS after the items' state keys: states of entries seen unchanged, whose
+-- retention clock restarts here (so a document costs one round trip, not two).
+for t = n + 3, #KEYS do
+  redis.call('EXPIRE', KEYS[t], ttl)
+end
 local stream, stats = KEYS[1], KEYS[2]
 local out = {}
 local new, updated, capped = 0, 0, 0
@@ -147,7 +152,7 @@ class Deliverer:
                 *(self.keys.tag_channel(tag) for tag in tags)]
 
     async def _run(
-        self, feed_id: str, tags: Sequence[str], batch: Sequence[tuple[Item, str]]
+        self, feed_id: str, tags: Sequence[str], batch: Sequence[tuple[Item, str]], touch: Sequence[str] = (),
     ) -> list[int]:
         keys = [self.keys.items_stream, self.keys.stats]
         channels = self.channels(feed_id, tags)
@@ -158,6 +163,7 @@ class Deliverer:
         for item, fingerprint in batch:
             keys.append(self.keys.item_state(item.id))
             args += [item.version - 1, item.content_hash, fingerprint, item_to_json(item)]
+        keys += [self.keys.item_state(item_id) for item_id in touch]
         result = await self._script(keys=keys, args=args)
         return [int(r) for r in result]
 
@@ -167,22 +173,26 @@ class Deliverer:
         candidates: Sequence[tuple[Item, str]],
         expected: Sequence[ItemState],
         tags: Sequence[str] = (),
+        touch: Sequence[str] = (),
     ) -> list[Item]:
         """Deliver items (each with its entry fingerprint); return those actually published.
 
         `expected` is the state each item was normalized against; its version
         + 1 becomes the item's version. On a conflict the state is re-read and
-        the item retried with the next version number.
+        the item retried with the next version number. `touch`: ids of entries
+        seen unchanged, whose retention restarts in the same script call.
         """
         delivered: list[Item] = []
         pending = [
             (dataclasses.replace(item, version=state.version + 1), fp)
             for (item, fp), state in zip(candidates, expected, strict=True)
         ]
-        for _ in range(_MAX_ATTEMPTS):
+        if touch and not pending:
+            await self._run(feed_id, tags, [], touch)
+        for attempt in range(_MAX_ATTEMPTS):
             if not pending:
                 return delivered
-            outcome = await self._run(feed_id, tags, pending)
+            outcome = await self._run(feed_id, tags, pending, touch if attempt == 0 else ())
             conflicts = [pair for pair, code in zip(pending, outcome, strict=True) if code == -1]
             delivered += [item for (item, _), code in zip(pending, outcome, strict=True) if code > 0]
             fresh = await self.states([item.id for item, _ in conflicts])

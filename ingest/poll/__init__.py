@@ -5,6 +5,7 @@
     discover   finding the feeds an HTML page advertises
     schedule   pure decisions: the next poll time, backoff, disabling
     scheduler  leased claims of due feeds (one Lua script per claim)
+    completions poll outcomes recorded in batches (one script call per event-loop turn)
     urlguard   which addresses may be fetched, judged where the client connects
     politeness small HTTP predicates (Retry-After, redirects, 410)
     outage     telling our own outage from a publisher's

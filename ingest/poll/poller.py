@@ -29,6 +29,7 @@ from ingest.deliver.events import publish_events
 from ingest.keys import Keys
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, FetchFailed
+from ingest.poll.completions import CompletionBatcher
 from ingest.poll.enqueue import enqueue_parse, wait_for_room
 from ingest.poll.fetch import conditional_get
 from ingest.poll.outage import OutageDetector
@@ -66,6 +67,7 @@ class Poller:
         self.pool = pool
         self.session = session
         self.scheduler = scheduler
+        self.completions = CompletionBatcher(scheduler)
         self.keys = Keys(settings.namespace)
         self.rules = rules_from(settings)
         self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
@@ -190,8 +192,8 @@ class Poller:
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
         await record_fetch(self.redis, self.keys, result, time.monotonic() - started, decision.parse)
-        if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
-                                             _counter(result, decision.parse)):
+        if not await self.completions.complete(feed_id, decision.next_due, decision.updates,
+                                               _counter(result, decision.parse)):
             log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)
             return
         if decision.new_url:

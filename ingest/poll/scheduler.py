@@ -24,7 +24,11 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 
-__all__ = ["Scheduler", "new_token"]
+__all__ = ["Outcome", "Scheduler", "new_token"]
+
+# What a poll leaves behind: feed id, next due time (None: off the schedule),
+# fields to store on the feed, the stats counter to increment ('' for none).
+Outcome = tuple[str, float | None, Mapping[str, str | int | float], str]
 
 # Returns {id1, {field, value, ...}, id2, {...}}: the claimed feeds with their
 # hashes, so a poll needs no further read.
@@ -59,6 +63,32 @@ end
 return 1
 """
 
+# The same for many feeds at once. KEYS[1] schedule, KEYS[2] stats; ARGV: token,
+# prefix, then per feed: id, next_due_ms, counter, n (field/value pairs), pairs...
+# Returns 1/0 per feed, in order.
+_COMPLETE_MANY = """
+local token, prefix = ARGV[1], ARGV[2]
+local out = {}
+local i = 3
+while i <= #ARGV do
+  local id, due, counter, n = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  local key = prefix .. id
+  if redis.call('HGET', key, 'lease') == token then
+    if counter ~= '' then redis.call('HINCRBY', KEYS[2], counter, 1) end
+    if due >= 0 then redis.call('ZADD', KEYS[1], due, id) else redis.call('ZREM', KEYS[1], id) end
+    redis.call('HDEL', key, 'lease')
+    for j = 0, n - 1 do
+      redis.call('HSET', key, ARGV[i + 4 + 2 * j], ARGV[i + 5 + 2 * j])
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  i = i + 4 + 2 * n
+end
+return out
+"""
+
 # KEYS[1] schedule; ARGV: now_ms, token, prefix, ids...
 _RELEASE = """
 local n = 0
@@ -87,6 +117,7 @@ class Scheduler:
         self._claim = redis.register_script(_CLAIM)
         self._complete = redis.register_script(_COMPLETE)
         self._release = redis.register_script(_RELEASE)
+        self._complete_many = redis.register_script(_COMPLETE_MANY)
 
     async def claim_with_state(
         self, now: float, lease_seconds: float, limit: int
@@ -118,6 +149,18 @@ class Scheduler:
         for name, value in updates.items():
             args += [name, value]
         return bool(await self._complete(keys=[self.keys.schedule, self.keys.stats], args=args))
+
+    async def complete_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """complete() for many feeds in one round trip; per feed, whether the lease was still ours."""
+        if not outcomes:
+            return []
+        args: list[str | int | float] = [self.token, self.keys.feed("")]
+        for feed_id, next_due, updates, counter in outcomes:
+            args += [feed_id, -1 if next_due is None else int(next_due * 1000), counter, len(updates)]
+            for name, value in updates.items():
+                args += [name, value]
+        reply = await self._complete_many(keys=[self.keys.schedule, self.keys.stats], args=args)
+        return [bool(r) for r in reply]
 
     async def release(self, feed_ids: Sequence[str], now: float) -> int:
         """Give back feeds we claimed but did not finish: due again at once."""

