@@ -135,6 +135,9 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
     ]
     parts += _webhook_parts(settings, redis, keys, stop)
     parts.append(asyncio.create_task(_supervise("http server", lambda: _serve_http(settings, stop), stop)))
+    from ingest.push.renew import run_renewal  # WebSub lease renewal (#11)
+    parts.append(asyncio.create_task(
+        _supervise("push renewal", lambda: run_renewal(settings, redis, session, stop), stop)))
     if settings.run_workers:
         parts.append(asyncio.create_task(_supervise("worker", run_worker, stop)))
     log.info("service ready: redis %s, storage %s, workers %s", settings.effective_redis_url,

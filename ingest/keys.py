@@ -94,6 +94,18 @@ class Keys:
         """Items delivered in one minute (epoch seconds // 60), for the status chart; expires."""
         return f"{self.ns}:minute:{epoch_minute}"
 
+    # WebSub push subscriptions (ingest/push/).
+
+    def push_subscription(self, token: str) -> str:
+        """Hash of one WebSub subscription, by its callback token: feed_id, hub, topic,
+        secret, state, pending mode, lease expiry, failures (ingest/push/state.py)."""
+        return f"{self.ns}:push:{token}"
+
+    @property
+    def push_subscriptions(self) -> str:
+        """Set of the callback tokens of every subscription record (the renewal loop's index)."""
+        return f"{self.ns}:push_subs"
+
     # arq.
 
     @property

@@ -92,6 +92,9 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     api_token: str = ""
     cors_origins: str = ""
+    public_url: str = ""
+    push_poll_interval: int = 3600
+    push_lease_seconds: int = 86400
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -191,6 +194,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
                                            for o in s.cors_origins.split(",") if o.strip())
      else "must be '*' or a comma-separated list of http(s):// origins"),
+    ("public_url", lambda s: None if _scheme_in(s.public_url, ("http", "https")) and "?" not in s.public_url
+     else "must be an http:// or https:// base URL without a query"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )
@@ -206,6 +211,7 @@ _POSITIVE = (
     "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
     "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
     "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
+    "push_poll_interval", "push_lease_seconds",
 )
 
 

@@ -115,6 +115,9 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
     click.echo(header)
     for r in rows:
         extra = f"  [{r['disabled_reason']}]" if r["disabled_reason"] else ""
+        if r["hub"]:
+            extra += (f"  [pushed by {r['hub']} until {r['push_lease_expires_at']}, last push "
+                      f"{r['last_push_at'] or '-'}]" if r["pushed"] else f"  [hub {r['hub']}, not pushed]")
         click.echo(f"{r['id']:16}  {str(r['status'])[:8]:8}  {(r['last_fetch_at'] or '-')[:19]:20}  "
                    f"{(r['next_due_at'] or '-'):20}  {r['items']:>6}  {r['consecutive_errors']:>4}  "
                    f"{r['url']}  {r['title']}{extra}")

@@ -10,6 +10,7 @@ poller holds (leased) is left alone, so it is never fetched twice at once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -56,8 +57,9 @@ def feed_state(state: FeedState) -> str:
     return "new"
 
 
-def feed_row(state: FeedState, due: float | None) -> dict[str, Any]:
-    """Pure: a feed as `ingest feeds --json` and the API show it."""
+def feed_row(state: FeedState, due: float | None, now: float | None = None) -> dict[str, Any]:
+    """A feed as `ingest feeds --json` and the API show it (pure given `now`)."""
+    now = time.time() if now is None else now
     return {
         "id": state.feed_id, "url": state.url, "title": state.title, "tags": list(state.tags),
         "status": "disabled" if state.disabled_reason else (state.last_status or "new"),
@@ -66,6 +68,10 @@ def feed_row(state: FeedState, due: float | None) -> dict[str, Any]:
         "items": state.items, "consecutive_errors": state.consecutive_errors,
         "disabled_reason": state.disabled_reason or None, "last_error": state.last_error or None,
         "interval": state.interval or None,
+        # WebSub (#11): pushed while a verified lease runs; the hub as the feed announces it.
+        "pushed": state.push_expires_at > now, "hub": state.hub or None,
+        "push_lease_expires_at": _when(state.push_expires_at) if state.push_expires_at else None,
+        "last_push_at": state.last_push_at or None,
     }
 
 

@@ -50,6 +50,7 @@ def rules_from(settings: Settings) -> ScheduleRules:
         max_interval=settings.max_interval, max_backoff=settings.max_backoff,
         max_consecutive_errors=settings.max_consecutive_errors,
         redirect_trust_count=settings.redirect_trust_count,
+        push_poll_interval=settings.push_poll_interval,
     )
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
 from ingest.poll.politeness import cache_max_age, is_gone, is_rate_limited
+from ingest.push.discover import discover_push
 
 __all__ = [
     "Decision",
@@ -58,6 +59,7 @@ class ScheduleRules:
     max_backoff: float = 86400
     max_consecutive_errors: int = 10
     redirect_trust_count: int = 3
+    push_poll_interval: float = 3600  # fallback poll of a feed a hub pushes (#11)
 
 
 def _text(value: bytes | str) -> str:
@@ -87,6 +89,10 @@ class FeedState:
     feed_min_interval: float = 0  # from ttl / sy:update*, written by workers
     items: int = 0
     added_at: str = ""
+    hub: str = ""  # WebSub hub the feed announces (document or Link header), "" = none
+    self_url: str = ""  # the feed's own URL as it announces it: the WebSub topic
+    push_expires_at: float = 0  # lease expiry of a verified WebSub subscription (epoch s), 0 = not pushed
+    last_push_at: str = ""  # ISO 8601 UTC of the last accepted push
 
     @classmethod
     def from_hash(cls, feed_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> FeedState:
@@ -109,7 +115,9 @@ class FeedState:
             redirect_candidate=data.get("redirect_candidate", ""),
             redirect_count=int(num("redirect_count")), adaptive_interval=num("adaptive_interval"),
             feed_min_interval=num("feed_min_interval"), items=int(num("items")),
-            added_at=data.get("added_at", ""),
+            added_at=data.get("added_at", ""), hub=data.get("hub", ""),
+            self_url=data.get("self_url", ""), push_expires_at=num("push_expires_at"),
+            last_push_at=data.get("last_push_at", ""),
         )
 
 
@@ -211,6 +219,8 @@ def decide(  # noqa: C901 - one branch per kind of outcome, in one readable plac
         events.append(_event("moved", state, at, to=new_url))
     headers = getattr(result, "headers", {}) or {}
     healthy = poll_interval(state, rules, cache_max_age(headers))
+    if state.push_expires_at > now:  # a hub pushes it: polls are only the fallback (#11)
+        healthy = max(healthy, rules.push_poll_interval)
     updates["last_fetch_at"] = at
 
     if isinstance(result, FetchFailed):
@@ -249,6 +259,9 @@ def decide(  # noqa: C901 - one branch per kind of outcome, in one readable plac
         updates["etag"] = result.headers.get("etag", "")
         updates["last_modified"] = result.headers.get("last-modified", "")
         parse = body_hash is None or body_hash != state.body_hash
+        if parse:  # the hub may have changed: the push renewal loop follows it (#11)
+            found = discover_push(result.headers, result.body, result.final_url)
+            updates.update(hub=found.hub, self_url=found.self_url)
         if body_hash is not None:
             updates["body_hash"] = body_hash
     # A new body is judged by the worker that parses it (it resets or counts

@@ -20,10 +20,11 @@ from aiohttp.typedefs import Middleware
 
 from ingest.errors import SettingsError
 
-__all__ = ["PUBLIC_PATHS", "auth_middleware", "check_exposure", "install_cors", "is_loopback", "parse_listen",
-           "token_of"]
+__all__ = ["PUBLIC_PATHS", "PUSH_PATHS", "auth_middleware", "check_exposure", "install_cors", "is_loopback",
+           "parse_listen", "token_of"]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUSH_PATHS = "/push/"  # WebSub callbacks: the path token and the HMAC secret authenticate them (#11)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,7 +79,8 @@ def token_of(request: web.Request) -> str:
 def auth_middleware(token: str) -> Middleware:
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in PUBLIC_PATHS and request.method != "OPTIONS":
+        if token and request.path not in PUBLIC_PATHS and not request.path.startswith(PUSH_PATHS) \
+                and request.method != "OPTIONS":
             if not hmac.compare_digest(token_of(request).encode(), token.encode()):
                 raise web.HTTPUnauthorized(
                     text='{"error": "missing or wrong bearer token (Authorization: Bearer TOKEN)"}',

@@ -81,14 +81,14 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 def build_app(settings: Settings) -> web.Application:
     """The whole HTTP surface (docs/api.md): API, SSE, metrics, status page, health."""
-    from ingest.web import metrics, openapi, routes_feeds, routes_items, routes_ops, sse, status
+    from ingest.web import metrics, openapi, routes_feeds, routes_items, routes_ops, routes_push, sse, status
 
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[error_middleware, auth_middleware(settings.api_token)])
     install_cors(app, settings.cors_origins)
     services = Services.of(settings)
     app[SERVICES] = services
-    for module in (routes_ops, routes_feeds, routes_items, sse, metrics, status, openapi):
+    for module in (routes_ops, routes_feeds, routes_items, routes_push, sse, metrics, status, openapi):
         app.add_routes(module.routes)
 
     async def close(_: web.Application) -> None:
