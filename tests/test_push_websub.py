@@ -1,0 +1,297 @@
+"""WebSub end to end on loopback: a test hub, the real web app, the poller, an arq worker.
+
+Discovery at a poll, subscription with intent verification against our
+callback, signed distribution to the stream, a replayed push (once on the
+stream), the hostile pushes (unsigned, wrongly signed, oversized, a
+verification for a topic never asked for), lease renewal, unsubscribe on
+removal, and a hub on a refused address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from ingest.keys import Keys
+from ingest.poll.fetch import new_session
+from ingest.poll.manage import disable_feed
+from ingest.poll.poller import Poller
+from ingest.poll.registry import add_feed, load_feed, remove_feed
+from ingest.poll.scheduler import Scheduler, new_token
+from ingest.push.renew import reconcile
+from ingest.push.signature import sign
+from ingest.push.state import FAILED, SUBSCRIBED, load_subscriptions
+from ingest.redis_conn import connect_arq
+from ingest.settings import Settings
+from ingest.web.server import start_server
+from tests.conftest import free_port, running_worker
+from tests.feedserver import FeedServer
+from tests.helpers import stream_records
+from tests.websubhub import WebSubHub
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def atom(hub: str, self_url: str, entries: range) -> bytes:
+    items = "".join(
+        f"<entry><id>urn:push:{n}</id><title>Story {n}</title><link href='https://pub.example/{n}'/>"
+        f"<updated>2026-11-30T10:{n % 60:02d}:00Z</updated><content type='html'>&lt;p&gt;Body of story {n}."
+        f"&lt;/p&gt;</content></entry>" for n in entries)
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+            f"<title>Pushed</title><id>urn:pushed</id><updated>2026-11-30T10:00:00Z</updated>"
+            f"<link rel='hub' href='{hub}'/><link rel='self' href='{self_url}'/>{items}</feed>").encode()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+    """The first truthy value of `check`, polled for at most `timeout` seconds (bounded)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(10_000):
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+    return None
+
+
+@dataclasses.dataclass
+class World:
+    settings: Settings
+    redis: aioredis.Redis
+    keys: Keys
+    session: aiohttp.ClientSession
+    http: aiohttp.ClientSession
+    hub: WebSubHub
+    feeds: FeedServer
+
+    async def stats(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.stats)
+        return {k.decode(): int(float(v)) for k, v in raw.items()}
+
+    async def subs(self) -> list[Any]:
+        return await load_subscriptions(self.redis, self.keys)
+
+    async def titles(self) -> list[str]:
+        return sorted(r["title"] for r in await stream_records(self.redis, self.keys))
+
+
+@pytest.fixture
+async def world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[World]:
+    port = free_port()
+    settings = dataclasses.replace(settings, listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}/",
+                                   max_body_bytes=200_000, push_lease_seconds=3600)
+    hub = WebSubHub()
+    await hub.start()
+    started = await start_server(settings)
+    assert started is not None
+    runner, _ = started
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    session = new_session(settings)
+    http = aiohttp.ClientSession()
+    try:
+        async with running_worker(settings):
+            yield World(settings, redis, Keys(settings.namespace), session, http, hub, feed_server)
+    finally:
+        await http.close()
+        await session.close()
+        await redis.aclose()
+        await runner.cleanup()
+        await hub.close()
+
+
+async def _poll_until_hub(world: World, feed_id: str) -> None:
+    pool = await connect_arq(world.settings)
+    poller = Poller(world.settings, world.redis, pool, world.session,
+                    Scheduler(world.redis, world.keys, new_token()))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+
+    async def has_hub() -> bool:
+        state = await load_feed(world.redis, world.keys, feed_id)
+        return bool(state and state.hub)
+
+    try:
+        assert await eventually(has_hub), "the poll did not record the hub"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await pool.aclose()
+
+
+async def _subscribed_feed(world: World, name: str) -> tuple[str, str]:
+    """A feed announcing the test hub, polled once and subscribed: (feed_id, topic)."""
+    topic = world.feeds.url(f"custom/{name}")
+    world.feeds.serve(name, atom(world.hub.url, topic, range(1, 3)), "application/atom+xml")
+    feed_id, _ = await add_feed(world.redis, world.keys, topic)
+    await _poll_until_hub(world, feed_id)
+    state = await load_feed(world.redis, world.keys, feed_id)
+    assert state is not None and (state.hub, state.self_url) == (world.hub.url, topic)
+    actions = await reconcile(world.settings, world.redis, world.session)
+    assert [a.kind for a in actions] == ["subscribe"]
+
+    async def verified() -> bool:
+        return bool(world.hub.live(topic)) and all(s.state == SUBSCRIBED for s in await world.subs())
+
+    assert await eventually(verified), (world.hub.verifications, await world.subs())
+    return feed_id, topic
+
+
+async def test_subscribe_verify_push_replay_and_dedup(world: World) -> None:
+    pubsub = world.redis.pubsub()
+    await pubsub.subscribe(world.keys.events_channel)
+    feed_id, topic = await _subscribed_feed(world, "push-a")
+    request = world.hub.requests[0]
+    assert request["hub.topic"] == topic and request["hub.lease_seconds"] == "3600"
+    assert request["hub.callback"].startswith(f"{world.settings.public_url}push/")
+    assert len(request["hub.callback"].rsplit("/", 1)[1]) >= 32 and len(request["hub.secret"]) == 64
+    assert await eventually(lambda: _count(world, 2)), "the polled items did not arrive"
+
+    # Stories 2 (already polled) and 3 (new) pushed: 3 appears, 2 stays once.
+    body = atom(world.hub.url, topic, range(2, 4))
+    assert await world.hub.publish(topic, body) == [202]
+    assert await eventually(lambda: _count(world, 3))
+    # The same push again (a replay): accepted, parsed, and delivered once.
+    assert await world.hub.publish(topic, body, method="sha512") == [202]
+    assert await eventually(lambda: _parsed(world, 3)), "the replayed push was not processed"
+    assert await world.titles() == ["Story 1", "Story 2", "Story 3"]
+    stats = await world.stats()
+    assert stats["push_received"] == 2
+
+    state = await load_feed(world.redis, world.keys, feed_id)
+    assert state is not None and state.last_push_at and state.push_expires_at > time.time() + 3000
+    async with world.http.get(f"http://{world.settings.listen}/api/v1/feeds/{feed_id}") as r:
+        row = await r.json()
+    assert row["pushed"] is True and row["hub"] == world.hub.url and row["last_push_at"]
+    assert row["push_lease_expires_at"]
+    events = await _events(pubsub)
+    assert any(e["event"] == "subscribed" and e["feed_id"] == feed_id for e in events)
+    await pubsub.aclose()
+
+
+async def _count(world: World, n: int) -> bool:
+    return await world.redis.xlen(world.keys.items_stream) >= n
+
+
+async def _parsed(world: World, n: int) -> bool:
+    return (await world.stats()).get("parse_seconds_count", 0) >= n
+
+
+async def _events(pubsub: Any, timeout: float = 1.0) -> list[dict[str, Any]]:
+    out = []
+    deadline = time.monotonic() + timeout
+    for _ in range(1000):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+        if message:
+            out.append(orjson.loads(message["data"]))
+        elif time.monotonic() > deadline:
+            break
+    return out
+
+
+async def test_hostile_pushes_are_refused_counted_and_never_parsed(world: World) -> None:
+    _, topic = await _subscribed_feed(world, "push-b")
+    assert await eventually(lambda: _parsed(world, 1))
+    parsed_before = (await world.stats())["parse_seconds_count"]
+    pubsub = world.redis.pubsub()
+    await pubsub.subscribe(world.keys.events_channel)
+    callback = world.hub.live(topic)[0].callback
+    body = atom(world.hub.url, topic, range(50, 52))
+
+    async def post(data: bytes, headers: dict[str, str]) -> int:
+        async with world.http.post(callback, data=data, headers=headers) as r:
+            return r.status
+
+    assert await post(body, {}) == 403  # unsigned
+    assert await post(body, {"X-Hub-Signature": sign(body, "not-the-secret")}) == 403
+    assert await post(body, {"X-Hub-Signature": "md5=00"}) == 403
+    big = body + b" " * 250_000
+    assert await post(big, {"X-Hub-Signature": sign(big, world.hub.live(topic)[0].secret)}) == 413
+    async with world.http.post(callback + "x", data=body) as r:  # a token never issued
+        assert r.status == 410
+    # A verification for a topic we never asked for, and for a mode not pending: 404, no challenge.
+    for params in ({"hub.mode": "subscribe", "hub.topic": "https://evil.example/feed", "hub.challenge": "c"},
+                   {"hub.mode": "unsubscribe", "hub.topic": topic, "hub.challenge": "c"},
+                   {"hub.mode": "subscribe", "hub.topic": topic, "hub.challenge": "c"}):
+        async with world.http.get(callback, params=params) as r:
+            assert r.status == 404 and "c" != await r.text()
+    stats = await world.stats()
+    assert stats["push_refused:unsigned"] == 1 and stats["push_refused:bad_signature"] == 1
+    assert stats["push_refused:unknown_algorithm"] == 1 and stats["push_refused:too_large"] == 1
+    assert stats["push_refused:unknown"] == 1 and "push_received" not in stats
+    await asyncio.sleep(0.5)
+    assert (await world.stats())["parse_seconds_count"] == parsed_before  # nothing refused was parsed
+    reasons = sorted(e["reason"] for e in await _events(pubsub) if e["event"] == "push_refused")
+    assert reasons == ["bad_signature", "too_large", "unknown_algorithm", "unsigned"]
+    await pubsub.aclose()
+
+
+async def test_lease_expiry_is_renewed_and_removal_unsubscribes(world: World) -> None:
+    world.hub.grant_lease = 120  # a short lease: renewal is due within its last minute
+    feed_id, topic = await _subscribed_feed(world, "push-c")
+    [sub] = await world.subs()
+    assert sub.lease_expires - time.time() < 130
+    # Nothing to do now; 70 s later the lease is within its renewal margin.
+    assert await reconcile(world.settings, world.redis, world.session) == []
+    actions = await reconcile(world.settings, world.redis, world.session, now=time.time() + 70)
+    assert [a.kind for a in actions] == ["renew"]
+    assert await eventually(lambda: _verified_count(world, 2))
+    [renewed] = await world.subs()
+    assert renewed.token == sub.token and renewed.state == SUBSCRIBED and not renewed.pending
+    assert renewed.lease_expires > sub.lease_expires
+
+    # Disabled: unsubscribed at the hub after the hub verifies the unsubscribe.
+    pubsub = world.redis.pubsub()
+    await pubsub.subscribe(world.keys.events_channel)
+    await disable_feed(world.redis, world.keys, feed_id, "test")
+    actions = await reconcile(world.settings, world.redis, world.session)
+    assert [a.kind for a in actions] == ["unsubscribe"]
+
+    async def gone() -> bool:
+        return not await world.subs() and not world.hub.live(topic)
+
+    assert await eventually(gone)
+    assert world.hub.verifications[-1].mode == "unsubscribe" and world.hub.verifications[-1].confirmed
+    assert any(e["event"] == "unsubscribed" for e in await _events(pubsub))
+    await pubsub.aclose()
+    await remove_feed(world.redis, world.keys, feed_id)
+    assert await reconcile(world.settings, world.redis, world.session) == []
+
+
+async def _verified_count(world: World, n: int) -> bool:
+    return sum(v.confirmed for v in world.hub.verifications) >= n
+
+
+async def test_a_hub_on_a_refused_address_is_never_contacted(world: World) -> None:
+    topic = world.feeds.url("custom/push-d")
+    feed_id, _ = await add_feed(world.redis, world.keys, topic)
+    await world.redis.hset(world.keys.feed(feed_id), mapping={"hub": world.hub.url, "self_url": topic})
+    strict = dataclasses.replace(world.settings, allow_networks="")  # loopback not opened
+    strict_session = new_session(strict)
+    try:
+        actions = await reconcile(strict, world.redis, strict_session)
+    finally:
+        await strict_session.close()
+    assert [a.kind for a in actions] == ["subscribe"]
+    [sub] = await world.subs()
+    assert sub.state == FAILED and "refused" in sub.last_error and "loopback" in sub.last_error
+    assert sub.retry_at > time.time() + 30
+    assert world.hub.requests == []
+    assert (await world.stats())["push_subscribe_errors"] == 1
+    # A hub whose name resolves to loopback is refused by the resolver too.
+    named = dataclasses.replace(world.settings, allow_networks="")
+    named_session = new_session(named)
+    try:
+        from ingest.push.hub import hub_request
+
+        error = await hub_request(named_session, named, f"http://localhost:{world.hub.port}/hub",
+                                  mode="subscribe", topic=topic, callback=sub.callback, secret="s")
+    finally:
+        await named_session.close()
+    assert error is not None and "refused" in error and world.hub.requests == []
