@@ -16,6 +16,11 @@ one process's share. Instead every event adds to the service-wide hash
     normalize_seconds_sum / _count   normalization time per document
     fetch_to_stream_seconds_bucket:<le>, _sum, _count
                                      from a version's fetch to its XADD, per item
+    push_to_stream_seconds_bucket:<le>, _sum, _count
+                                     the same for WebSub pushes: from the push's
+                                     arrival to its XADD (#11)
+    push_received, push_bytes, push_refused:<reason>, push_subscribe_errors
+                                     WebSub callbacks (ingest/push/)
     dead_letters:<kind>              dead letters written, by kind
 
 Items delivered per minute (the status page's chart) go to one small key per
@@ -35,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -46,10 +51,12 @@ from ingest.models import Fetched, FetchFailed, Item, NotModified
 __all__ = [
     "FETCH_BUCKETS",
     "LATENCY_BUCKETS",
+    "PUSHED_HEADER",
     "bucket_for",
     "fetch_counters",
     "fetch_outcome",
     "latency_counters",
+    "latency_field",
     "record_fetch",
     "record_processing",
 ]
@@ -63,6 +70,9 @@ MAX_FLUSH_FAILURES = 600  # ten minutes of a Redis outage; the counts are kept u
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 MINUTE_KEY_TTL = 7200
+# Marks a document that arrived by WebSub push (ingest/push/receive.py sets it on
+# the parse job's headers), so its delivery latency gets a histogram of its own.
+PUSHED_HEADER = "x-ingest-pushed"
 
 # KEYS[1] stats hash, KEYS[2] minute key (or ""); ARGV[1] number of integer
 # pairs, ARGV[2] items for the minute key, then integer pairs, then float pairs.
@@ -201,7 +211,13 @@ def _age(fetched_at: str, now: float) -> float | None:
         return None
 
 
-def latency_counters(items: Sequence[Item], now: float) -> tuple[dict[str, int], float]:
+def latency_field(headers: Mapping[str, str]) -> str:
+    """Pure: the latency histogram of a document: pushed (#11) or fetched."""
+    return "push_to_stream_seconds" if PUSHED_HEADER in headers else "fetch_to_stream_seconds"
+
+
+def latency_counters(items: Sequence[Item], now: float,
+                     field: str = "fetch_to_stream_seconds") -> tuple[dict[str, int], float]:
     """Pure: histogram increments for the fetch-to-stream latency of delivered items, and their sum."""
     ints: dict[str, int] = {}
     total = 0.0
@@ -209,24 +225,25 @@ def latency_counters(items: Sequence[Item], now: float) -> tuple[dict[str, int],
         age = _age(item.fetched_at, now)
         if age is None:
             continue
-        name = f"fetch_to_stream_seconds_bucket:{bucket_for(age, LATENCY_BUCKETS)}"
+        name = f"{field}_bucket:{bucket_for(age, LATENCY_BUCKETS)}"
         ints[name] = ints.get(name, 0) + 1
-        ints["fetch_to_stream_seconds_count"] = ints.get("fetch_to_stream_seconds_count", 0) + 1
+        ints[f"{field}_count"] = ints.get(f"{field}_count", 0) + 1
         total += age
     return ints, total
 
 
 async def record_processing(
     redis: aioredis.Redis, keys: Keys, parse_seconds: float, normalize_seconds: float,
-    delivered: Sequence[Item], now: float | None = None, **problems: int,
+    delivered: Sequence[Item], now: float | None = None, latency: str = "fetch_to_stream_seconds",
+    **problems: int,
 ) -> None:
     """Count one processed document: parse and normalize time, delivery latency, items per
     minute, and the `problems` it had (normalize_errors, entries_dropped, ...), in one round trip."""
     now = time.time() if now is None else now
-    ints, latency = latency_counters(delivered, now)
+    ints, latency_sum = latency_counters(delivered, now, latency)
     ints.update(parse_seconds_count=1, normalize_seconds_count=1)
     ints.update({name: n for name, n in problems.items() if n})
     floats = {"parse_seconds_sum": parse_seconds, "normalize_seconds_sum": normalize_seconds}
-    if latency:
-        floats["fetch_to_stream_seconds_sum"] = latency
+    if latency_sum:
+        floats[f"{latency}_sum"] = latency_sum
     await _add(redis, keys, ints, floats, len(delivered), now)

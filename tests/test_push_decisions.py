@@ -7,6 +7,8 @@ import hmac
 
 import pytest
 
+from ingest.models import NotModified
+from ingest.poll.schedule import FeedState, ScheduleRules, decide
 from ingest.push.discover import discover_push, link_header_links
 from ingest.push.plan import FeedPush, PushRules, backoff, plan
 from ingest.push.receive import verification
@@ -126,3 +128,15 @@ def test_verification_answers_only_what_is_pending() -> None:
     assert verification(_sub(state=SUBSCRIBED), ok).status == 404  # nothing pending
     leaving = _sub(state=UNSUBSCRIBING, pending="unsubscribe")
     assert verification(leaving, {**ok, "hub.mode": "unsubscribe"}).outcome == "unsubscribed"
+
+
+def test_a_pushed_feed_is_polled_at_the_long_fallback_interval() -> None:
+    import random
+
+    rules = ScheduleRules(default_interval=900, push_poll_interval=3600)
+    result = NotModified(url="https://pub/feed", headers={}, fetched_at="2026-11-30T10:00:00Z")
+    pushed = FeedState(feed_id="f1", url="https://pub/feed", push_expires_at=2000)
+    polled = decide(1000, pushed, result, rules, random.Random(1))
+    assert polled.next_due is not None and polled.next_due - 1000 >= 3600 * 0.95
+    lapsed = decide(3000, pushed, result, rules, random.Random(1))  # the lease ran out: poll as usual
+    assert lapsed.next_due is not None and lapsed.next_due - 3000 <= 900 * 1.05

@@ -162,7 +162,11 @@ async def test_subscribe_verify_push_replay_and_dedup(world: World) -> None:
     assert await eventually(lambda: _parsed(world, 3)), "the replayed push was not processed"
     assert await world.titles() == ["Story 1", "Story 2", "Story 3"]
     stats = await world.stats()
-    assert stats["push_received"] == 2
+    assert stats["push_received"] == 2 and stats["push_to_stream_seconds_count"] == 1
+    async with world.http.get(f"http://{world.settings.listen}/metrics") as r:
+        metrics = await r.text()
+    assert 'ingest_push_to_stream_seconds_count 1.0' in metrics
+    assert 'ingest_events_total{name="push_received"} 2.0' in metrics
 
     state = await load_feed(world.redis, world.keys, feed_id)
     assert state is not None and state.last_push_at and state.push_expires_at > time.time() + 3000

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ingest.counters import record_processing
+from ingest.counters import latency_field, record_processing
 from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
@@ -140,6 +140,7 @@ async def process_document(
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
     await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
+                            latency=latency_field(fetched.headers),
                             normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(

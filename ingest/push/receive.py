@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
+from ingest.counters import PUSHED_HEADER
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
@@ -118,9 +119,8 @@ async def accept_push(redis: aioredis.Redis, pool: ArqRedis, keys: Keys, sub: Su
         return False
     spec = FeedSpec(feed_id=state.feed_id, url=state.url, title=state.title, tags=state.tags)
     at = utc_now_iso()
-    fetched = Fetched(url=state.url, final_url=sub.topic, status=200,
-                      headers={"content-type": content_type} if content_type else {}, body=body,
-                      fetched_at=at)
+    headers = {PUSHED_HEADER: "1", **({"content-type": content_type} if content_type else {})}
+    fetched = Fetched(url=state.url, final_url=sub.topic, status=200, headers=headers, body=body, fetched_at=at)
     await enqueue_parse(pool, spec, fetched)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(keys.stats, "push_received", 1)

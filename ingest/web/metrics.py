@@ -42,7 +42,7 @@ routes = web.RouteTableDef()
 # Counters with a metric of their own; every other field of the hash is
 # exposed as ingest_events_total{name=...} so nothing counted is hidden.
 _OWN_PREFIXES = ("fetch_outcome:", "fetch_seconds", "fetch_bytes", "parse_seconds", "normalize_seconds",
-                 "fetch_to_stream_seconds", "dead_letters:", "items_new", "items_updated",
+                 "fetch_to_stream_seconds", "push_to_stream_seconds", "dead_letters:", "items_new", "items_updated",
                  "items_version_capped")
 
 
@@ -89,6 +89,8 @@ class SnapshotCollector(Collector):
         yield items
         yield _histogram("ingest_fetch_to_stream_seconds", "From a version's fetch to its entry on the "
                          "stream", c, "fetch_to_stream_seconds", LATENCY_BUCKETS)
+        yield _histogram("ingest_push_to_stream_seconds", "From a WebSub push's arrival to its entry on "
+                         "the stream", c, "push_to_stream_seconds", LATENCY_BUCKETS)
         yield from self._gauges()
         dead = CounterMetricFamily("ingest_dead_letters_written", "Dead letters written, by kind",
                                    labels=["kind"])
