@@ -45,6 +45,7 @@ class WebSubHub:
     requests: list[dict[str, str]] = field(default_factory=list)
     verifications: list[Verification] = field(default_factory=list)
     subscriptions: dict[tuple[str, str], HubSubscription] = field(default_factory=dict)
+    documents: dict[str, bytes] = field(default_factory=dict)  # served at /feeds/<name> (the publisher)
     port: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -57,6 +58,7 @@ class WebSubHub:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hub", self._subscribe)
+        app.router.add_get("/feeds/{name}", self._document)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -73,6 +75,15 @@ class WebSubHub:
             await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def feed_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/feeds/{name}"
+
+    async def _document(self, request: web.Request) -> web.Response:
+        body = self.documents.get(request.match_info["name"])
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body, content_type="application/atom+xml")
 
     async def _subscribe(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

@@ -23,6 +23,7 @@ from ingest.poll.discover import discover_feeds, looks_like_html
 from ingest.poll.enqueue import enqueue_parse
 from ingest.poll.fetch import check_scheme, conditional_get
 from ingest.poll.registry import add_feed, load_feed
+from ingest.push.discover import discover_push
 from ingest.settings import Settings
 
 __all__ = ["Added", "AddRequest", "NotAFeed", "add_from_url"]
@@ -63,8 +64,10 @@ async def _register_fetched(
                     tags=state.tags if state else req.tags)
     await enqueue_parse(pool, spec, fetched)
     next_due = time.time() + max(req.interval or settings.default_interval, settings.min_interval)
+    found = discover_push(fetched.headers, fetched.body, fetched.final_url)  # WebSub hub (#11)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.feed(feed_id), mapping={
+            "hub": found.hub, "self_url": found.self_url,
             "etag": fetched.headers.get("etag", ""),
             "last_modified": fetched.headers.get("last-modified", ""),
             "body_hash": hashlib.blake2b(fetched.body, digest_size=16).hexdigest(),

@@ -259,9 +259,10 @@ def decide(  # noqa: C901 - one branch per kind of outcome, in one readable plac
         updates["etag"] = result.headers.get("etag", "")
         updates["last_modified"] = result.headers.get("last-modified", "")
         parse = body_hash is None or body_hash != state.body_hash
-        if parse:  # the hub may have changed: the push renewal loop follows it (#11)
-            found = discover_push(result.headers, result.body, result.final_url)
-            updates.update(hub=found.hub, self_url=found.self_url)
+        # The hub as of this fetch (headers may change while the body does not); the
+        # push renewal loop follows a change (#11). A scan of the head only: cheap.
+        found = discover_push(result.headers, result.body, result.final_url)
+        updates.update(hub=found.hub, self_url=found.self_url)
         if body_hash is not None:
             updates["body_hash"] = body_hash
     # A new body is judged by the worker that parses it (it resets or counts
