@@ -34,7 +34,7 @@ from ingest.settings import Settings
 from ingest.web.server import start_server
 from tests.conftest import free_port, running_worker
 from tests.feedserver import FeedServer
-from tests.helpers import stream_records
+from tests.helpers import feed_id_of, run_cli, stream_records
 from tests.websubhub import WebSubHub
 
 pytestmark = pytest.mark.timeout(120)
@@ -299,3 +299,21 @@ async def test_a_hub_on_a_refused_address_is_never_contacted(world: World) -> No
     finally:
         await named_session.close()
     assert error is not None and "refused" in error and world.hub.requests == []
+
+
+async def test_ingest_add_records_the_hub_and_feeds_shows_it(settings: Settings, feed_server: FeedServer) -> None:
+    url = feed_server.serve("push-e", atom("https://hub.example/hub", "https://pub.example/self", range(1, 2)),
+                            "application/atom+xml")
+    code, _, err = await run_cli(settings, "add", url)
+    assert code == 0, err
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        state = await load_feed(redis, Keys(settings.namespace), feed_id_of(url))
+    finally:
+        await redis.aclose()
+    assert state is not None and (state.hub, state.self_url) == ("https://hub.example/hub", "https://pub.example/self")
+    code, out, _ = await run_cli(settings, "feeds")
+    assert "[hub https://hub.example/hub, not pushed]" in out
+    code, out, _ = await run_cli(settings, "feeds", "--json")
+    row = orjson.loads(out.splitlines()[0])
+    assert row["hub"] == "https://hub.example/hub" and row["pushed"] is False and row["last_push_at"] is None
