@@ -25,7 +25,7 @@ for _name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy"
     del os.environ[_name]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = Path(os.environ.get("INGEST_TEST_FIXTURES", REPO.parent / "shared" / "fixtures"))
+SHARED_FIXTURES = Path(os.environ.get("TEST_FIXTURES_DIR") or REPO.parent / "shared" / "fixtures")
 FEEDS_DIR = SHARED_FIXTURES / "feeds"
 SEED_DIR = SHARED_FIXTURES / "seed"
 DATA_DIR = REPO / "tests" / "data"
@@ -68,7 +68,7 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def feed_server() -> Iterator[FeedServer]:
     if not FEEDS_DIR.is_dir():
-        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES} (set INGEST_TEST_FIXTURES)")
+        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES} (set TEST_FIXTURES_DIR)")
     server = FeedServer(FEEDS_DIR, DATA_DIR)
     server.start()
     yield server

@@ -22,6 +22,7 @@ from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
+from workers import deadline
 from workers.clusters.index import ClusterIndex
 from workers.normalize.clean import plain_text
 from workers.normalize.record import (
@@ -77,7 +78,10 @@ async def process_document(
     settings (both built from Settings once per worker); without them the
     default settings apply, on the deliverer's Redis.
     """
-    parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url)
+    # Parse and normalize spend the job's parse_deadline budget (workers/deadline.py):
+    # it holds even inside feedparser.
+    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers,
+                                   fetched.final_url)
     feed, entries = parsed["feed"], parsed["entries"]
     base = fetched.final_url
     # The same entry twice in one document (it happens) is one item.
@@ -99,8 +103,8 @@ async def process_document(
             untouched.append(item_id)
             continue
         try:
-            item = normalize_entry(entry, feed, spec, base, fetched.fetched_at,
-                                   options or NormalizeOptions())
+            item = deadline.bounded(normalize_entry, entry, feed, spec, base, fetched.fetched_at,
+                                    options or NormalizeOptions())
         except Exception:  # one odd entry must not cost the other entries of the feed
             log.exception("feed %s %s: entry %s could not be normalized; skipped",
                           spec.feed_id, spec.url, item_id)

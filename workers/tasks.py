@@ -24,6 +24,7 @@ backoff and Retry-After, and a manual `enqueue --wait` wants the answer now.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,6 +38,7 @@ from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
 from ingest.urls import canonical_url
+from workers import deadline
 from workers.context import WorkerContext
 from workers.pipeline import process_document
 
@@ -58,18 +60,42 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
 
 
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
+    token = deadline.start(app.settings.parse_deadline)
+    stopped = ""
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
                                            app.normalize)
+    except deadline.ParseDeadlineExceeded as e:
+        stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:
         log.warning("parse failed: %s", e)
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,
                              disable_after=app.settings.max_consecutive_errors)
         await dead_letter(app.redis, app.keys, "parse", spec, str(e), fetched.fetched_at)
         return _failure("parse", spec, e)
+    finally:
+        deadline.current_reset(token)
+    if stopped:
+        return await _past_deadline(app, spec, fetched, stopped)
     await record_success(app.redis, app.keys, processed.result, processed.title,
                          fetched.fetched_at, fetched.status)
     return processed.result.as_dict()
+
+
+async def _past_deadline(app: WorkerContext, spec: FeedSpec, fetched: Fetched,
+                         reason: str) -> dict[str, Any]:
+    """A document whose parse ran past `parse_deadline`: counted, dead-lettered, memory freed.
+
+    It counts against the feed like a body that is not a feed, so a feed that
+    is hostile on every poll is disabled after max_consecutive_errors.
+    """
+    gc.collect()  # the half-built document and its traceback are garbage now
+    error = f"{spec.url}: {reason}"
+    log.warning("%s (%d bytes); dead-lettered", error, len(fetched.body))
+    await record_failure(app.redis, app.keys, spec, "parse_deadline_exceeded", error,
+                         fetched.fetched_at, disable_after=app.settings.max_consecutive_errors)
+    await dead_letter(app.redis, app.keys, "parse", spec, error, fetched.fetched_at)
+    return _failure("parse", spec, ParseError(error))
 
 
 async def _transient_guard(
