@@ -87,7 +87,9 @@ class WorkerProcesses:
         self.count = count
         self.redis = redis
         self.keys = Keys(settings.namespace)
-        self.stall_limit = settings.parse_deadline + settings.worker_stall_grace
+        # The file is touched every third of the heartbeat TTL: one period of slack.
+        self.stall_limit = (settings.parse_deadline + settings.worker_stall_grace
+                            + settings.worker_heartbeat_ttl / 3)
         self.children: dict[int, _Child] = {}
         self.restarts = 0
         self._stopping = False
