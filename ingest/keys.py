@@ -106,7 +106,7 @@ class Keys:
     # Worker liveness (ingest/liveness.py).
 
     def worker(self, worker_id: str) -> str:
-        """A worker process's heartbeat: JSON {pid, host, started}, expiring after
+        """A worker process's heartbeat: JSON {pid, host, jobs (finished), at}, expiring after
         `worker_heartbeat_ttl` unless refreshed. Gone means the worker is dead."""
         return f"{self.ns}:worker:{worker_id}"
 

@@ -41,18 +41,19 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def _payload(pid: int) -> str:
-    return json.dumps({"pid": pid, "host": socket.gethostname(), "at": round(time.time(), 3)})
+def _payload(jobs: int) -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "jobs": jobs,
+                       "at": round(time.time(), 3)})
 
 
-async def beat(client: aioredis.Redis, keys: Keys, worker_id: str, ttl: float) -> None:
-    """Mark the worker alive for `ttl` seconds."""
-    await client.set(keys.worker(worker_id), _payload(os.getpid()), px=int(ttl * 1000))
+async def beat(client: aioredis.Redis, keys: Keys, worker_id: str, ttl: float, jobs: int = 0) -> None:
+    """Mark the worker alive for `ttl` seconds; `jobs` it has finished so far (for operators)."""
+    await client.set(keys.worker(worker_id), _payload(jobs), px=int(ttl * 1000))
 
 
-def beat_sync(client: redis.Redis, keys: Keys, worker_id: str, ttl: float) -> None:
+def beat_sync(client: redis.Redis, keys: Keys, worker_id: str, ttl: float, jobs: int = 0) -> None:
     """The same from a thread (the heartbeat thread has no event loop)."""
-    client.set(keys.worker(worker_id), _payload(os.getpid()), px=int(ttl * 1000))
+    client.set(keys.worker(worker_id), _payload(jobs), px=int(ttl * 1000))
 
 
 async def note_job(client: aioredis.Redis, keys: Keys, job_id: str, worker_id: str) -> None:

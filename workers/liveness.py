@@ -51,6 +51,7 @@ class WorkerLiveness:
         self.period = settings.worker_heartbeat_ttl / 3
         self.stall_limit = settings.parse_deadline + settings.worker_stall_grace
         self._last_tick = time.monotonic()
+        self.jobs_done = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -84,6 +85,7 @@ class WorkerLiveness:
         await note_job(client, self.keys, job_id, self.worker_id)
 
     async def job_finished(self, client: aioredis.Redis, job_id: str) -> None:
+        self.jobs_done += 1
         await forget_job(client, self.keys, job_id, self.worker_id)
 
     # -- the loop's proof of life ----------------------------------------------
@@ -110,7 +112,8 @@ class WorkerLiveness:
 
     def _beat(self) -> None:
         try:
-            beat_sync(self._sync, self.keys, self.worker_id, self.settings.worker_heartbeat_ttl)
+            beat_sync(self._sync, self.keys, self.worker_id, self.settings.worker_heartbeat_ttl,
+                      self.jobs_done)
         except (redis.RedisError, OSError) as e:  # Redis away: arq waits it out too
             log.debug("heartbeat of %s failed: %s", self.worker_id, e)
         if self.alive_file is not None:
