@@ -49,7 +49,8 @@ def feed(n, items):
                    f"<link>http://news.example/{n}/{i}?utm_source=rss</link>"
                    f"<pubDate>Mon, 06 Jan 2025 {i %% 24:02d}:00:00 GMT</pubDate>"
                    f"<description>&lt;p&gt;{text}&lt;/p&gt;</description></item>")
-    return (f'<rss version="2.0"><channel><title>Feed {n}</title><language>en</language>{"".join(out)}</channel></rss>').encode()
+    head = f'<rss version="2.0"><channel><title>Feed {n}</title><language>en</language>'
+    return (head + "".join(out) + "</channel></rss>").encode()
 f = Farm()
 for n in range(%d):
     f.feeds[f"b{n}"] = feed(n, %d)
@@ -105,6 +106,17 @@ def progress(url: str) -> str:
         client.close()
 
 
+def redis_calls(url: str) -> int:
+    """Commands the server has run so far (INFO commandstats), a load-independent cost."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(int(v["calls"]) for v in client.info("commandstats").values())
+    finally:
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=300)
@@ -113,6 +125,8 @@ def main() -> None:
     parser.add_argument("--code", default=str(REPO), help="directory holding the ingest package to run")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--progress", action="store_true", help="print stream/stored counts every 5 s")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the daemon, e.g. --set worker_max_jobs=4")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -130,13 +144,17 @@ def main() -> None:
                    INGEST_STORAGE_URL=f"sqlite:///{db}", INGEST_ALLOW_NETWORKS="127.0.0.0/8",
                    INGEST_HOST_MIN_DELAY="0", INGEST_PER_HOST_CONCURRENCY="64",
                    INGEST_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), PYTHONPATH=args.code)
+        for assignment in args.set:
+            key, _, value = assignment.partition("=")
+            env["INGEST_" + key.upper()] = value
         cmd = [sys.executable, "-m", "ingest", "run"]
         if args.workers is not None:
             cmd += ["--workers", args.workers]
         total = args.feeds * args.items
+        calls_before = redis_calls(server.url)
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=args.code, start_new_session=True)
-        done_at, cpu = None, 0.0
+        done_at, cpu, calls = None, 0.0, 0
         last_report = started
         while time.monotonic() - started < args.timeout:
             time.sleep(0.2)
@@ -148,6 +166,7 @@ def main() -> None:
             if stored(db) >= total:
                 done_at = time.monotonic()
                 cpu = max(cpu, cpu_seconds(proc.pid))
+                calls = redis_calls(server.url) - calls_before
                 break
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -156,8 +175,9 @@ def main() -> None:
             return
         took = done_at - started
         print(f"cold ingest, {args.feeds} feeds x {args.items} items, workers={args.workers or 'default'}"
-              f", code {args.code}: {total} entries stored in {took:.1f} s = {total / took:.0f} entries/s;"
-              f" CPU {cpu:.1f} s = {cpu / total * 1000:.2f} ms per entry (daemon + workers)")
+              f" {' '.join(args.set)}, code {args.code}: {total} entries stored in {took:.1f} s"
+              f" = {total / took:.0f} entries/s; CPU {cpu:.1f} s = {cpu / total * 1000:.2f} ms per entry"
+              f" (daemon + workers); {calls / args.feeds:.0f} Redis commands per feed")
     finally:
         farm.kill()
         server.stop()
