@@ -92,8 +92,8 @@ async def test_a_job_retried_after_its_worker_was_killed_mid_job_delivers_every_
         await proc.wait()
         assert await client.xlen(Keys(settings.namespace).items_stream) == 0
 
-        # A new worker; arq runs the job again once the dead worker's in-progress key
-        # expires (job_timeout + 10 s).
+        # A new worker: its reaper frees the job once the dead worker's heartbeat
+        # expires (worker_heartbeat_ttl, docs/processes.md), and arq runs it again.
         async with running_worker(settings):
             result = await job.result(timeout=40, poll_delay=0.1)
             info = await job.info()
