@@ -57,8 +57,8 @@ def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
     settings = settings_of(ctx)
     if no_workers:
         workers = 0
-    if workers is not None:
-        settings = dataclasses.replace(settings, workers=str(workers))
+    if workers is not None:  # the flag wins over both settings
+        settings = dataclasses.replace(settings, workers=str(workers), run_workers=workers > 0)
     run_async(run_service(settings))
 
 
