@@ -117,6 +117,16 @@ def redis_calls(url: str) -> int:
         client.close()
 
 
+def redis_memory_mib(url: str) -> float:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("memory")["used_memory"]) / 2**20
+    finally:
+        client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=300)
@@ -154,7 +164,7 @@ def main() -> None:
         calls_before = redis_calls(server.url)
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=args.code, start_new_session=True)
-        done_at, cpu, calls = None, 0.0, 0
+        done_at, cpu, calls, memory = None, 0.0, 0, 0.0
         last_report = started
         while time.monotonic() - started < args.timeout:
             time.sleep(0.2)
@@ -167,6 +177,7 @@ def main() -> None:
                 done_at = time.monotonic()
                 cpu = max(cpu, cpu_seconds(proc.pid))
                 calls = redis_calls(server.url) - calls_before
+                memory = redis_memory_mib(server.url)
                 break
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -177,7 +188,8 @@ def main() -> None:
         print(f"cold ingest, {args.feeds} feeds x {args.items} items, workers={args.workers or 'default'}"
               f" {' '.join(args.set)}, code {args.code}: {total} entries stored in {took:.1f} s"
               f" = {total / took:.0f} entries/s; CPU {cpu:.1f} s = {cpu / total * 1000:.2f} ms per entry"
-              f" (daemon + workers); {calls / args.feeds:.0f} Redis commands per feed")
+              f" (daemon + workers); {calls / args.feeds:.0f} Redis commands per feed;"
+              f" Redis memory {memory:.0f} MiB")
     finally:
         farm.kill()
         server.stop()
