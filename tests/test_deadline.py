@@ -159,3 +159,40 @@ async def test_a_worker_that_stops_heartbeating_is_killed_restarted_and_its_job_
     assert recovered < 30, output[-3000:]
     assert code == 0, output[-3000:]
     print(f"\nfrozen worker killed and its job delivered {recovered:.1f} s after SIGSTOP")
+
+
+STUCK = """
+import asyncio, sys, time
+import redis.asyncio as aioredis
+from ingest.settings import Settings
+from workers.liveness import WorkerLiveness
+
+async def main() -> None:
+    settings = Settings(redis_url=sys.argv[1], namespace="t", parse_deadline=0.5,
+                        worker_stall_grace=0.5, worker_heartbeat_ttl=1)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    WorkerLiveness(settings, "stuck", None, exit_on_stall=True).start(client)
+    await asyncio.sleep(0.5)
+    print("blocking", flush=True)
+    time.sleep(60)  # the loop stalls outside any deadline section: no alarm can help
+    print("not reached", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_whose_event_loop_stalls_past_deadline_and_grace_exits_by_itself(
+    settings: Settings,
+) -> None:
+    import sys
+
+    from workers.liveness import STALL_EXIT_CODE
+
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", STUCK, settings.redis_url], capture_output=True,
+                          text=True, timeout=60)
+    took = time.monotonic() - began
+    assert done.returncode == STALL_EXIT_CODE, done.stderr[-2000:]
+    assert "blocking" in done.stdout and "not reached" not in done.stdout
+    assert "event loop stuck" in done.stderr
+    assert took < 30  # far sooner than the 60 s block (limit 1 s + a heartbeat period)
