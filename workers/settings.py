@@ -44,7 +44,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "poll_delay": settings.worker_poll_delay,
         "queue_read_limit": max(100, settings.worker_max_jobs * 4),
         "keep_result": 3600,
-        "max_tries": settings.job_max_tries,
+        # One more than job_max_tries: the extra try dead-letters a job whose worker
+        # died on every try (workers/tasks.py) instead of arq dropping it silently.
+        "max_tries": settings.job_max_tries + 1,
         # msgpack instead of arq's pickle: nothing in Redis can run code in a worker.
         "job_serializer": serialize_job,
         "job_deserializer": deserialize_job,

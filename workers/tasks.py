@@ -13,7 +13,8 @@ arq retries a job only when the worker dies mid-job or the task raises
 * on the last try (`job_max_tries`) a transient failure is counted
   (`job_failures`) and dead-lettered (kind `job`, with the URL, so
   `ingest dead retry` can enqueue it again) instead of being left to arq's
-  bare "max retries exceeded".
+  bare "max retries exceeded"; so is a job whose worker died on every try
+  (a document that kills its worker is not run forever).
 
 Expected failures (fetch, parse) are outcomes, not crashes: counted, logged,
 dead-lettered when the input itself is bad, and returned as a value
@@ -102,8 +103,22 @@ async def _transient_guard(
     ctx: dict[str, Any], app: WorkerContext, spec: FeedSpec,
     body: Callable[[], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Run a task body; transient failures -> Retry, or dead-letter on the last try."""
+    """Run a task body; transient failures -> Retry, or dead-letter on the last try.
+
+    arq allows one try more than job_max_tries (workers/settings.py). A try
+    that returns never asks for another past job_max_tries (see below), so
+    that extra try only comes after tries that never returned: the worker
+    died, was killed as stuck, or was stopped, each time. Such a job (a
+    document that kills its worker) is dead-lettered instead of run again.
+    """
     job_try = int(ctx.get("job_try") or 1)
+    if job_try > app.settings.job_max_tries:
+        error = (f"gave up after {job_try - 1} tries: the worker running it died or was "
+                 "stopped each time")
+        log.error("job for %s dead-lettered: %s", spec.url, error)
+        await record_failure(app.redis, app.keys, spec, "job_failures", error, utc_now_iso())
+        await dead_letter(app.redis, app.keys, "job", spec, error, utc_now_iso())
+        return {**_failure("job", spec, RuntimeError(error)), "error": error}
     try:
         return await body()
     except TRANSIENT as e:
