@@ -81,12 +81,21 @@ class WorkerLiveness:
             await client.delete(self.keys.worker(self.worker_id))
         self._sync.close()
 
+    # arq calls its job hooks outside its own error handling: a Redis error here would
+    # end the worker, so the note is best effort (without it, arq's own expiry applies).
+
     async def job_started(self, client: aioredis.Redis, job_id: str) -> None:
-        await note_job(client, self.keys, job_id, self.worker_id)
+        try:
+            await note_job(client, self.keys, job_id, self.worker_id)
+        except (redis.RedisError, OSError) as e:
+            log.warning("could not note job %s as ours: %s", job_id, e)
 
     async def job_finished(self, client: aioredis.Redis, job_id: str) -> None:
         self.jobs_done += 1
-        await forget_job(client, self.keys, job_id, self.worker_id)
+        try:
+            await forget_job(client, self.keys, job_id, self.worker_id)
+        except (redis.RedisError, OSError) as e:
+            log.warning("could not clear the note of job %s: %s", job_id, e)
 
     # -- the loop's proof of life ----------------------------------------------
 
