@@ -16,6 +16,9 @@ RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 ingest \
 
 USER ingest
 VOLUME ["/data"]
+# The HTTP API (docs/api.md) listens on 127.0.0.1:8080 unless INGEST_LISTEN says
+# otherwise; to publish it, set INGEST_LISTEN=0.0.0.0:8080 and INGEST_API_TOKEN.
+EXPOSE 8080
 # SIGTERM lets running jobs finish and stops the embedded Redis cleanly.
 STOPSIGNAL SIGTERM
 CMD ["ingest", "run"]

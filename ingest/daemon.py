@@ -146,6 +146,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         asyncio.create_task(_supervise("poller", lambda: poller.run(stop), stop)),
     ]
     parts += _webhook_parts(settings, redis, keys, stop)
+    parts.append(asyncio.create_task(_supervise("http server", lambda: _serve_http(settings, stop), stop)))
     parts.append(asyncio.create_task(workers.run(stop)))
     log.info("service ready: redis %s, storage %s, %d worker processes",
              settings.effective_redis_url, settings.effective_storage_url, workers.count)
@@ -186,6 +187,13 @@ def _webhook_parts(
 
 
 # --- end of webhook delivery ---
+
+
+async def _serve_http(settings: Settings, stop: asyncio.Event) -> None:
+    """The HTTP API, status page and metrics (#10), on `listen` until stop (nothing when empty)."""
+    from ingest.web.server import serve
+
+    await serve(settings, stop)
 
 
 async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> None:

@@ -64,11 +64,12 @@ class Keys:
     # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
 
     def cluster_item(self, item_id: str) -> str:
-        """An item's cluster id (32 hex characters) followed by its MinHash signature."""
+        """An item's cluster id (32 hex characters) followed by its encoded shingle
+        sample (workers/clusters/sketch.py `Sample`)."""
         return f"{self.ns}:cluster:item:{item_id}"
 
     def cluster_band(self, band: str) -> str:
-        """LSH band "<index>:<hash>" -> id of the first item seen with that band."""
+        """LSH band "<index>:<its MinHash values in hex>" -> id of the first item seen with it."""
         return f"{self.ns}:cluster:band:{band}"
 
     @property
@@ -90,6 +91,10 @@ class Keys:
     def stats(self) -> str:
         """Hash of service-wide counters (items_new, fetch_errors, parse_errors, ...)."""
         return f"{self.ns}:stats"
+
+    def items_minute(self, epoch_minute: int) -> str:
+        """Items delivered in one minute (epoch seconds // 60), for the status chart; expires."""
+        return f"{self.ns}:minute:{epoch_minute}"
 
     # arq.
 
@@ -114,6 +119,10 @@ class Keys:
     def running_jobs(self) -> str:
         """Hash arq job id -> id of the worker running it (set at job start, removed after)."""
         return f"{self.ns}:running"
+
+    def job_running(self, job_id: str) -> str:
+        """Which worker runs a `fetch_once` job and since when (JSON; expires with the job)."""
+        return f"{self.ns}:job:{job_id}:running"
 
     # Consumer groups.
 

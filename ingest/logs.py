@@ -1,7 +1,15 @@
-"""Logging setup: stdlib logging, as text for people or JSON lines for collectors."""
+"""Logging setup: stdlib logging, as text for people or JSON lines for collectors.
+
+With `log_format = "json"` every line is one JSON object. Lines logged while
+a feed is being fetched or processed carry `feed_id` and `feed_url`: the
+poller's per-feed task and each worker job call `feed_context` once, and the
+context variable follows the work into everything it calls (asyncio copies
+it into tasks), so no log call has to pass the feed along.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
@@ -10,7 +18,14 @@ import orjson
 
 from ingest.settings import Settings
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "feed_context"]
+
+_FEED: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("ingest_feed", default=None)
+
+
+def feed_context(feed_id: str, url: str) -> None:
+    """Name the feed the current task works on, for every log line it writes from now on."""
+    _FEED.set((feed_id, url))
 
 
 class _JSONFormatter(logging.Formatter):
@@ -21,6 +36,9 @@ class _JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        feed = _FEED.get()
+        if feed is not None:
+            entry["feed_id"], entry["feed_url"] = feed
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

@@ -134,6 +134,9 @@ class Item:
     # The feed's user-given tags (FeedSpec.tags), so stream consumers can filter
     # by tag as the tag channels do; set by the pipeline, not the normalizer.
     tags: list[str] = dataclasses.field(default_factory=list)
+    # Fields cut to fit the size caps (max_text_chars, max_content_chars, max_list_items),
+    # by record field name; empty when the record is whole (#12).
+    truncated: list[str] = dataclasses.field(default_factory=list)
 
 
 def item_to_json(item: Item) -> bytes:

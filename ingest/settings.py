@@ -46,12 +46,18 @@ class Settings:
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
+    cluster_threshold_cjk: float = 0.35
     cluster_retention_hours: int = 48
     allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0
     fetch_timeout: float = 30.0
     max_body_bytes: int = 20_000_000
+    max_entity_expansion_bytes: int = 1_000_000
+    max_entries_per_document: int = 1000
+    max_text_chars: int = 2048
+    max_content_chars: int = 200_000
+    max_list_items: int = 50
     worker_max_jobs: int = 20
     worker_poll_delay: float = 0.05
     job_timeout: int = 120
@@ -87,6 +93,9 @@ class Settings:
     poll_batch: int = 200
     queue_bound: int = 2000
     shutdown_grace: float = 10.0
+    listen: str = "127.0.0.1:8080"
+    api_token: str = ""
+    cors_origins: str = ""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -157,6 +166,16 @@ def _networks_problem(text: str) -> str | None:
     return None
 
 
+def _listen_problem(text: str) -> str | None:
+    from ingest.web.access import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _scheme_in(url: str, schemes: tuple[str, ...]) -> bool:
     return not url or urlsplit(url).scheme in schemes
 
@@ -183,6 +202,12 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be 'auto' (one per core) or a number of processes from 0 to 256"),
     ("worker_heartbeat_ttl", lambda s: None if s.worker_heartbeat_ttl >= 1
      else "must be at least 1 second (the heartbeat is written every third of it)"),
+    ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
+     else "must be greater than 0 and at most 1"),
+    ("listen", lambda s: _listen_problem(s.listen)),
+    ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
+                                           for o in s.cors_origins.split(",") if o.strip())
+     else "must be '*' or a comma-separated list of http(s):// origins"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )
@@ -190,7 +215,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
 _POSITIVE = (
     "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
     "connect_timeout", "fetch_timeout",
-    "max_body_bytes", "worker_max_jobs", "worker_poll_delay", "job_timeout",
+    "max_body_bytes", "max_entity_expansion_bytes", "max_entries_per_document", "max_text_chars",
+    "max_content_chars", "max_list_items", "worker_max_jobs", "worker_poll_delay", "job_timeout",
     "enqueue_wait_timeout", "sink_batch_size", "sink_block_ms", "sink_claim_idle_seconds",
     "sink_max_attempts", "job_max_tries", "job_retry_seconds", "webhook_max_attempts",
     "webhook_retry_seconds", "webhook_timeout",
@@ -284,6 +310,6 @@ def load_settings(
     return Settings(**values)
 
 
-# Variables with the prefix that are not settings: the config file's own path,
-# and the test suite's switch that turns a PostgreSQL skip into a failure.
-_IGNORED_ENV = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "REQUIRE_POSTGRES"})
+# The one variable with the prefix that is not a setting: the config file's own
+# path. The test suite's own variables start with TEST_ (docs/development.md).
+_IGNORED_ENV = frozenset({ENV_PREFIX + "CONFIG"})

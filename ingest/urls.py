@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, url
 
 from url_normalize import url_normalize
 
-__all__ = ["absolute_url", "canonical_url", "is_tracking_parameter", "strip_tracking"]
+__all__ = ["absolute_url", "canonical_url", "http_url", "is_tracking_parameter", "strip_tracking"]
 
 # Parameters that identify a campaign, a click or a share, never the article.
 _TRACKING = re.compile(
@@ -53,17 +53,44 @@ def strip_tracking(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+# What a browser strips from both ends of a URL (WHATWG: C0 controls and space), and
+# what str.strip() strips (other whitespace): "\x01javascript:" is javascript.
+_EDGES = re.compile(r"^[\s\x00-\x20]+|[\s\x00-\x20]+$")
+
+
 def absolute_url(link: str | None, base: str | None) -> str | None:
-    """`link` resolved against `base`; None for an empty link."""
-    if not link or not link.strip():
+    """`link` (its ends stripped as a browser would) resolved against `base`; None if empty."""
+    if not link:
         return None
-    link = link.strip()
+    link = _EDGES.sub("", link)
+    if not link:
+        return None
     if base:
         try:
             return urljoin(base, link)
         except ValueError:
             return link
     return link
+
+
+def http_url(url: str | None) -> str | None:
+    """`url` when it is an absolute http(s) URL as written, else None.
+
+    Records carry only links a consumer may render safely: `javascript:`, `data:`,
+    `tag:` and every other scheme become None. The scheme is judged as a browser
+    reads it (urlsplit drops tabs and newlines anywhere and control characters in
+    front, so "java\tscript:" is javascript), and the URL must also begin with
+    "http://" or "https://" as written, so no such character can hide in front.
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return url if url[: len(parts.scheme) + 3].lower() == parts.scheme + "://" else None
 
 
 def canonical_url(link: str | None, base: str | None = None) -> str | None:

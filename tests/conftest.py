@@ -25,10 +25,7 @@ for _name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy"
     del os.environ[_name]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = Path(os.environ.get("TEST_FIXTURES_DIR") or REPO.parent / "shared" / "fixtures")
-FEEDS_DIR = SHARED_FIXTURES / "feeds"
-SEED_DIR = SHARED_FIXTURES / "seed"
-DATA_DIR = REPO / "tests" / "data"
+DATA_DIR = REPO / "tests" / "data"  # every input the suite needs; the real corpus is tests/corpus.py
 
 
 def free_port() -> int:
@@ -67,9 +64,7 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def feed_server() -> Iterator[FeedServer]:
-    if not FEEDS_DIR.is_dir():
-        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES} (set TEST_FIXTURES_DIR)")
-    server = FeedServer(FEEDS_DIR, DATA_DIR)
+    server = FeedServer(DATA_DIR)
     server.start()
     yield server
     server.stop()
@@ -100,6 +95,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         INGEST_LOG_LEVEL="WARNING",
         INGEST_ALLOW_NETWORKS=settings.allow_networks,
         INGEST_HOST_MIN_DELAY=str(settings.host_min_delay),
+        INGEST_LISTEN="",  # no HTTP server unless a test asks for one on a free port
     )
     return env
 
@@ -115,7 +111,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(Exception):
+        # arq's close() gathers the jobs it cancels: a job still running re-raises its
+        # CancelledError there, which is the job's end, not this test's.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await w.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -129,10 +127,9 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
         yield
 
 
-
 @pytest.fixture(scope="session")
 def _farm() -> Iterator[Farm]:
-    farm = Farm(FEEDS_DIR)
+    farm = Farm(DATA_DIR / "feeds")
     farm.start()
     yield farm
     farm.stop()

@@ -3,7 +3,7 @@
 It runs an aiohttp app on its own event loop in a thread, so both plain
 tests (CLI subprocesses) and async tests can use it for a whole session.
 Routes:
-  /feeds/<name>    a file of ../shared/fixtures/feeds
+  /feeds/<name>    a file of tests/data/feeds (stand-ins for the real feeds, one per format)
   /data/<name>     a file of tests/data
   /status/<code>   an empty answer with that status
   /page.html       an HTML page (not a feed)
@@ -38,9 +38,9 @@ class Custom:
 class FeedServer(ThreadedApp):
     name = "feed-server"
 
-    def __init__(self, feeds_dir: Path, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path) -> None:
         super().__init__()
-        self.feeds_dir = feeds_dir
+        self.feeds_dir = data_dir / "feeds"
         self.data_dir = data_dir
         self.custom: dict[str, Custom] = {}
         self.hits: dict[str, int] = {}

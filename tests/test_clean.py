@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from workers.normalize.clean import dedupe_paragraphs, html_to_paragraphs, plain_text, sanitize_html
 
 HOSTILE = (
@@ -72,3 +76,56 @@ def test_mojibake_is_repaired_and_control_characters_cannot_reach_the_record() -
     assert fix_mojibake("SchÃ¶ne GrÃ¼ÃŸe â€“ KÃ¶ln") == "Schöne Grüße – Köln"
     assert fix_mojibake("café–bar, déjà vu") == "café–bar, déjà vu"  # clean text untouched
     assert fix_mojibake("a\x0cb\x00c") == "a bc"  # ftfy drops NUL; a form feed is a space
+
+
+# --- elements HTML parses as raw text (tests/data/defects/blogger-raw-text.xml) ---------
+
+RAW_TEXT_FEED = "blogger-raw-text.xml"
+
+
+def _raw_text_items(iframe_hosts: frozenset[str] = frozenset()) -> list[Any]:
+    from ingest.models import FeedSpec
+    from tests.conftest import DATA_DIR
+    from workers.normalize.record import NormalizeOptions, normalize_entry
+    from workers.parse import parse_feed_bytes
+
+    url = "https://gardennotes.blogspot.example/feeds/posts/default"
+    parsed: Any = parse_feed_bytes((DATA_DIR / "defects" / RAW_TEXT_FEED).read_bytes(), {}, url)
+    spec = FeedSpec("blog", url)
+    options = NormalizeOptions(iframe_hosts=iframe_hosts)
+    return [normalize_entry(e, parsed["feed"], spec, url, "2026-01-01T00:00:00Z", options)
+            for e in parsed["entries"]]
+
+
+def test_a_self_closed_iframe_leaves_no_markup_behind_as_text() -> None:
+    post = _raw_text_items()[0]
+    assert post.content_text == "Cut above an outward-facing bud."  # was "...\n\n</p>"
+    assert "&lt;" not in post.content_html and "iframe" not in post.content_html
+
+
+def test_removed_raw_text_elements_take_their_content_with_them() -> None:
+    post = _raw_text_items()[1]
+    assert post.content_text.split("\n\n") == [
+        "Seed trays are cheap.", "Frames are gone.", "Code", "follows.", "Counter here.", "Last words."]
+    for leftover in ("&lt;", "no plugin", "frames text", "listing", "stats.example", "all the rest"):
+        assert leftover not in post.content_html, leftover
+        assert leftover.replace("&lt;", "<") not in post.content_text, leftover
+
+
+def test_an_allowed_iframe_is_kept_but_its_raw_text_is_not() -> None:
+    post = _raw_text_items(frozenset({"www.youtube.com"}))[0]
+    assert post.content_text == "Cut above an outward-facing bud."
+    assert 'src="https://www.youtube.com/embed/r0ses"' in post.content_html
+    assert post.content_html.endswith("></iframe></p>")  # empty: nothing of "</p>" inside
+    assert "&lt;" not in post.content_html
+
+
+@pytest.mark.parametrize("tag", ["iframe", "noembed", "noframes", "noscript", "xmp", "textarea", "title"])
+def test_each_raw_text_element_is_removed_with_its_content(tag: str) -> None:
+    fragment = f'<p>Before <{tag}>secret &lt;b&gt; </p><b>bold</b></{tag}>after.</p>'
+    for hosts in (frozenset(), frozenset({"www.youtube.com"})):
+        out = sanitize_html(fragment, "https://ex.com/", hosts)
+        assert "secret" not in out and "bold" not in out and "&lt;" not in out, (tag, out)
+        # xmp is a block: it ends the paragraph it opens in (as in a browser)
+        expected = ["Before", "after."] if tag == "xmp" else ["Before after."]
+        assert html_to_paragraphs(out) == expected, (tag, out)

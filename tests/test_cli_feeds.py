@@ -123,3 +123,16 @@ async def test_import_rejects_what_is_not_opml(settings: Settings, tmp_path: Pat
     html.write_text("<html><body>hi</body></html>")
     code, _, err = await run_cli(settings, "import", str(html))
     assert code == 1 and "not OPML" in err
+
+
+async def test_a_refused_local_address_says_how_to_allow_it(settings: Settings, farm: Farm) -> None:
+    """A newcomer's first `ingest add http://127.0.0.1:.../feed.xml`: the URL guard refuses
+    loopback by default; the error says which variable opens it, and nothing is fetched."""
+    closed = dataclasses.replace(settings, allow_networks="")
+    for command in ("add", "enqueue"):
+        code, out, err = await run_cli(closed, command, farm.url("feed/local.xml"))
+        assert code == 1 and out == ""
+        assert "loopback" in err and "INGEST_ALLOW_NETWORKS=127.0.0.0/8" in err, err
+    assert farm.hits("feed/local.xml") == []
+    code, _, err = await run_cli(closed, "add", "ftp://127.0.0.1/feed.xml")  # not a network matter
+    assert code == 1 and "only http and https" in err and "hint" not in err

@@ -24,8 +24,15 @@ from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
 from ingest.settings import Settings
 from tests.conftest import DATA_DIR
-from workers.clusters.index import ClusterIndex, plan_clusters, sketch_item
-from workers.clusters.sketch import MIN_SHINGLES, shingles, similarity, sketch_text
+from workers.clusters.index import ClusterIndex, Thresholds, plan_clusters, sketch_item
+from workers.clusters.shingles import shingles
+from workers.clusters.sketch import (
+    MIN_SHINGLES,
+    Sketch,
+    similarity,
+    sketch_text,
+    threshold_for,
+)
 from workers.normalize.record import normalize_entry
 from workers.parse import parse_feed_bytes
 from workers.pipeline import process_document
@@ -44,6 +51,7 @@ VARIANTS = [
 ]
 OTHERS = CLUSTERS / "same-topic-other-stories.xml"
 THRESHOLD = Settings().cluster_threshold
+THRESHOLDS = Thresholds(THRESHOLD, Settings().cluster_threshold_cjk)
 
 
 def items_of(path: Path) -> list[Item]:
@@ -65,6 +73,12 @@ def jaccard(a: Item, b: Item) -> float:
     return len(left & right) / len(left | right)
 
 
+def sketched(item: Item) -> Sketch:
+    sketch = sketch_item(item)
+    assert sketch is not None, item.title
+    return sketch
+
+
 # --- the measurements behind the threshold (README "Normalization") -------------------
 
 
@@ -73,9 +87,11 @@ def test_every_copy_of_the_seed_story_is_above_the_threshold() -> None:
     for path in VARIANTS:
         [copy] = items_of(path)
         exact = jaccard(seed, copy)
-        estimate = similarity(sketch_item(seed).signature, sketch_item(copy).signature)  # type: ignore[union-attr]
+        checked = similarity(sketched(seed).sample, sketched(copy).sample)
         assert exact >= 0.7, (path.name, exact)
-        assert estimate >= THRESHOLD, (path.name, estimate)
+        assert checked == pytest.approx(exact)  # short texts: the sample is the whole set
+        assert threshold_for(sketched(seed).sample, sketched(copy).sample, 0.5, 0.35) == 0.5
+        assert checked >= THRESHOLD, (path.name, checked)
 
 
 def test_different_stories_on_the_same_topic_are_far_below_it() -> None:
@@ -86,8 +102,8 @@ def test_different_stories_on_the_same_topic_are_far_below_it() -> None:
     for other in others:
         for item in everyone:
             assert jaccard(other, item) < 0.25, (other.title, item.title)
-            estimate = similarity(sketch_item(other).signature, sketch_item(item).signature)  # type: ignore[union-attr]
-            assert estimate < THRESHOLD - 0.2, (other.title, item.title, estimate)
+            checked = similarity(sketched(other).sample, sketched(item).sample)
+            assert checked < THRESHOLD - 0.2, (other.title, item.title, checked)
     # The follow-up reusing three paragraphs is the hardest case, and still far off.
     assert max(jaccard(others[3], item) for item in everyone) > 0.1
 
@@ -105,21 +121,24 @@ def test_plan_joins_the_most_similar_candidate_and_keeps_an_items_cluster() -> N
     [seed] = items_of(SEED)
     [copy] = items_of(VARIANTS[0])
     [other, *_] = items_of(OTHERS)
-    seed_sketch, copy_sketch, other_sketch = (sketch_item(i) for i in (seed, copy, other))
-    assert seed_sketch and copy_sketch and other_sketch
+    seed_sketch, copy_sketch, other_sketch = (sketched(i) for i in (seed, copy, other))
     # Nothing in the index: every item starts its own cluster, except copies in the same batch.
     batch = [(seed.id, seed_sketch), (other.id, other_sketch), (copy.id, copy_sketch)]
-    assert plan_clusters(batch, {}, {}, {}, THRESHOLD) == [seed.id, other.id, seed.id]
+    assert plan_clusters(batch, {}, {}, {}, THRESHOLDS) == [seed.id, other.id, seed.id]
     # The seed is in the index under cluster "c1": the copy finds it through a band.
     hits = {band: seed.id for band in seed_sketch.bands}
-    known = {seed.id: ("c1" * 16, seed_sketch.signature)}
-    assert plan_clusters([(copy.id, copy_sketch)], {}, hits, known, THRESHOLD) == ["c1" * 16]
-    assert plan_clusters([(other.id, other_sketch)], {}, hits, known, THRESHOLD) == [other.id]
+    known = {seed.id: ("c1" * 16, seed_sketch.sample)}
+    assert plan_clusters([(copy.id, copy_sketch)], {}, hits, known, THRESHOLDS) == ["c1" * 16]
+    assert plan_clusters([(other.id, other_sketch)], {}, hits, known, THRESHOLDS) == [other.id]
+    # Found through a band but below the threshold: no merge (the check, not the band, decides).
+    hits = {band: other.id for band in copy_sketch.bands}
+    known = {other.id: ("c3" * 16, other_sketch.sample)}
+    assert plan_clusters([(copy.id, copy_sketch)], {}, hits, known, THRESHOLDS) == [copy.id]
     # An item already in the index keeps its cluster, whatever its new text looks like.
-    own = {other.id: ("c2" * 16, other_sketch.signature)}
-    assert plan_clusters([(other.id, seed_sketch)], own, hits, known, THRESHOLD) == ["c2" * 16]
+    own = {other.id: "c2" * 16}
+    assert plan_clusters([(other.id, seed_sketch)], own, hits, known, THRESHOLDS) == ["c2" * 16]
     # Too short to sketch: its own cluster.
-    assert plan_clusters([("x" * 32, None)], {}, {}, {}, THRESHOLD) == ["x" * 32]
+    assert plan_clusters([("x" * 32, None)], {}, {}, {}, THRESHOLDS) == ["x" * 32]
 
 
 # --- the shared index in Redis, through the real pipeline ------------------------------
@@ -141,9 +160,7 @@ def _fetched(path: Path, body: bytes | None = None) -> tuple[FeedSpec, Fetched]:
 async def _deliver(client: aioredis.Redis, settings: Settings, paths: list[Path]) -> list[Item]:
     keys = Keys(settings.namespace)
     deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
-    index = ClusterIndex(
-        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
-    )
+    index = ClusterIndex.from_settings(client, keys, settings)
     out: list[Item] = []
     for path in paths:
         spec, fetched = _fetched(path)
@@ -186,9 +203,7 @@ async def test_an_updated_item_keeps_its_cluster_and_the_index_expires(
         )
     )
     deliverer = Deliverer(client, keys, settings.stream_maxlen, 3600)
-    index = ClusterIndex(
-        client, keys, settings.cluster_threshold, settings.cluster_retention_seconds
-    )
+    index = ClusterIndex.from_settings(client, keys, settings)
     spec, fetched = _fetched(VARIANTS[0], body)
     [updated] = (await process_document(deliverer, spec, fetched, index)).delivered
     assert (updated.id, updated.version, updated.cluster_id) == (copy.id, 2, seed.id)
@@ -211,3 +226,31 @@ async def test_one_document_costs_a_bounded_number_of_round_trips(
     # (GETs and SETs inside the delivery script also count in commandstats, so only
     # the client-side MGETs are a measure of round trips here.)
     assert 2 <= stats["cmdstat_mget"]["calls"] <= 2 * 3
+
+
+async def test_entries_of_the_previous_format_keep_their_cluster_and_are_never_candidates(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    """An index written before #14 (cluster id + 60-value signature) stays readable."""
+    keys = Keys(settings.namespace)
+    [seed] = items_of(SEED)
+    [copy] = items_of(VARIANTS[0])
+    old_signature = bytes(range(240))
+    await client.set(keys.cluster_item(seed.id), b"c" * 32 + old_signature)
+    sketch = sketched(seed)
+    for band in sketch.bands:  # even a band pointing at it finds no usable sample
+        await client.set(keys.cluster_band(band), seed.id)
+    index = ClusterIndex.from_settings(client, keys, settings)
+    [again] = await index.assign([seed])
+    assert again.cluster_id == "c" * 32  # its cluster, from the old entry
+    # The entry is rewritten in the new format: copies find it from now on.
+    [found] = await index.assign([copy])
+    assert found.cluster_id == "c" * 32
+    # An old entry that is only a candidate (not the item itself) is skipped.
+    [other] = items_of(VARIANTS[1])
+    await client.set(keys.cluster_item(seed.id), b"d" * 32 + old_signature)
+    await client.delete(keys.cluster_item(copy.id))
+    for band in sketched(other).bands:
+        await client.set(keys.cluster_band(band), seed.id)
+    [alone] = await index.assign([other])
+    assert alone.cluster_id == other.id

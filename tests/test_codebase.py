@@ -66,3 +66,21 @@ def test_mypy_strict_finds_nothing() -> None:
     proc = subprocess.run([_tool("mypy"), "ingest", "workers"], cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_packaging_uses_the_current_forms_so_installs_print_no_warnings() -> None:
+    """`pip install .` and `make` (editable) print no setuptools warnings: the license is
+    an SPDX expression, not the deprecated table or a License classifier, and the flat
+    layout is declared, so an editable install is a .pth entry, not the import finder
+    that warns "Editable installation ... may take precedence during imports".
+    (Checked by hand with a fresh venv: see docs/development.md.)"""
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as fh:
+        project = tomllib.load(fh)
+    assert isinstance(project["project"]["license"], str)
+    assert not [c for c in project["project"].get("classifiers", []) if c.startswith("License ::")]
+    assert project["tool"]["setuptools"]["package-dir"] == {"": "."}
+    requires = project["build-system"]["requires"]
+    assert any(r.replace(" ", "").startswith("setuptools>=") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in requires), requires

@@ -1,7 +1,9 @@
-"""Normalization of the seed story and of every shared real-publisher feed."""
+"""Normalization of the seed story and of every feed: the stand-ins in tests/data
+(always) and the real-publisher corpus (when present, see tests/corpus.py)."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,12 @@ import lxml.html
 import pytest
 
 from ingest.models import FeedSpec, Item
-from tests.conftest import DATA_DIR, FEEDS_DIR, SEED_DIR
+from tests.conftest import DATA_DIR
+from tests.corpus import FEEDS_DIR, SEED_DIR, corpus_feeds, require_corpus
 from workers.normalize.record import entry_fingerprint, entry_identity, normalize_entry
 from workers.parse import parse_feed_bytes
 
+STAND_INS = DATA_DIR / "feeds"
 FEED_URL = "https://feeds.example.org/feed"
 SPEC = FeedSpec(feed_id="f0", url=FEED_URL)
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -26,8 +30,16 @@ def normalize_file(path: Path, headers: dict[str, str] | None = None) -> list[It
 
 
 def seed_paragraphs() -> list[str]:
+    """The seed story's paragraphs as the feed in tests/data publishes them (repeats included)."""
+    body = (DATA_DIR / "seed-yonhap.xml").read_text(encoding="utf-8")
+    return [html.unescape(p) for p in re.findall(r"<p>(.*?)</p>", body)]
+
+
+def test_seed_feed_carries_the_published_text() -> None:
+    """tests/data/seed-yonhap.xml is the real seed story, word for word (corpus layer)."""
+    require_corpus()
     lines = (SEED_DIR / "yonhap-defense-talks.txt").read_text(encoding="utf-8").splitlines()
-    return [line for line in lines[2:] if line.strip()]
+    assert seed_paragraphs() == [line for line in lines[2:] if line.strip()]
 
 
 def test_seed_story_is_one_clean_record() -> None:
@@ -94,12 +106,7 @@ def assert_safe_html(html: str) -> None:
                 assert not value.strip().lower().startswith(("javascript:", "data:", "vbscript:"))
 
 
-FIXTURE_FILES = sorted(p.name for p in FEEDS_DIR.glob("*") if p.suffix != ".md")
-
-
-@pytest.mark.parametrize("name", FIXTURE_FILES)
-def test_every_shared_feed_normalizes_to_valid_records(name: str) -> None:
-    items = normalize_file(FEEDS_DIR / name)
+def assert_valid_records(items: list[Item], name: str) -> None:
     assert items, name
     assert len({i.id for i in items}) == len(items)
     for item in items:
@@ -109,38 +116,61 @@ def test_every_shared_feed_normalizes_to_valid_records(name: str) -> None:
         assert_safe_html(item.content_html)
         paragraphs = item.content_text.split("\n\n") if item.content_text else []
         assert len(paragraphs) == len(set(paragraphs))
-        assert item.url is None or item.url.startswith(("http://", "https://"))
+        for url in (item.url, item.link):
+            assert url is None or url.startswith(("http://", "https://"))
         for enclosure in item.enclosures:
             assert enclosure.url.startswith(("http://", "https://"))
 
 
+STAND_IN_FILES = sorted(p.name for p in STAND_INS.iterdir()
+                        if not p.name.endswith(".expected.json") and p.suffix != ".md")
+
+
+@pytest.mark.parametrize("name", STAND_IN_FILES)
+def test_every_stand_in_feed_normalizes_to_valid_records(name: str) -> None:
+    assert_valid_records(normalize_file(STAND_INS / name), name)
+
+
+@pytest.mark.parametrize("name", corpus_feeds())
+def test_every_real_feed_normalizes_to_valid_records(name: str) -> None:
+    require_corpus()
+    assert_valid_records(normalize_file(FEEDS_DIR / name), name)
+
+
 def test_encodings_come_out_as_unicode() -> None:
-    ru = normalize_file(FEEDS_DIR / "rss2-ibash-windows-1251-ru.xml")
+    ru = normalize_file(STAND_INS / "rss2-windows-1251.xml")
     assert ru[0].title.startswith("Цитата #")
-    zh = normalize_file(FEEDS_DIR / "rss2-kc0011-gb2312-zh.xml")
+    zh = normalize_file(STAND_INS / "rss2-gb2312.xml")
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh[0].title)
-    de = normalize_file(FEEDS_DIR / "rss2-golem-de-iso-8859-1.xml")
+    de = normalize_file(STAND_INS / "rss2-iso-8859-1.xml")
     assert any(ch in "äöüÄÖÜß" for item in de for ch in item.content_text)
+    pt = normalize_file(STAND_INS / "rss2-no-prolog-latin1.xml")  # undeclared windows-1252
+    assert pt[0].title == "Ministério anuncia ação contra a dengue"
 
 
-def test_scripts_in_medium_content_are_stripped_from_html_and_text() -> None:
-    items = normalize_file(FEEDS_DIR / "rss2-medium-hodlhodl-embedded-scripts.xml")
+def test_scripts_in_embedded_content_are_stripped_from_html_and_text() -> None:
+    items = normalize_file(STAND_INS / "rss2-embedded-scripts.xml")
     for item in items:
-        assert "platform.twitter.com/widgets.js" not in item.content_html
-        assert "function(" not in item.content_text
+        for gone in ("platform.twitter.example/widgets.js", "function(", "tracker.example",
+                     "color: red", "javascript:", "onclick", "embedly"):
+            assert gone not in item.content_html, gone
+            assert gone not in item.content_text, gone
+    assert "Withdrawal fees follow next week." in items[1].content_text
 
 
 def test_media_rss_and_podcast_enclosures() -> None:
-    guardian = normalize_file(FEEDS_DIR / "rss2-guardian-us-edition-mediarss.xml")
-    assert any(e.url.startswith("https://i.guim.co.uk/") for i in guardian for e in i.enclosures)
-    [episode] = normalize_file(FEEDS_DIR / "rss2-podcast-bbc-in-our-time.xml")
-    audio = [e for e in episode.enclosures if e.type == "audio/mpeg"]
-    assert audio and audio[0].length and audio[0].length > 0
+    media = normalize_file(STAND_INS / "rss2-mediarss.xml")
+    assert all(len(i.enclosures) == 2 for i in media)  # two widths of one picture
+    assert all(e.url.startswith("https://img.daily.example/") for i in media for e in i.enclosures)
+    [episode] = normalize_file(STAND_INS / "rss2-podcast.xml")
+    [audio] = episode.enclosures  # media:content repeats the enclosure: kept once
+    assert (audio.type, audio.length) == ("audio/mpeg", 50496000)
 
 
 def test_json_feed_items() -> None:
-    items = normalize_file(FEEDS_DIR / "json-feed-1.0-inessential.json")
-    assert len(items) == 20
-    assert items[0].authors == ["Brent Simmons"]  # from the feed
+    items = normalize_file(STAND_INS / "jsonfeed-1.0.json")
+    assert len(items) == 2
+    assert items[0].authors == ["Pat Writer"]  # from the feed
     assert items[0].language == "en-US"
-    assert items[0].published_at == "2017-06-03T05:05:47Z"  # -07:00 honoured
+    assert items[0].published_at == "2025-01-06T05:05:47Z"  # -07:00 honoured
+    assert items[1].title == "" and items[1].content_text == "A short note without a title."

@@ -23,19 +23,21 @@ async def test_sinks_starting_together_create_and_migrate_the_schema_once(
     dsn, schema = split_schema(postgres_url)
     conn = await asyncpg.connect(dsn)
     try:
-        assert await conn.fetchval(f'SELECT array_agg(version) FROM "{schema}".schema_version') == [1]
+        assert await conn.fetchval(f'SELECT array_agg(version) FROM "{schema}".schema_version') == [2]
         types = dict(await conn.fetch(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = $1 AND table_name = 'items'", schema))
         assert {types[c] for c in ("authors", "categories", "enclosures", "tags")} == {"jsonb"}
         assert types["published_at"] == "timestamp with time zone"
         assert types["search"] == "tsvector"
+        assert types["first_seen_at"] == "timestamp with time zone"  # #14: cluster members
         indexes = {row[0] for row in await conn.fetch(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'items'", schema)}
         joined = " ".join(indexes)
         assert "(feed_id, published_at DESC)" in joined
         assert "COALESCE(published_at, fetched_at) DESC" in joined
         assert "gin (search)" in joined
+        assert "(cluster_id, first_seen_at)" in joined
         row = await conn.fetchrow(f'SELECT tags, authors, record::text AS raw FROM "{schema}".items')
         assert row["tags"] == '["asia"]' and row["authors"] == '["Desk"]'
         assert row["raw"].startswith('{"id":"item00001","version":1,')  # the bytes, key order kept

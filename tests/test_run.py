@@ -24,6 +24,7 @@ def _bare_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "XDG_"))}
     env["HOME"] = str(home)
     env["INGEST_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the loopback feed server, opened on purpose
+    env["INGEST_LISTEN"] = ""  # no HTTP server on the default port 8080
     return env
 
 

@@ -92,3 +92,37 @@ def test_cli_refuses_to_start_with_a_bad_setting(tmp_path: Path) -> None:
     proc = subprocess.run([*INGEST, "stats"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "sink_batch_size" in proc.stderr
+
+
+def test_configuration_page_lists_every_setting_with_its_variable_and_default() -> None:
+    """docs/configuration.md stays true: one row per key of default.toml, with the
+    variable that sets it and the default as default.toml writes it."""
+    with (REPO / "config" / "default.toml").open("rb") as fh:
+        settings = tomllib.load(fh)
+    page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[1].startswith("`INGEST_"):
+            rows[cells[0].strip("`")] = (cells[1].strip("`"), cells[2].strip("`"), cells[3])
+    assert sorted(rows) == sorted(settings)
+    for key, value in settings.items():
+        variable, default, meaning = rows[key]
+        assert variable == f"INGEST_{key.upper()}", key
+        written = f'"{value}"' if isinstance(value, str) else str(value)
+        written = written.lower() if isinstance(value, bool) else written
+        assert default == written, key
+        assert meaning, key
+
+
+def test_test_variables_do_not_disturb_settings(tmp_path: Path) -> None:
+    """The suite's own variables (TEST_*) are no settings: loading Settings with them
+    set works, in-process and in a real `ingest` process."""
+    env = {"TEST_FIXTURES_DIR": "/nowhere", "TEST_REQUIRE_FIXTURES": "1", "TEST_REQUIRE_POSTGRES": "1",
+           "TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test", "INGEST_NAMESPACE": "n"}
+    assert load_settings(None, env) == load_settings(None, {"INGEST_NAMESPACE": "n"})
+    # `enqueue` loads Settings (a bad one exits 2), then refuses the URL before any Redis.
+    proc = subprocess.run([*INGEST, "enqueue", "file:///etc/hostname"], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env})
+    assert proc.returncode == 1, proc.stderr
+    assert "configuration error" not in proc.stderr and "only http and https" in proc.stderr

@@ -83,6 +83,16 @@ async def test_queries_filter_by_feed_time_language_and_cluster(sink: Sink) -> N
     assert _ids(await sink.query(ItemQuery(cluster_id="c1", feed_id="a", limit=1))) == ["item00002"]
 
 
+async def test_pages_continue_after_a_keyset_or_an_offset(sink: Sink) -> None:
+    same = "2025-01-02T10:00:00Z"
+    await sink.upsert([record(1, published="2025-01-01T10:00:00Z"), record(2, published=same),
+                       record(3, published=same), record(4, published="2025-01-03T10:00:00Z")])
+    assert _ids(await sink.query(ItemQuery(after=(same, "item00002")))) == ["item00003", "item00001"]
+    assert _ids(await sink.query(ItemQuery(after=("2025-01-03T10:00:00Z", "item00004"), limit=2))) == [
+        "item00002", "item00003"]
+    assert _ids(await sink.query(ItemQuery(offset=3))) == ["item00001"]
+
+
 async def test_search_uses_the_databases_full_text_index(sink: Sink) -> None:
     await sink.upsert([
         record(1, text="Defense talks in Seoul"),
@@ -246,4 +256,4 @@ async def test_a_database_from_before_full_text_search_is_migrated_at_open(tmp_p
     assert _ids(await sink.query(ItemQuery(text="busan"))) == ["item00001"]
     await sink.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -15,7 +16,14 @@ import pytest
 from ingest.errors import URLRefused
 from ingest.models import Fetched, FetchFailed
 from ingest.poll.fetch import conditional_get, new_session
-from ingest.poll.urlguard import GuardedResolver, check_url, legacy_ipv4, parse_networks, refusal_reason
+from ingest.poll.urlguard import (
+    GuardedResolver,
+    check_url,
+    connect_host,
+    legacy_ipv4,
+    parse_networks,
+    refusal_reason,
+)
 from ingest.settings import Settings
 from tests.farm import Farm
 
@@ -129,3 +137,141 @@ def test_redirects_to_private_addresses_are_refused_in_a_sealed_namespace() -> N
     for target, outcome in results.items():
         assert outcome["refused"], (target, outcome)
         assert "refused" in outcome["error"]
+
+
+# -- hosts spelled with characters IDNA maps to digits and dots (#12) ----------------------
+# yarl (and so aiohttp) maps these to an ASCII IP literal and connects to it without a
+# resolver; the guard must judge that literal, not the name as written.
+_DIGIT_FAMILIES = {
+    "fullwidth": "０１２３４５６７８９",
+    "circled": "⓪①②③④⑤⑥⑦⑧⑨",
+    "superscript": "⁰¹²³⁴⁵⁶⁷⁸⁹",
+    "subscript": "₀₁₂₃₄₅₆₇₈₉",
+    "math bold": "".join(chr(0x1D7CE + d) for d in range(10)),
+    "math double-struck": "".join(chr(0x1D7D8 + d) for d in range(10)),
+    "math sans-serif": "".join(chr(0x1D7E2 + d) for d in range(10)),
+    "math monospace": "".join(chr(0x1D7F6 + d) for d in range(10)),
+}
+_DOTS = {
+    "ideographic full stop": "。", "fullwidth full stop": "．", "halfwidth ideographic full stop": "｡",
+    "small full stop": "﹒", "one dot leader": "․",
+}
+
+
+def spellings(address: str) -> list[tuple[str, str]]:
+    """(label, host) pairs: `address` (dotted IPv4) written in the whole family of disguises."""
+    def digits(text: str, family: str) -> str:
+        table = _DIGIT_FAMILIES[family]
+        return "".join(table[int(c)] if c.isdigit() else c for c in text)
+
+    out = [(f"{family} digits", digits(address, family)) for family in _DIGIT_FAMILIES]
+    out += [(name, address.replace(".", dot)) for name, dot in _DOTS.items()]
+    out += [
+        ("fullwidth digits and dots", digits(address, "fullwidth").replace(".", "．")),
+        ("circled digits, ideographic stops", digits(address, "circled").replace(".", "。")),
+        ("fullwidth, trailing dot", digits(address, "fullwidth") + "．"),
+        ("mixed families", digits(address[:4], "math bold") + digits(address[4:], "circled")),
+    ]
+    return out
+
+
+_LOOPBACK_FORMS = [
+    *spellings("127.0.0.1"),
+    ("fullwidth decimal integer", "２１３０７０６４３３"),
+    ("fullwidth hex, short form", "０ｘ７ｆ．１"),
+    ("fullwidth short form", "１２７．１"),
+    ("IPv6 with fullwidth digit", "[::１]"),
+    ("IPv4-mapped IPv6, fullwidth", "[::ffff:１２７．０．０．１]"),
+    ("parenthesized digits with period", "⒈⒉⒎0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("label", "host"), _LOOPBACK_FORMS, ids=[f[0] for f in _LOOPBACK_FORMS])
+def test_idna_disguised_loopback_is_refused_before_any_io(label: str, host: str) -> None:
+    url = f"http://{host}/feed"
+    assert connect_host(url) is not None and connect_host(url).isascii()  # type: ignore[union-attr]
+    with pytest.raises(URLRefused, match="refused"):
+        check_url(url)
+
+
+def test_connect_host_is_what_the_client_connects_to() -> None:
+    assert connect_host("http://１２７．０．０．１:8080/x") == "127.0.0.1"
+    assert connect_host("http://①②⑦.⓪.⓪.①/") == "127.0.0.1"
+    assert connect_host("http://127。0。0。1/") == "127.0.0.1"
+    assert connect_host("http://[::１]/") == "::1"
+    assert connect_host("http://Example.COM/") == "example.com"
+
+
+_DIRECT = [
+    *[(label, host) for label, host in spellings("127.0.0.1") if not host.endswith("．")],
+    ("circled letters (a name: the resolver judges it)", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ"),
+]
+
+
+@pytest.mark.parametrize(("label", "host"), _DIRECT, ids=[d[0] for d in _DIRECT])
+async def test_idna_disguised_loopback_never_connects(farm: Farm, label: str, host: str) -> None:
+    """Refused with the default settings; and the control: opened, the same URL does reach
+    the loopback farm, so the refusal is the guard's and not a URL that goes nowhere."""
+    url = farm.url("feed/a.xml", host=host)
+    closed = Settings()
+    session = new_session(closed)
+    try:
+        result = await conditional_get(session, url, closed)
+    finally:
+        await session.close()
+    assert isinstance(result, FetchFailed) and result.refused, result
+    assert "loopback" in result.error
+    assert farm.hits("feed/a.xml") == []
+    opened = Settings(allow_networks="127.0.0.0/8")
+    session = new_session(opened)
+    try:
+        reached = await conditional_get(session, url, opened)
+    finally:
+        await session.close()
+    assert isinstance(reached, Fetched), reached
+    assert len(farm.hits("feed/a.xml")) == 1
+
+
+@pytest.mark.parametrize(("label", "host"), spellings("127.0.0.2"), ids=[s[0] for s in spellings("127.0.0.2")])
+async def test_idna_disguised_redirect_hop_is_refused(farm: Farm, label: str, host: str) -> None:
+    """127.0.0.1 is allowed (the farm), 127.0.0.2 is not; the first hop redirects to a
+    disguised spelling of 127.0.0.2, as UTF-8 in the Location header."""
+    settings = Settings(allow_networks="127.0.0.1/32")
+    session = new_session(settings)
+    target = farm.url("feed/a.xml", host=host)
+    try:
+        result = await conditional_get(session, farm.url("to?url=" + quote(target, safe="")), settings)
+    finally:
+        await session.close()
+    assert isinstance(result, FetchFailed) and result.refused, result
+    assert "loopback" in result.error
+    assert [h.path for h in farm.log] == ["/to"]  # the redirect only; the target never
+
+
+# -- more URL forms (the issue's SSRF list): userinfo, fragments, IPv6 spellings, zones --------
+MORE_FORMS = [
+    "http://example.com@127.0.0.1/", "http://127.0.0.1#@example.com/", "http://[::]/", "http://0/",
+    "http://127.1/", "http://[0:0:0:0:0:ffff:7f00:1]/", "http://[::ffff:7f00:1]/", "http://0x7f000001/",
+    "http://017700000001/", "http://127.000.000.001/", "http://[fe80::1%25eth0]/", "HTTP://127.0.0.1/",
+    "http://127.0.0.1:80\\@evil.example/", "http://127.0.0.1\t/", "http://user:pass@[::1]:8080/",
+    "http://[0000::1]/", "http://0.0.0.0:80/", "http://[::127.0.0.1]/",
+    "https://169.254.169.254/latest/meta-data/", "http://192.168.1.1./", "http://10.0.0.1:65535/",
+]
+
+
+@pytest.mark.parametrize("url", MORE_FORMS)
+def test_more_ssrf_forms_are_refused_before_any_io(url: str) -> None:
+    with pytest.raises(URLRefused, match="refused"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("host", ["localhost.", "127.0.0.1%09", "LOCALHOST", "127.0.0.1."])
+async def test_names_the_resolver_must_judge_never_reach_the_farm(farm: Farm, host: str) -> None:
+    closed = Settings()
+    session = new_session(closed)
+    try:
+        result = await conditional_get(session, farm.url("feed/a.xml", host=host), closed)
+    finally:
+        await session.close()
+    assert isinstance(result, FetchFailed), result
+    assert farm.hits("feed/a.xml") == []

@@ -21,6 +21,7 @@ from ingest.poll.fetch import new_session
 from ingest.settings import Settings, load_settings
 from workers import deadline
 from workers.clusters.index import ClusterIndex
+from workers.limits import Limits
 from workers.liveness import WorkerLiveness
 from workers.normalize.record import NormalizeOptions
 
@@ -46,6 +47,7 @@ class WorkerContext:
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
     normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
     liveness: WorkerLiveness  # heartbeat, job notes and the dead workers' reaper (issue #12)
+    limits: Limits  # caps on entries and record fields (issue #12)
 
     @staticmethod
     def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -74,10 +76,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         session=new_session(settings),
         deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
                             settings.max_versions),
-        clusters=ClusterIndex(redis, keys, settings.cluster_threshold,
-                              settings.cluster_retention_seconds),
+        clusters=ClusterIndex.from_settings(redis, keys, settings),
         normalize=NormalizeOptions.from_settings(settings),
         liveness=liveness,
+        limits=Limits.from_settings(settings),
     )
 
 

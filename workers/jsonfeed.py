@@ -8,6 +8,8 @@ so that workers/normalize/record.py handles every format through one path.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -90,12 +92,36 @@ def _entry(item: Mapping[str, Any], base: str, language: str | None) -> dict[str
     }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    return value
+
+
+def _lenient_json(body: bytes) -> Any:
+    """The stdlib's reading (it accepts lone surrogate escapes), each one replaced by
+    U+FFFD, so one odd character does not refuse the whole feed (#12); None if invalid."""
+    try:
+        return _scrubbed(json.loads(body.lstrip(b"\xef\xbb\xbf")))
+    except (ValueError, RecursionError):
+        return None
+
+
 def parse_json_feed(body: bytes, base_url: str) -> dict[str, Any]:
     """{"version", "feed", "entries"} shaped like feedparser's result, or ParseError."""
     try:
         doc = orjson.loads(body.lstrip(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as e:
-        raise ParseError(f"{base_url}: not a feed (invalid JSON: {e})") from e
+        doc = _lenient_json(body)  # orjson refuses lone surrogate escapes ("\ud800")
+        if doc is None:
+            raise ParseError(f"{base_url}: not a feed (invalid JSON: {e})") from e
     version = doc.get("version") if isinstance(doc, dict) else None
     if not isinstance(version, str) or "jsonfeed.org/version/" not in version:
         raise ParseError(f"{base_url}: not a feed (JSON without a JSON Feed version)")

@@ -25,8 +25,10 @@ from typing import Any
 import feedparser
 
 from ingest.errors import ParseError
+from ingest.excerpt import excerpt
 from workers.encoding import transcode_misdeclared
 from workers.jsonfeed import looks_like_json, parse_json_feed
+from workers.xmlguard import DEFAULT_BUDGET, cut_after_entries, defuse_char_refs, entity_refusal
 
 __all__ = ["parse_feed_bytes"]
 
@@ -42,11 +44,20 @@ def _feedparser(body: bytes, response_headers: dict[str, str], base_url: str) ->
             resolve_relative_uris=False,
         )
     except Exception as e:  # feedparser promises not to raise; belt and braces
-        raise ParseError(f"{base_url}: feed parser failed: {type(e).__name__}: {e}") from e
+        raise ParseError(excerpt(f"{base_url}: feed parser failed: {type(e).__name__}: {e}")) from e
 
 
-def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> Any:
-    """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links."""
+def parse_feed_bytes(
+    body: bytes, headers: Mapping[str, str], base_url: str, entity_budget: int = DEFAULT_BUDGET,
+    max_entries: int = 0,
+) -> Any:
+    """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links.
+
+    An XML document whose entities would grow it past `entity_budget` bytes is
+    refused before feedparser (whose lenient fallback would expand them) sees it.
+    With `max_entries`, an XML document is cut before the entry past it, and
+    `result["entries_cut"]` says how many entries were left unread.
+    """
     if not body.strip():
         raise ParseError(f"{base_url}: empty body, not a feed")
     response_headers = {k.lower(): v for k, v in headers.items()}
@@ -57,6 +68,11 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
     # change when the feed moves. Links are made absolute in normalize instead,
     # against xml:base when declared (feedparser still tracks it), else this URL.
     response_headers.pop("content-location", None)
+    refusal = entity_refusal(body, entity_budget)
+    if refusal:
+        raise ParseError(excerpt(f"{base_url}: refused before parsing: {refusal}"))
+    body, cut = cut_after_entries(body, max_entries)
+    body = defuse_char_refs(body)
     result = _feedparser(body, response_headers, base_url)
     if isinstance(result.get("bozo_exception"), feedparser.CharacterEncodingOverride):
         utf8 = transcode_misdeclared(body, result.get("encoding") or "windows-1252")
@@ -64,6 +80,9 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
             log.info("%s: bytes contradict the declared encoding; re-read as detected", base_url)
             response_headers["content-type"] = "application/xml; charset=utf-8"
             result = _feedparser(utf8, response_headers, base_url)
+    result["entries_cut"] = cut
+    if cut and result.entries:
+        return result  # malformed because we cut it: not worth a log line
     if result.entries:
         if result.bozo:
             log.info("%s: recovered %d entries from a malformed feed: %s",
@@ -72,7 +91,7 @@ def parse_feed_bytes(body: bytes, headers: Mapping[str, str], base_url: str) -> 
     if not result.version:
         reason = result.get("bozo_exception") or "no feed elements found"
         content_type = response_headers.get("content-type", "unknown content type")
-        raise ParseError(f"{base_url}: not a feed ({content_type}): {reason}")
+        raise ParseError(excerpt(f"{base_url}: not a feed ({content_type}): {reason}"))
     if result.bozo:
-        raise ParseError(f"{base_url}: malformed {result.version} feed: {result.get('bozo_exception')}")
+        raise ParseError(excerpt(f"{base_url}: malformed {result.version} feed: {result.get('bozo_exception')}"))
     return result

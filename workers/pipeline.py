@@ -5,9 +5,10 @@ entries: one MGET for the state of every entry, at most three round trips
 to the cluster index for the changed ones, one script call delivering them.
 Entries whose raw fingerprint matches the stored one are not normalized at all.
 
-One odd entry never costs the feed: an entry the normalizer fails on is
-logged with its reason, counted (`normalize_errors` in <ns>:stats) and
-skipped; the others are delivered.
+One odd entry never costs the feed, at any stage: an entry whose identity,
+normalization or serialization fails is logged with its reason, counted
+(`normalize_errors` in <ns>:stats) and skipped; the others are delivered.
+Sizes are capped by workers/limits.py (`entries_dropped`, `items_truncated`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ingest.counters import record_processing
 from ingest.deliver.publish import Deliverer
-from ingest.models import DeliveryResult, FeedSpec, Fetched, Item
+from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
 from workers import deadline
 from workers.clusters.index import ClusterIndex
+from workers.limits import Limits, bound_entry, cap_entries, cap_item
 from workers.normalize.clean import plain_text
 from workers.normalize.record import (
     NormalizeOptions,
@@ -58,11 +61,10 @@ def _entry_times(entries: list[Any]) -> list[float]:
     return times
 
 
+
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
     """A cluster index on the deliverer's Redis with the default settings."""
-    defaults = Settings()
-    return ClusterIndex(deliverer.redis, deliverer.keys, defaults.cluster_threshold,
-                        defaults.cluster_retention_seconds)
+    return ClusterIndex.from_settings(deliverer.redis, deliverer.keys, Settings())
 
 
 async def process_document(
@@ -71,63 +73,84 @@ async def process_document(
     fetched: Fetched,
     clusters: ClusterIndex | None = None,
     options: NormalizeOptions | None = None,
+    limits: Limits | None = None,
 ) -> ProcessedFeed:
     """Parse the body, deliver what is new or changed; raises ParseError on bad input.
 
     `clusters` is the worker's cluster index and `options` its normalization
     settings (both built from Settings once per worker); without them the
-    default settings apply, on the deliverer's Redis.
+    default settings apply, on the deliverer's Redis. `limits` are the caps.
     """
+    limits = limits or Limits()
+    started = time.perf_counter()
     # Parse and normalize spend the job's parse_deadline budget (workers/deadline.py):
     # it holds even inside feedparser.
-    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers,
-                                   fetched.final_url)
-    feed, entries = parsed["feed"], parsed["entries"]
+    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers, fetched.final_url,
+                                   limits.max_entity_expansion_bytes,
+                                   limits.max_entries_per_document)
+    feed, all_entries = parsed["feed"], parsed["entries"]
+    entries, dropped = cap_entries(list(all_entries), limits)
+    dropped += int(parsed.get("entries_cut") or 0)
     base = fetched.final_url
+    failed = 0
     # The same entry twice in one document (it happens) is one item.
     seen: dict[str, tuple[Any, str]] = {}
     for entry in entries:
-        item_id = entry_identity(spec.feed_id, entry, base)
-        seen.setdefault(item_id, (entry, entry_fingerprint(entry)))
+        try:
+            item_id = entry_identity(spec.feed_id, entry, base)
+            fingerprint = entry_fingerprint(entry)
+        except Exception:  # e.g. a lone surrogate in the guid: this entry only
+            log.exception("feed %s %s: an entry has no usable identity; skipped", spec.feed_id, spec.url)
+            failed += 1
+            continue
+        seen.setdefault(item_id, (entry, fingerprint))
     ids = list(seen)
+    parsed_at = time.perf_counter()
     states = await deliverer.states(ids)
 
     items: list[Item] = []
     fingerprints: list[str] = []
     expected = []
     untouched: list[str] = []
-    failed = 0
+    truncated = 0
     for item_id, state in zip(ids, states, strict=True):
         entry, fingerprint = seen[item_id]
         if state.version and state.fingerprint == fingerprint:
             untouched.append(item_id)
             continue
         try:
-            item = deadline.bounded(normalize_entry, entry, feed, spec, base, fetched.fetched_at,
-                                    options or NormalizeOptions())
+            bounded, trimmed = bound_entry(entry, limits)
+            item = cap_item(deadline.bounded(normalize_entry, bounded, feed, spec, base,
+                                             fetched.fetched_at, options or NormalizeOptions()),
+                            limits, trimmed)
+            item_to_json(item)  # serializable now, or this entry alone fails (not the batch)
         except Exception:  # one odd entry must not cost the other entries of the feed
             log.exception("feed %s %s: entry %s could not be normalized; skipped",
                           spec.feed_id, spec.url, item_id)
             failed += 1
             continue
+        truncated += bool(item.truncated)
         if spec.tags:  # the feed's tags travel with the record (filters on the stream)
             item = replace(item, tags=list(spec.tags))
         items.append(item)
         fingerprints.append(fingerprint)
         expected.append(state)
-    if failed:
-        counted = deliverer.redis.hincrby(deliverer.keys.stats, "normalize_errors", failed)
-        await counted
+    normalize_seconds = time.perf_counter() - parsed_at
+    if dropped:
+        log.warning("feed %s %s: %d entries past max_entries_per_document dropped",
+                    spec.feed_id, spec.url, dropped)
 
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags)
     await deliverer.touch(untouched)
+    await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
+                            normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,
-        entries=len(entries),
+        entries=len(all_entries) + int(parsed.get("entries_cut") or 0),
         new=new,
         updated=len(delivered) - new,
         unchanged=len(ids) - len(delivered),

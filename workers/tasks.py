@@ -35,6 +35,8 @@ from redis.exceptions import RedisError
 
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
+from ingest.jobwatch import mark_running
+from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
@@ -65,7 +67,7 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
     stopped = ""
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
-                                           app.normalize)
+                                           app.normalize, app.limits)
     except deadline.ParseDeadlineExceeded as e:
         stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:
@@ -112,6 +114,7 @@ async def _transient_guard(
     document that kills its worker) is dead-lettered instead of run again.
     """
     job_try = int(ctx.get("job_try") or 1)
+    feed_context(spec.feed_id, spec.url)  # JSON log lines of this job name the feed
     if job_try > app.settings.job_max_tries:
         error = (f"gave up after {job_try - 1} tries: the worker running it died or was "
                  "stopped each time")
@@ -139,6 +142,8 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
     app = WorkerContext.of(ctx)
 
     async def body() -> dict[str, Any]:
+        # For `enqueue --wait`: which worker runs this, since when (#12).
+        await mark_running(app.redis, app.keys, ctx.get("job_id"), app.settings.job_timeout + 10)
         spec = await feed_spec_for_url(app.redis, app.keys, url)
         try:
             fetched = await fetch(app.session, url, app.settings)

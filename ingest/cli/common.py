@@ -1,18 +1,33 @@
-"""Helpers shared by the CLI modules: run a coroutine, report IngestError, get Settings."""
+"""Helpers shared by the CLI modules: run a coroutine, report IngestError, get Settings,
+and leave quietly when the reader of stdout goes away."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import click
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, URLRefused
 from ingest.settings import Settings
 
-__all__ = ["run_async", "settings_of"]
+__all__ = ["ALLOW_NETWORKS_HINT", "READER_GONE_STATUS", "QuietPipeGroup", "reader_gone", "run_async", "settings_of",
+           "until_reader_gone"]
+
+# A newcomer's first `ingest add http://127.0.0.1:8000/feed.xml` meets the URL guard;
+# say how to open it, and that `ingest run` (whose workers fetch) needs it too.
+ALLOW_NETWORKS_HINT = (
+    "hint: only public addresses are fetched. To fetch from a local or private network "
+    "(a test server, say), allow it for this command and for `ingest run`, e.g. "
+    "INGEST_ALLOW_NETWORKS=127.0.0.0/8 (setting allow_networks, docs/configuration.md)"
+)
+
+# What a shell reports for a command ended by SIGPIPE (128 + 13), as `yes | head -1` does.
+READER_GONE_STATUS = 141
 
 T = TypeVar("T")
 
@@ -23,9 +38,55 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except IngestError as e:
         click.echo(f"error: {e}", err=True)
+        if isinstance(e, URLRefused) and "allow_networks" in str(e):
+            click.echo(ALLOW_NETWORKS_HINT, err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def reader_gone() -> None:
+    """Exit quietly because stdout's reader closed it (`ingest subscribe | head -1`).
+
+    Not an error of ours: no message, no traceback. stdout is pointed at /dev/null
+    first, so the interpreter's final flush of what is still buffered cannot fail
+    again ("Exception ignored ... BrokenPipeError").
+    """
+    if sys.stdout is not None:  # None: started with stdout closed (`>&-`)
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+    sys.exit(READER_GONE_STATUS)
+
+
+async def until_reader_gone(fd: int, period: float = 0.5) -> None:
+    """Return once `fd` is a pipe whose reader has closed it; never return otherwise.
+
+    A command that follows a stream (`ingest subscribe ... | head -1`) would only
+    learn that its reader left at its next write, which may be hours away on a quiet
+    feed; `tail -f | head -1` has the same flaw. poll() reports POLLERR on a pipe's
+    write end as soon as the read end is closed, so a cheap check every `period`
+    seconds ends the command then. A terminal or a file never reports it.
+    """
+    if not hasattr(select, "poll"):  # Windows: learn it at the next write instead
+        await asyncio.Event().wait()
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: POLLERR / POLLHUP / POLLNVAL are always reported
+    gone = select.POLLERR | select.POLLHUP | select.POLLNVAL
+    while True:
+        if any(events & gone for _, events in poller.poll(0)):
+            return
+        await asyncio.sleep(period)
+
+
+class QuietPipeGroup(click.Group):
+    """The `ingest` group: a BrokenPipeError from any command is the reader going away."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            reader_gone()
+            raise  # not reached: reader_gone exits
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,90 +13,38 @@ import redis.asyncio as aioredis
 from ingest.cli.common import run_async, settings_of
 from ingest.errors import IngestError
 from ingest.keys import Keys
-from ingest.models import FeedSpec, Fetched, FetchFailed
-from ingest.poll.discover import discover_feeds, looks_like_html
-from ingest.poll.enqueue import enqueue_parse
-from ingest.poll.fetch import check_scheme, conditional_get, new_session
+from ingest.poll.adding import AddRequest, NotAFeed, add_from_url
+from ingest.poll.fetch import check_scheme, new_session
+from ingest.poll.manage import feed_row
 from ingest.poll.opml import OPMLEntry, OPMLError, read_opml, write_opml
-from ingest.poll.registry import add_feed, enable_feed, list_feeds, load_feed, remove_feed
+from ingest.poll.registry import add_feed, enable_feed, list_feeds, remove_feed
 from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings
 
 __all__ = ["COMMANDS"]
 
 
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def _register_fetched(
-    settings: Settings, redis: aioredis.Redis, url: str, fetched: Fetched,
-    interval: float, tags: tuple[str, ...],
-) -> tuple[str, bool]:
-    """Register a feed we just fetched and hand its body to the workers at once."""
-    keys = Keys(settings.namespace)
-    feed_id, created = await add_feed(redis, keys, url, interval=interval, tags=tags)
-    state = await load_feed(redis, keys, feed_id)
-    pool = await connect_arq(settings)
-    try:
-        spec = FeedSpec(feed_id=feed_id, url=url, title=state.title if state else "",
-                        tags=state.tags if state else tags)
-        await enqueue_parse(pool, spec, fetched)
-    finally:
-        await pool.aclose()
-    # The body is on its way: the first poll can be conditional and later.
-    next_due = time.time() + max(interval or settings.default_interval, settings.min_interval)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.feed(feed_id), mapping={
-            "etag": fetched.headers.get("etag", ""),
-            "last_modified": fetched.headers.get("last-modified", ""),
-            "body_hash": hashlib.blake2b(fetched.body, digest_size=16).hexdigest(),
-            "last_status": fetched.status, "last_fetch_at": fetched.fetched_at,
-        })
-        pipe.zadd(keys.schedule, {feed_id: int(next_due * 1000)})
-        await pipe.execute()
-    return feed_id, created
-
-
-async def _add(settings: Settings, url: str, interval: float, tags: tuple[str, ...],
-               list_only: bool, force: bool) -> int:
-    check_scheme(url, settings)
-    keys = Keys(settings.namespace)
+async def _add(settings: Settings, req: AddRequest) -> int:
     redis = await connect(settings)
+    pool = await connect_arq(settings)
     session = new_session(settings)
     try:
-        result = await conditional_get(session, url, settings)
-        if isinstance(result, FetchFailed):
-            if not force:
-                raise IngestError(f"{result.error} (not added; --force adds it anyway)")
-            feed_id, created = await add_feed(redis, keys, url, interval=interval, tags=tags)
-            click.echo(f"{'added' if created else 'already present'}: {feed_id} {url} (fetch failed)")
-            return 0
-        if not isinstance(result, Fetched):  # pragma: no cover - no validators were sent
-            raise IngestError(f"{url}: unexpected 304")
-        if looks_like_html(result.body, result.headers.get("content-type", "")):
-            found = discover_feeds(result.body, result.final_url)
-            if not found:
-                raise IngestError(f"{url} is a web page that advertises no feeds")
-            for feed in found:
-                if list_only:
-                    click.echo(f"{feed.url}\t{feed.kind}\t{feed.title}")
-                    continue
-                feed_id, created = await add_feed(redis, keys, feed.url, interval=interval, tags=tags)
-                click.echo(f"{'added' if created else 'already present'}: {feed_id} {feed.url}"
-                           f"{'  (' + feed.title + ')' if feed.title else ''}")
-            return 0
-        if list_only:
-            click.echo(f"{url}\tfeed\t")
-            return 0
-        feed_id, created = await _register_fetched(settings, redis, url, result, interval, tags)
-        click.echo(f"{'added' if created else 'already present'}: {feed_id} {url}")
-        return 0
+        try:
+            found = await add_from_url(settings, redis, pool, session, req)
+        except NotAFeed as e:
+            raise IngestError(str(e).replace("force adds", "--force adds")) from e
     finally:
         await session.close()
+        await pool.aclose()
         await redis.aclose()
+    for feed in found:
+        if req.list_only:
+            click.echo(f"{feed.url}\t{feed.kind}\t{feed.title}")
+            continue
+        title = f"  ({feed.title})" if feed.title else ""
+        note = f" ({feed.note})" if feed.note else ""
+        click.echo(f"{'added' if feed.created else 'already present'}: {feed.feed_id} {feed.url}{title}{note}")
+    return 0
 
 
 @click.command()
@@ -113,7 +58,8 @@ async def _add(settings: Settings, url: str, interval: float, tags: tuple[str, .
 def add(ctx: click.Context, url: str, interval: float | None, tags: tuple[str, ...],
         list_only: bool, force: bool) -> None:
     """Register a feed (fetched once right away), or the feeds a web page advertises."""
-    sys.exit(run_async(_add(settings_of(ctx), url, interval or 0, tags, list_only, force)))
+    req = AddRequest(url=url, interval=interval or 0, tags=tags, list_only=list_only, force=force)
+    sys.exit(run_async(_add(settings_of(ctx), req)))
 
 
 async def _with_redis(settings: Settings, fn: Any, *args: Any) -> Any:
@@ -154,23 +100,12 @@ def enable(ctx: click.Context, url_or_id: str) -> None:
     click.echo(run_async(_with_redis(settings_of(ctx), _enable, url_or_id)))
 
 
-def _feed_row(state: Any, due: float | None) -> dict[str, Any]:
-    return {
-        "id": state.feed_id, "url": state.url, "title": state.title, "tags": list(state.tags),
-        "status": "disabled" if state.disabled_reason else (state.last_status or "new"),
-        "last_fetch_at": state.last_fetch_at or None, "next_due_at": _when(due) if due else None,
-        "items": state.items, "consecutive_errors": state.consecutive_errors,
-        "disabled_reason": state.disabled_reason or None, "last_error": state.last_error or None,
-        "interval": state.interval or None,
-    }
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @click.pass_context
 def feeds(ctx: click.Context, as_json: bool) -> None:
     """Registered feeds: url, title, status, last fetch, next due, items, errors, disabled reason."""
-    rows = [_feed_row(s, d) for s, d in run_async(_with_redis(settings_of(ctx), list_feeds))]
+    rows = [feed_row(s, d) for s, d in run_async(_with_redis(settings_of(ctx), list_feeds))]
     if as_json:
         for row in rows:
             click.echo(orjson.dumps(row).decode())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 import click
 import orjson
 from redis.exceptions import RedisError
 
-from ingest.cli.common import run_async, settings_of
+from ingest.cli.common import run_async, settings_of, until_reader_gone
 from ingest.deliver.groups import default_consumer_name
 from ingest.deliver.subscribe import ItemFilter, consume_group, live, live_channels, replay
 from ingest.errors import RedisUnavailable
@@ -48,6 +51,26 @@ def _print(records: list[dict[str, Any]], as_json: bool) -> None:
             click.echo(f"{when:16}  {r['feed_id']}  v{r['version']}  {r.get('title', '')[:80]}")
 
 
+def _outlet(r: dict[str, Any]) -> str:
+    """Who carried an item: the feed's title (else its URL), and the credited agency if other."""
+    outlet = str(r.get("feed_title") or r.get("feed_url") or r.get("feed_id"))
+    source = r.get("source")
+    return f"{outlet} ({source})" if source and source != outlet else outlet
+
+
+def _print_cluster(cluster_id: str, records: list[dict[str, Any]]) -> None:
+    """The copies of one story, first seen first: who had it first, who carried it since."""
+    feeds = len({r["feed_id"] for r in records})
+    click.echo(f"cluster {cluster_id}: {len(records)} items from {feeds} feeds, first seen first")
+    if records and records[0]["id"] != cluster_id:
+        click.echo(f"  (the first copy seen, {cluster_id}, is not in storage or not selected)")
+    for n, r in enumerate(records, start=1):
+        role = "first" if r["id"] == cluster_id else "copy"
+        when = (r.get("published_at") or "-")[:16]
+        click.echo(f"{n:3}  {role:5}  {when:16}  {_outlet(r)[:30]:30}  {r['feed_id']}  "
+                   f"v{r['version']}  {r.get('title', '')[:60]}")
+
+
 _filters = [
     click.option("--feed", "feed_id", help="Only items of this feed id."),
     click.option("--since", callback=_time_option,
@@ -55,7 +78,8 @@ _filters = [
                       "UTC unless an offset is given."),
     click.option("--until", callback=_time_option, help="Published (else fetched) before."),
     click.option("--lang", "language", help="Language tag; 'de' also matches 'de-DE'."),
-    click.option("--cluster", "cluster_id", help="Only copies of this story (cluster id)."),
+    click.option("--cluster", "cluster_id",
+                 help="Only copies of this story (cluster id); `items` lists them first seen first."),
     click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True),
     click.option("--json", "as_json", is_flag=True, help="One JSON record a line."),
 ]
@@ -71,9 +95,18 @@ def _with_filters(fn: Any) -> Any:
 @_with_filters
 @click.pass_context
 def items(ctx: click.Context, /, as_json: bool, **filters: Any) -> None:
-    """List stored items, newest first."""
-    records = run_async(_items(settings_of(ctx), ItemQuery(**filters)))
-    _print(records, as_json)
+    """List stored items, newest first.
+
+    With --cluster: the copies of one story in the order they were first seen,
+    the first copy (whose id is the cluster id) and its outlet first.
+    """
+    cluster_id = filters["cluster_id"]
+    query = ItemQuery(**filters, order="first_seen" if cluster_id else "newest")
+    records = run_async(_items(settings_of(ctx), query))
+    if cluster_id and not as_json:
+        _print_cluster(cluster_id, records)
+    else:
+        _print(records, as_json)
 
 
 @click.command()
@@ -94,6 +127,8 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
     keys = Keys(settings.namespace)
     f = ItemFilter(feeds=opts["feed"], tags=opts["tag"], langs=opts["lang"])
     out = sys.stdout
+    if out is None:  # started with stdout closed (`>&-`): nobody will ever read
+        raise BrokenPipeError("stdout is closed")
 
     def emit(entry_id: str | None, raw: bytes) -> None:
         if entry_id is not None and opts["with_id"]:
@@ -104,12 +139,31 @@ async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
 
     redis = await connect(settings)
     try:
-        await _subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts)
+        await _until_reader_gone(_subscribe_on(redis, keys, f, emit, opts, settings.sink_max_attempts))
+    except BrokenPipeError:
+        raise  # stdout's reader went away (`| head -1`): not Redis; the CLI exits quietly
     except (RedisError, OSError) as e:
         # The group (or --with-id's last id) says where to resume; say what happened.
         raise RedisUnavailable(f"lost the connection to Redis: {e}") from e
     finally:
         await redis.aclose()
+
+
+async def _until_reader_gone(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work`; if stdout's reader goes away first, stop it and raise BrokenPipeError."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(until_reader_gone(sys.stdout.fileno()))
+    try:
+        await asyncio.wait([task, watcher], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if not task.done() or task.cancelled():
+        raise BrokenPipeError("stdout's reader went away")
+    task.result()  # the work's own outcome (or exception)
 
 
 async def _subscribe_on(redis: Any, keys: Keys, f: ItemFilter, emit: Any,

@@ -16,17 +16,19 @@ from ingest import __version__
 from ingest.cli import dead as cli_dead
 from ingest.cli import feeds as cli_feeds
 from ingest.cli import items as cli_items
-from ingest.cli.common import run_async, settings_of
+from ingest.cli import web as cli_web
+from ingest.cli.common import QuietPipeGroup, run_async, settings_of
 from ingest.errors import SettingsError
 from ingest.keys import Keys
 from ingest.logs import configure_logging
+from ingest.poll.enqueue import enqueue_fetch, job_outcome
 from ingest.poll.fetch import check_scheme
 from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings, load_settings
 
 __all__ = ["main"]
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=QuietPipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML file overriding config/default.toml (also INGEST_CONFIG).")
 @click.version_option(__version__, prog_name="ingest")
@@ -59,6 +61,7 @@ def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
         workers = 0
     if workers is not None:  # the flag wins over both settings
         settings = dataclasses.replace(settings, workers=str(workers), run_workers=workers > 0)
+    cli_web.check_listen(settings)  # refuse an exposed API without a token before starting anything
     run_async(run_service(settings))
 
 
@@ -81,32 +84,23 @@ def _describe(result: dict[str, Any]) -> str:
 
 
 async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
-    for url in urls:
-        check_scheme(url, settings)  # refuse before anything is queued
+    for url in urls:  # a refused URL is said before anything connects (or waits for Redis)
+        check_scheme(url, settings)
     pool = await connect_arq(settings)
     failures = 0
     try:
-        jobs = [(url, await pool.enqueue_job("fetch_once", url)) for url in urls]
-        for url, job in jobs:
-            assert job is not None  # no _job_id given, so arq always enqueues
+        jobs = await enqueue_fetch(pool, list(urls), settings)
+        for url, job in zip(urls, jobs, strict=True):
             if not wait:
                 click.echo(f"{url}: queued as job {job.job_id}")
                 continue
-            try:
-                result = await job.result(timeout=timeout, poll_delay=0.05)
-            except TimeoutError:
-                click.echo(f"error: {url}: no result within {timeout:g} s; is a worker running "
-                           "(`ingest run` or `ingest worker`)?", err=True)
-                failures += 1
-            except Exception as e:  # noqa: BLE001 - the job's own exception, re-raised by arq
-                click.echo(f"error: {url}: job failed: {type(e).__name__}: {e}", err=True)
+            result = await job_outcome(job, url, timeout, pool, Keys(settings.namespace))
+            if result.get("error"):
+                where = f"{result['stage']} failed" if result["stage"] in ("fetch", "parse") else url
+                click.echo(f"error: {where}: {result['error']}", err=True)
                 failures += 1
             else:
-                if result.get("error"):
-                    click.echo(f"error: {result['stage']} failed: {result['error']}", err=True)
-                    failures += 1
-                else:
-                    click.echo(f"{url}: {_describe(result)}")
+                click.echo(f"{url}: {_describe(result)}")
     finally:
         await pool.aclose()
     return 1 if failures else 0
@@ -125,16 +119,16 @@ def enqueue(ctx: click.Context, urls: tuple[str, ...], wait: bool, timeout: floa
 
 
 async def _stats(settings: Settings) -> dict[str, Any]:
-    keys = Keys(settings.namespace)
+    from ingest.stats import read_snapshot
+
     redis = await connect(settings)
     try:
-        raw = await redis.hgetall(keys.stats)
-        length = await redis.xlen(keys.items_stream)
-        dead = await redis.xlen(keys.dead_stream)
+        snap = await read_snapshot(redis, Keys(settings.namespace))
     finally:
         await redis.aclose()
-    stats: dict[str, Any] = {k.decode(): int(v) for k, v in raw.items()}
-    stats.update(stream_length=length, dead_letters=dead)
+    stats: dict[str, Any] = dict(snap.counters)
+    stats.update(stream_length=snap.stream_length, dead_letters=snap.dead_letters,
+                 queue_depth=snap.queue_depth)
     return stats
 
 
@@ -147,7 +141,7 @@ def stats(ctx: click.Context) -> None:
 
 
 # Command groups that live in their own modules (one stage each).
-for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS, *cli_dead.COMMANDS):
+for _command in (*cli_items.COMMANDS, *cli_feeds.COMMANDS, *cli_dead.COMMANDS, *cli_web.COMMANDS):
     cli.add_command(_command)
 
 

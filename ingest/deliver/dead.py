@@ -101,12 +101,15 @@ async def dead_letter(
     redis: aioredis.Redis, keys: Keys, kind: str, spec: FeedSpec, error: str, at: str
 ) -> None:
     """Keep input we could not process, with the reason, for `ingest dead` and humans."""
-    await redis.xadd(
-        keys.dead_stream,
-        {"kind": kind, "feed_id": spec.feed_id, "url": spec.url, "error": error, "at": at},
-        maxlen=DEAD_STREAM_MAXLEN,
-        approximate=True,
-    )
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(
+            keys.dead_stream,
+            {"kind": kind, "feed_id": spec.feed_id, "url": spec.url, "error": error, "at": at},
+            maxlen=DEAD_STREAM_MAXLEN,
+            approximate=True,
+        )
+        pipe.hincrby(keys.stats, f"dead_letters:{kind}", 1)  # metrics: dead letters by kind
+        await pipe.execute()
 
 
 async def dead_letter_entry(
@@ -130,6 +133,7 @@ async def dead_letter_entry(
             maxlen=DEAD_STREAM_MAXLEN, approximate=True,
         )
         pipe.hincrby(keys.stats, f"{kind}_failures", 1)  # sink_failures, webhook_failures
+        pipe.hincrby(keys.stats, f"dead_letters:{kind}", 1)  # metrics: dead letters by kind
         await pipe.execute()
 
 

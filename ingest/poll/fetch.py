@@ -22,9 +22,10 @@ from urllib.request import getproxies_environment, proxy_bypass_environment  # t
 import aiohttp
 
 from ingest.errors import BodyTooLarge, FetchError, HTTPStatusError, URLRefused
+from ingest.excerpt import excerpt
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
 from ingest.poll.politeness import is_permanent_redirect, is_redirect, retry_after
-from ingest.poll.urlguard import GuardedResolver, check_url
+from ingest.poll.urlguard import GuardedResolver, check_url, connect_host
 from ingest.settings import Settings
 
 __all__ = [
@@ -119,7 +120,7 @@ async def _judge_target_behind_proxy(session: aiohttp.ClientSession, url: str) -
     """Through a proxy our resolver sees only the proxy; resolve the target to judge it."""
     connector = session.connector
     resolver = getattr(connector, "_resolver", None)
-    host = urlsplit(url).hostname
+    host = connect_host(url)  # as the proxy will see it (IDNA-mapped), not as written
     if isinstance(resolver, GuardedResolver) and host:
         try:
             await resolver.resolve(host, 0)
@@ -151,7 +152,8 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
 
     def failed(error: str, **kw: object) -> FetchFailed:
         moved = current if hops and permanent_only else None
-        return FetchFailed(url=url, error=error, fetched_at=utc_now_iso(), permanent_url=moved, **kw)  # type: ignore[arg-type]
+        # Messages may quote the server (a non-HTTP answer quoted 170 KB): cap and escape.
+        return FetchFailed(url=url, error=excerpt(error), fetched_at=utc_now_iso(), permanent_url=moved, **kw)  # type: ignore[arg-type]
 
     try:
         while True:

@@ -22,9 +22,12 @@ from urllib.parse import urlsplit
 import aiohttp
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 
+from ingest.counters import record_fetch
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
+from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, FetchFailed
 from ingest.poll.enqueue import enqueue_parse, wait_for_room
 from ingest.poll.fetch import conditional_get
@@ -70,6 +73,7 @@ class Poller:
         self.outage = OutageDetector()
         self.rng = random.Random()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.uncounted_crashes = 0  # poll_crashes not yet written (Redis was down)
 
     async def run(self, stop: asyncio.Event) -> None:
         last_prune = time.monotonic()
@@ -130,13 +134,31 @@ class Poller:
             log.info("released %d leases", released)
 
     async def _poll_one(self, feed_id: str, state: FeedState | None) -> None:
+        feed_context(feed_id, state.url if state else "")  # JSON log lines name the feed
         try:
             await self.poll_feed(feed_id, state)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
             log.exception("polling feed %s failed unexpectedly", feed_id)
-            await self.redis.hincrby(self.keys.stats, "poll_crashes", 1)
+            await self._count_crash()
+
+    async def _count_crash(self) -> None:
+        """Count one crash in <ns>:stats. When Redis is what failed (#12: this call
+        raised again, 48 "Task exception was never retrieved" in one run), the count
+        is kept here and written with the next crash or poll once Redis is back."""
+        self.uncounted_crashes += 1
+        await self._flush_crashes()
+
+    async def _flush_crashes(self) -> None:
+        count, self.uncounted_crashes = self.uncounted_crashes, 0
+        if not count:
+            return
+        try:
+            await self.redis.hincrby(self.keys.stats, "poll_crashes", count)
+        except (RedisError, OSError) as e:
+            self.uncounted_crashes += count
+            log.warning("%d poll crashes not counted yet: Redis: %s", self.uncounted_crashes, e)
 
     async def poll_feed(self, feed_id: str, state: FeedState | None = None) -> None:
         """Fetch one claimed feed and record the outcome (the lease must be ours)."""
@@ -147,6 +169,7 @@ class Poller:
             return
         host = urlsplit(state.url).hostname or ""
         async with self.pacer.slot(host):
+            started = time.monotonic()
             result = await conditional_get(self.session, state.url, self.settings,
                                            etag=state.etag or None,
                                            last_modified=state.last_modified or None)
@@ -166,6 +189,7 @@ class Poller:
         if decision.parse and isinstance(result, Fetched):
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
+        await record_fetch(self.redis, self.keys, result, time.monotonic() - started, decision.parse)
         if not await self.scheduler.complete(feed_id, decision.next_due, decision.updates,
                                              _counter(result, decision.parse)):
             log.warning("feed %s: lease lost before the fetch finished; outcome dropped", feed_id)
@@ -173,6 +197,8 @@ class Poller:
         if decision.new_url:
             await move_feed(self.redis, self.keys, feed_id, decision.new_url)
         await publish_events(self.redis, self.keys, decision.events)
+        if self.uncounted_crashes:  # Redis answers again: write what it missed
+            await self._flush_crashes()
 
 
 def _counter(result: object, parsed: bool) -> str:

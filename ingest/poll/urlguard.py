@@ -10,6 +10,11 @@ guard judges the address actually connected to:
 * literal addresses never reach a resolver, so `check_url` judges them first,
   including the legacy forms `inet_aton` accepts (2130706433, 0x7f.1, 0177.0.0.1)
   and IPv4-mapped IPv6 (::ffff:127.0.0.1);
+* the host judged is the one the client connects to (`connect_host`): yarl's
+  IDNA mapping turns fullwidth or circled digits and ideographic full stops
+  (`１２７．０．０．１`, `①②⑦.⓪.⓪.①`, `127。0。0。1`) into an IP literal that
+  aiohttp connects to without asking any resolver, so the name as written
+  is never what is judged (#12);
 * redirects are followed by our own code, one hop at a time, each through both.
 
 `allow_networks` (INGEST_ALLOW_NETWORKS) opens ranges on purpose; the tests
@@ -24,6 +29,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -33,6 +39,7 @@ __all__ = [
     "GuardedResolver",
     "Network",
     "check_url",
+    "connect_host",
     "legacy_ipv4",
     "parse_networks",
     "refusal_reason",
@@ -100,27 +107,55 @@ def legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
         return None
 
 
+def connect_host(url: str) -> str | None:
+    """The host the HTTP client will connect to (or resolve), exactly as it will see it.
+
+    aiohttp parses a URL string with yarl, which applies IDNA/UTS #46 mapping
+    to the host (fullwidth digits, circled digits and ideographic full stops
+    become ASCII digits and dots) and connects to `raw_host`. Judging the name
+    as written instead left `http://１２７．０．０．１/` open. ValueError when
+    yarl cannot parse the URL (then aiohttp cannot fetch it either).
+    """
+    return yarl.URL(url).raw_host
+
+
+def _looks_like_ip_literal(host: str) -> bool:
+    """aiohttp's own test (helpers.is_ip_address): such a host skips the resolver."""
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+def _literal_address(host: str) -> Address | None:
+    """The address a host aiohttp treats as a literal means (None when it is a name)."""
+    try:
+        return ipaddress.ip_address(host.replace("%25", "%"))  # yarl keeps a zone id's %25
+    except ValueError:
+        return legacy_ipv4(host.rstrip("."))
+
+
 def check_url(url: str, allowed: Sequence[Network] = ()) -> None:
-    """Refuse a URL before any I/O: wrong scheme, no host, or a literal refused address."""
+    """Refuse a URL before any I/O: wrong scheme, no host, or a literal refused address.
+
+    The host judged is `connect_host(url)`, the one the client will use.
+    A host that the client takes for an address but that names none we can
+    read is refused too (fail closed): it would never reach the resolver.
+    """
     try:
         parts = urlsplit(url)
-        host = parts.hostname
         _ = parts.port  # raises on a malformed port
+        host = connect_host(url)
     except ValueError as e:
         raise URLRefused(f"refused {url}: malformed URL ({e})") from e
     if parts.scheme not in ("http", "https"):
         raise URLRefused(f"refused {url}: only http and https URLs are fetched")
-    if not host:
+    if not host or not parts.hostname:
         raise URLRefused(f"refused {url}: no host")
-    address: Address | None
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = legacy_ipv4(host)
+    address = _literal_address(host)
     if address is not None:
         reason = refusal_reason(address, allowed)
         if reason:
             raise URLRefused(f"refused {url}: {address} is {reason} (see allow_networks)")
+    elif _looks_like_ip_literal(host):
+        raise URLRefused(f"refused {url}: host {host!r} is neither a name nor a readable address")
 
 
 class GuardedResolver(AbstractResolver):

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 from ingest.errors import StorageError
 
-__all__ = ["ItemQuery", "RecordRejected", "Sink", "parse_time"]
+__all__ = ["ORDERS", "ItemQuery", "RecordRejected", "Sink", "parse_time"]
+
+ORDERS = ("newest", "first_seen")
 
 
 class RecordRejected(StorageError):
@@ -33,6 +35,15 @@ class ItemQuery:
     cluster_id: str | None = None
     text: str | None = None  # full-text search terms (database's own FTS)
     limit: int = 50
+    # "newest": by published (else fetched) time, newest first. "first_seen": by the
+    # fetch time of the first version stored (`first_seen_at` column), oldest first; with `cluster_id`, the
+    # cluster's own item (its id is the cluster id: the copy seen first) leads, then
+    # the outlets that carried the story since. `text` always orders by relevance.
+    order: str = "newest"
+    offset: int = 0  # rows to skip first (pages of a search, ranked by relevance)
+    # Keyset page of a newest-first listing: (published-else-fetched time, id) of the
+    # last item of the previous page; the page holds what sorts after it.
+    after: tuple[str, str] | None = None
 
 
 def parse_time(value: str) -> str:
@@ -57,6 +68,6 @@ class Sink(Protocol):
         """Insert or update by `id`, never replacing a newer version; commit before returning."""
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
-        """Stored records matching the filters, newest first (best match first with `text`)."""
+        """Stored records matching the filters, in `query.order` (best match first with `text`)."""
 
     async def close(self) -> None: ...

@@ -13,7 +13,8 @@ A batch is committed as one transaction. If the backend rejects a record
 record cannot hold back the others; the bad one stays pending and goes to
 the dead-letter stream after `sink_max_attempts` deliveries. An outage
 (database or Redis unreachable) fails the whole batch, which stays pending
-and is retried with backoff, never dead-lettered.
+and is retried with backoff, never dead-lettered; each such failure is
+counted (`storage_errors` in <ns>:stats, when Redis answers).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ingest.deliver.groups import Entry, GroupConsumer, GroupReader, default_consumer_name
+from ingest.errors import StorageError
 from ingest.keys import Keys
 from ingest.store.base import RecordRejected, Sink
 
@@ -80,6 +83,9 @@ class SinkConsumer:
         max_attempts: int = 5,
     ) -> None:
         self.sink = sink
+        self.redis = redis
+        self.keys = keys
+        self.storage_errors = 0  # outages seen by this consumer (each batch retried later)
         self.reader = GroupReader(redis, keys, group=group, consumer=consumer,
                                   batch_size=batch_size, claim_idle_ms=claim_idle_ms)
         self.loop = GroupConsumer(self.reader, self.handle, kind="sink",
@@ -108,7 +114,17 @@ class SinkConsumer:
             for entry, record in readable:
                 if record["id"] in rejected:
                     failed[entry] = rejected[record["id"]]
+        except StorageError:
+            await self._count_outage()
+            raise  # the group loop waits and retries; the batch stays pending
         return failed
+
+    async def _count_outage(self) -> None:
+        self.storage_errors += 1
+        try:
+            await self.redis.hincrby(self.keys.stats, "storage_errors", 1)
+        except (RedisError, OSError) as e:
+            log.warning("storage_errors not counted: Redis: %s", e)
 
     async def _one_by_one(self, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
         """After a rejected batch: store each row alone; return the ids rejected, with why."""

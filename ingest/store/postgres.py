@@ -61,13 +61,21 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
     CREATE INDEX IF NOT EXISTS items_search ON items USING gin (search);
     """,
+    # 2 (#14): when each item was first stored (the fetch time of its first version),
+    # kept by later versions: a cluster's members in the order they were seen.
+    """
+    ALTER TABLE items ADD COLUMN IF NOT EXISTS first_seen_at timestamptz;
+    UPDATE items SET first_seen_at = fetched_at WHERE first_seen_at IS NULL;
+    CREATE INDEX IF NOT EXISTS items_cluster_first_seen ON items (cluster_id, first_seen_at);
+    """,
 )
 
 _UPSERT = """
 INSERT INTO items (id, version, feed_id, url, title, published_at, fetched_at, language,
-                   cluster_id, content_hash, authors, categories, enclosures, tags, record)
+                   cluster_id, content_hash, authors, categories, enclosures, tags, record,
+                   first_seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::jsonb,
-        $14::jsonb, $15::json)
+        $14::jsonb, $15::json, $7)
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, feed_id = excluded.feed_id, url = excluded.url,
     title = excluded.title, published_at = excluded.published_at,
@@ -138,7 +146,22 @@ def _where(query: ItemQuery) -> tuple[str, list[Any]]:
         add("cluster_id = ?", query.cluster_id)
     if query.text:
         add("search @@ plainto_tsquery('simple', ?)", query.text)
+    elif query.after:
+        after = _time(query.after[0])
+        add(f"({when} < ? OR ({when} = ? AND id > ?))", after, after, query.after[1])
     return (" AND ".join(conds) or "true"), params
+
+
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when the database, not the data, is the problem.
+
+    InternalClientError included (#12): after pg_terminate_backend a pooled
+    connection's protocol state can surface as it, and it escaped the sink as an
+    unexpected crash instead of a counted, retried StorageError.
+    """
+    import asyncpg
+
+    return (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 class PostgresSink:
@@ -172,7 +195,7 @@ class PostgresSink:
                 self.dsn, min_size=1, max_size=4, timeout=10,
                 server_settings={"search_path": self.schema},
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
 
     async def upsert(self, records: Sequence[dict[str, Any]]) -> int:
@@ -192,26 +215,28 @@ class PostgresSink:
                 asyncpg.exceptions.CharacterNotInRepertoireError,
                 asyncpg.exceptions.UntranslatableCharacterError) as e:
             raise RecordRejected(f"postgresql: {type(e).__name__}: {e}") from e
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
         return len(rows)
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:
-        import asyncpg
-
         if query.text is not None and not query.text.split():
             return []
         await self.open()
         where, params = _where(query)
         order = "coalesce(published_at, fetched_at) DESC, id"
+        if query.order == "first_seen":
+            first = "id <> cluster_id, " if query.cluster_id else ""  # false sorts first
+            order = f"{first}first_seen_at, id"
         if query.text:
             order = f"ts_rank(search, plainto_tsquery('simple', ${len(params)})) DESC, id"
-        params.append(query.limit)
-        sql = f"SELECT record::text FROM items WHERE {where} ORDER BY {order} LIMIT ${len(params)}"
+        params += [query.limit, query.offset]
+        sql = (f"SELECT record::text FROM items WHERE {where} ORDER BY {order} "
+               f"LIMIT ${len(params) - 1} OFFSET ${len(params)}")
         try:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(sql, *params)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _outage_errors() as e:
             raise StorageError(f"postgresql: {type(e).__name__}: {e}") from e
         return [orjson.loads(row[0]) for row in rows]
 

@@ -66,14 +66,21 @@ _MIGRATIONS: tuple[str, ...] = (
         FROM items;
     CREATE INDEX IF NOT EXISTS items_cluster ON items (cluster_id);
     """,
+    # 3 (#14): when each item was first stored (the fetch time of its first version),
+    # kept by later versions: a cluster's members in the order they were seen.
+    """
+    ALTER TABLE items ADD COLUMN first_seen_at TEXT;
+    UPDATE items SET first_seen_at = fetched_at;
+    CREATE INDEX IF NOT EXISTS items_cluster_first_seen ON items (cluster_id, first_seen_at);
+    """,
 )
 
 # A replayed or reordered older version never overwrites a newer one.
 _UPSERT = """
 INSERT INTO items (id, version, feed_id, url, title, published_at, fetched_at, language,
-                   cluster_id, content_hash, record)
+                   cluster_id, content_hash, record, first_seen_at)
 VALUES (:id, :version, :feed_id, :url, :title, :published_at, :fetched_at, :language,
-        :cluster_id, :content_hash, :record)
+        :cluster_id, :content_hash, :record, :fetched_at)
 ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, feed_id = excluded.feed_id, url = excluded.url,
     title = excluded.title, published_at = excluded.published_at,
@@ -111,7 +118,18 @@ def _where(query: ItemQuery, alias: str = "items") -> tuple[str, list[Any]]:
     if query.cluster_id:
         conds.append(f"{alias}.cluster_id = ?")
         params.append(query.cluster_id)
+    if query.after and not query.text:
+        conds.append(f"({when} < ? OR ({when} = ? AND {alias}.id > ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
     return (" AND ".join(conds) or "1"), params
+
+
+def _order(query: ItemQuery) -> str:
+    """Pure: the ORDER BY of a query without search terms (ItemQuery.order)."""
+    if query.order != "first_seen":
+        return "COALESCE(published_at, fetched_at) DESC, id"
+    first = "id <> cluster_id, " if query.cluster_id else ""  # false (0) sorts first
+    return f"{first}first_seen_at, id"
 
 
 class SQLiteSink:
@@ -207,12 +225,11 @@ class SQLiteSink:
             sql = ("SELECT items.record FROM items_fts "
                    "JOIN items ON items.rowid = items_fts.rowid "
                    f"WHERE items_fts MATCH ? AND {where} "
-                   "ORDER BY bm25(items_fts), items.id LIMIT ?")
+                   "ORDER BY bm25(items_fts), items.id LIMIT ? OFFSET ?")
             params = [_fts_terms(query.text), *params]
         else:
-            sql = (f"SELECT record FROM items WHERE {where} "
-                   "ORDER BY COALESCE(published_at, fetched_at) DESC, id LIMIT ?")
-        params.append(query.limit)
+            sql = f"SELECT record FROM items WHERE {where} ORDER BY {_order(query)} LIMIT ? OFFSET ?"
+        params += [query.limit, query.offset]
         return [orjson.loads(row[0]) for row in self._conn.execute(sql, params)]
 
     async def query(self, query: ItemQuery) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Clustering of near-duplicate copies of one story across feeds.
 
-    sketch  shingles, MinHash signatures and the banding decision (pure)
-    index   the shared LSH index in Redis
+    shingles  the text cut into shingles that fit its script (pure)
+    sketch    MinHash bands, shingle samples and the similarity check (pure)
+    index     the shared LSH index in Redis
 """
 
 __all__: list[str] = []

@@ -1,20 +1,25 @@
-"""The near-duplicate index in Redis, shared by every worker: a thin shell around clusters.py.
+"""The near-duplicate index in Redis, shared by every worker: a thin shell around sketch.py.
 
 Per document, at most three round trips whatever the number of items:
 
 1. one MGET: each item's own entry (an item keeps its cluster across
    versions) and every LSH band key of every item;
-2. one MGET: the entries (cluster id + signature) of the candidate items
-   those bands point to, when there are any;
+2. one MGET: the entries (cluster id + shingle sample) of the candidate items
+   those bands point to (at most MAX_CANDIDATES per item), when there are any;
 3. one small Lua script writing each item's entry and each band key that is
    not taken yet (SET NX), all with the `cluster_retention_hours` TTL. (A
    pipeline of ~20 SETs per item cost ~150 µs of client CPU per item; one
    script call with the same arguments costs a fraction of that.)
 
 The decision in between is pure (`plan_clusters`): an item joins the cluster
-of its most similar candidate at or above the threshold, else starts its own
-cluster, whose id is its own item id. Copies within one document see each
-other too.
+of its most similar candidate at or above the pair's threshold (by script:
+`cluster_threshold` for words, `cluster_threshold_cjk` for CJK characters),
+else starts its own cluster, whose id is its own item id. Copies within one
+document see each other too.
+
+An item's entry is its cluster id (32 hex characters) followed by its
+encoded `Sample`; an entry in an older format (a MinHash signature) still
+gives its item's cluster, and is never a candidate.
 
 Concurrency: two workers that see the first two copies of a story at the
 same instant may both start a cluster; the band keys are set with NX, so the
@@ -33,9 +38,10 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.models import Item
-from workers.clusters.sketch import Sketch, band_candidates, choose_cluster, sketch_text
+from ingest.settings import Settings
+from workers.clusters.sketch import Sample, Sketch, band_candidates, choose_cluster, sketch_text
 
-__all__ = ["ClusterIndex", "plan_clusters", "sketch_item"]
+__all__ = ["ClusterIndex", "Thresholds", "plan_clusters", "sketch_item"]
 
 log = logging.getLogger(__name__)
 
@@ -60,48 +66,61 @@ def sketch_item(item: Item) -> Sketch | None:
     return sketch_text(f"{item.title}\n{item.content_text or item.summary}")
 
 
-def _split(raw: bytes | None) -> tuple[str, bytes] | None:
+def _split(raw: bytes | None) -> tuple[str, Sample | None] | None:
+    """(cluster id, sample) of a stored entry; the sample is None in an older format."""
     if not raw or len(raw) <= _ID_LENGTH:
         return None
     try:
-        return raw[:_ID_LENGTH].decode("ascii"), raw[_ID_LENGTH:]
+        cluster = raw[:_ID_LENGTH].decode("ascii")
     except UnicodeDecodeError:
         return None
+    return cluster, Sample.decode(raw[_ID_LENGTH:])
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Similarity at or above which two items are one story, by script (sketch.threshold_for)."""
+
+    words: float
+    characters: float
 
 
 def plan_clusters(
     items: Sequence[tuple[str, Sketch | None]],
-    own: Mapping[str, tuple[str, bytes]],
+    own: Mapping[str, str],
     hits: Mapping[str, str],
-    candidates: Mapping[str, tuple[str, bytes]],
-    threshold: float,
+    candidates: Mapping[str, tuple[str, Sample]],
+    thresholds: Thresholds,
 ) -> list[str]:
     """The cluster id of each (item id, sketch), in order. Pure.
 
-    `own`: items already in the index (their stored cluster is kept);
+    `own`: item id -> its stored cluster, for items already in the index (kept);
     `hits`: band -> item id found in the index; `candidates`: item id ->
-    (cluster id, signature) for the items the bands point to.
+    (cluster id, sample) for the items the bands point to.
     """
     hits = dict(hits)
     known = dict(candidates)
     out: list[str] = []
     for item_id, sketch in items:
         if sketch is None:
-            out.append(own[item_id][0] if item_id in own else item_id)
+            out.append(own.get(item_id, item_id))
             continue
         if item_id in own:
-            cluster = own[item_id][0]
+            cluster = own[item_id]
         else:
             ids = band_candidates(sketch.bands, hits, item_id)
             cluster = (
                 choose_cluster(
-                    sketch.signature, {i: known[i] for i in ids if i in known}, threshold
+                    sketch.sample,
+                    {i: known[i] for i in ids if i in known},
+                    thresholds.words,
+                    thresholds.characters,
                 )
                 or item_id
             )
         out.append(cluster)
         # Later items of the same document see this one.
-        known[item_id] = (cluster, sketch.signature)
+        known[item_id] = (cluster, sketch.sample)
         for band in sketch.bands:
             hits.setdefault(band, item_id)
     return out
@@ -110,12 +129,20 @@ def plan_clusters(
 class ClusterIndex:
     """Assigns cluster ids to a document's items against the shared index in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, threshold: float, ttl_seconds: int):
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, thresholds: Thresholds, ttl_seconds: int
+    ):
         self.redis = redis
         self.keys = keys
-        self.threshold = threshold
+        self.thresholds = thresholds
         self.ttl = ttl_seconds
         self._remember_script = redis.register_script(_REMEMBER_LUA)
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, keys: Keys, settings: Settings) -> ClusterIndex:
+        """The index with the thresholds and retention of `settings`."""
+        thresholds = Thresholds(settings.cluster_threshold, settings.cluster_threshold_cjk)
+        return cls(redis, keys, thresholds, settings.cluster_retention_seconds)
 
     async def assign(self, items: Sequence[Item]) -> list[Item]:
         """`items` with their cluster_id set; the index remembers them for later copies."""
@@ -126,7 +153,7 @@ class ClusterIndex:
         item_keys = [self.keys.cluster_item(item.id) for item in items]
         raw = await self.redis.mget(item_keys + [self.keys.cluster_band(b) for b in bands])
         own = {
-            item.id: entry
+            item.id: entry[0]
             for item, r in zip(items, raw, strict=False)
             if (entry := _split(r)) is not None
         }
@@ -136,16 +163,21 @@ class ClusterIndex:
             if r
         }
         batch = {item.id for item in items}
-        wanted = sorted({i for i in hits.values() if i not in batch})
-        candidates: dict[str, tuple[str, bytes]] = {}
+        wanted = sorted({
+            i
+            for item_id, sketch in sketches
+            if sketch is not None and item_id not in own
+            for i in band_candidates(sketch.bands, hits, item_id)
+            if i not in batch
+        })
+        candidates: dict[str, tuple[str, Sample]] = {}
         if wanted:
             found = await self.redis.mget([self.keys.cluster_item(i) for i in wanted])
-            candidates = {
-                i: entry
-                for i, r in zip(wanted, found, strict=True)
-                if (entry := _split(r)) is not None
-            }
-        clusters = plan_clusters(sketches, own, hits, candidates, self.threshold)
+            for i, r in zip(wanted, found, strict=True):
+                entry = _split(r)
+                if entry is not None and entry[1] is not None:
+                    candidates[i] = (entry[0], entry[1])
+        clusters = plan_clusters(sketches, own, hits, candidates, self.thresholds)
         await self._remember(sketches, clusters, hits)
         return [
             dataclasses.replace(item, cluster_id=cluster)
@@ -165,7 +197,7 @@ class ClusterIndex:
             if sketch is None:
                 continue
             entries.append(self.keys.cluster_item(item_id))
-            values.append(cluster.encode("ascii") + sketch.signature)
+            values.append(cluster.encode("ascii") + sketch.sample.encode())
             for band in sketch.bands:
                 if band not in hits:
                     bands.setdefault(self.keys.cluster_band(band), item_id)

@@ -1,149 +1,229 @@
-"""Near-duplicate detection: MinHash sketches of an item's text, banded for LSH. Pure.
+"""Near-duplicate detection: shingles that fit the script, MinHash bands for LSH, and
+the similarity check of candidates. Pure.
 
 Copies of one wire story differ by an edited headline, a paragraph added or
-cut, another credit line; different stories on the same topic share names
-and phrases but few runs of words. So the text is cut into shingles of
-SHINGLE_SIZE consecutive words (single characters for Chinese and Japanese,
-which have no spaces), and the Jaccard similarity of two items' shingle sets
-decides: at least the configured threshold (`cluster_threshold`,
-docs/normalization.md for how it was chosen) means one story.
+cut, another byline or credit; different stories on the same topic share
+names and phrases but few runs of text. So the text is cut into shingles and
+the Jaccard similarity of two items' shingle sets decides (docs/normalization.md
+has the measurements behind every constant here).
 
-MinHash estimates that similarity from NUM_PERM minimum hashes per item, and
-LSH finds candidates without comparing against everything: the signature is
-cut into BANDS bands of ROWS values; two items whose signatures agree on a
-whole band are candidates (probability 1 - (1 - J**ROWS) ** BANDS: 0.9998 at
-J = 0.7, 0.93 at J = 0.5, 0.27 at J = 0.25, 0.004 at J = 0.06), and each
-candidate is then checked against the threshold with the full signature
-(standard error of the estimate: sqrt(J(1-J)/NUM_PERM), 0.065 at J = 0.5).
+Shingles fit the script (workers/clusters/shingles.py): word 3-grams for
+English, Russian and the like, character 3-grams for Korean, Japanese and
+Chinese, decided by the characters, never by the declared language.
+Character shingles of two copies overlap less than word shingles do (an edit
+touches more of them), so the threshold depends on the script: each item
+records its share of character tokens, and a pair is judged against the
+word threshold, the character threshold, or in between for mixed text
+(`threshold_for`).
 
-Why not datasketch: importing it costs ~0.4 s (scipy) and ~300 µs per item,
-and its Redis storage is synchronous with a round trip per key, while our
-index must batch a whole document per round trip (workers/clusters/index.py).
-The MinHash itself is the standard multiply-shift hash family, a few lines of
-numpy, ~40 µs per story.
+Candidates come from LSH on a MinHash signature of NUM_PERM values cut into
+BANDS bands of ROWS values: two items agreeing on a whole band are candidates,
+with probability 1 - (1 - J**ROWS) ** BANDS (0.957 at J = 0.35, 0.994 at
+J = 0.44, 0.999 at J = 0.5; 0.63 at J = 0.2). Loose on purpose: a candidate
+is then checked by the Jaccard similarity of the two items' shingle samples (the SAMPLE_SIZE
+smallest shingle ids, which is the whole set for a text of up to ~500 words
+or ~500 CJK characters, then exact; else the bottom-k estimate, standard
+error sqrt(J(1-J)/SAMPLE_SIZE), 0.022 at J = 0.5), not by the MinHash estimate
+(0.065 at J = 0.5 with 60 values: copies near the threshold fell either side
+by chance). At most MAX_CANDIDATES candidates are checked per item, those
+sharing the most bands first, so a crowded index costs a bounded amount.
 
-Index memory is per item: BANDS small keys plus one key holding the signature
-(~4 KB with Redis' per-key overhead, measured), kept `cluster_retention_hours`.
+The MinHash is one-permutation hashing over the sorted
+shingle ids (`_signature`): one binary search per bin, not NUM_PERM hashes of
+every shingle. Why not datasketch: importing it costs ~0.4 s (scipy) and
+~300 µs per item, and its Redis storage is a round trip per key, while our
+index batches a whole document per round trip (workers/clusters/index.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from workers.clusters.shingles import fixed_words, shingle_ids_and_share
+
 __all__ = [
     "BANDS",
+    "MAX_CANDIDATES",
+    "MIN_SHINGLES",
     "NUM_PERM",
+    "SAMPLE_SIZE",
+    "SHORT_TEXT",
+    "SHORT_TEXT_RAISE",
+    "Sample",
     "Sketch",
+    "band_candidates",
     "choose_cluster",
-    "shingles",
     "similarity",
     "sketch_text",
+    "threshold_for",
 ]
 
-SHINGLE_SIZE = 3
-NUM_PERM = 60
-BANDS = 20
-ROWS = NUM_PERM // BANDS
+BANDS = 24
+ROWS = 2
+NUM_PERM = BANDS * ROWS
+# Shingle ids kept per item for the similarity check (4 bytes each in Redis).
+SAMPLE_SIZE = 512
+# Candidates checked per item at most, those sharing the most bands first.
+MAX_CANDIDATES = 4
+# Below this many shingles (a brief of two or three sentences: ~150 words or ~150
+# CJK characters), a pair's threshold is raised, by SHORT_TEXT_RAISE at most:
+# two short posts sharing a template are not one story (docs/normalization.md).
+SHORT_TEXT = 150
+SHORT_TEXT_RAISE = 0.15
 # Fewer shingles than this (about a dozen words) is too little text to call two
 # items one story: such an item stays in a cluster of its own.
 MIN_SHINGLES = 8
-# Text beyond this many characters adds cost, not evidence.
-_MAX_CHARS = 20_000
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
+U32 = npt.NDArray[np.uint32]
 
-
-def _parameters() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """The hash family's multipliers (odd) and offsets, derived from fixed names so that
-    every process on every machine computes the same signatures."""
-    words = [
-        int.from_bytes(hashlib.blake2b(f"minhash:{i}".encode(), digest_size=8).digest(), "little")
-        for i in range(2 * NUM_PERM)
-    ]
-    a = np.array([w | 1 for w in words[:NUM_PERM]], dtype=np.uint64)
-    b = np.array(words[NUM_PERM:], dtype=np.uint64)
-    return a, b
+# Bin edges of the one-permutation MinHash over the 32-bit shingle ids.
+_EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint64(NUM_PERM)
+_BINS = np.arange(NUM_PERM, dtype=np.int64)
+_STEP = np.uint32(fixed_words("densify", 1)[0] & 0xFFFFFFFF | 1)
 
 
-_A, _B = _parameters()
-_SHIFT = np.uint64(32)
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """What the index keeps of an item to check candidates: its smallest shingle ids.
+
+    `ids`: up to SAMPLE_SIZE sorted uint32 shingle ids (little-endian bytes);
+    `complete`: the item has no other shingles (the sample is the whole set);
+    `cjk_share`: share of its tokens that are CJK characters, 0-255 for 0-1.
+    """
+
+    ids: bytes
+    complete: bool
+    cjk_share: int
+
+    _FORMAT = b"\x02"
+
+    def encode(self) -> bytes:
+        return self._FORMAT + bytes((self.cjk_share, int(self.complete))) + self.ids
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Sample | None:
+        """The sample stored by `encode`, or None for anything else (an older format)."""
+        if len(raw) < 3 or raw[:1] != cls._FORMAT or (len(raw) - 3) % 4:
+            return None
+        return cls(ids=raw[3:], complete=bool(raw[2]), cjk_share=raw[1])
+
+    def array(self) -> U32:
+        return np.frombuffer(self.ids, dtype="<u4")
 
 
 @dataclasses.dataclass(frozen=True)
 class Sketch:
-    """An item's MinHash signature and its LSH band keys."""
+    """An item's LSH band keys and its shingle sample."""
 
-    signature: bytes  # NUM_PERM little-endian uint32 minimum hashes
     bands: tuple[str, ...]  # one key per band: "<band index>:<its rows in hex>"
+    sample: Sample
 
 
-def shingles(text: str) -> set[int]:
-    """CRC-32s of the runs of SHINGLE_SIZE tokens (lower-cased words, CJK characters)."""
-    tokens = _TOKEN.findall(text[:_MAX_CHARS].lower())
-    if len(tokens) < SHINGLE_SIZE:
-        return {zlib.crc32(" ".join(tokens).encode())} if tokens else set()
-    return {
-        zlib.crc32(" ".join(tokens[i : i + SHINGLE_SIZE]).encode())
-        for i in range(len(tokens) - SHINGLE_SIZE + 1)
-    }
+def _signature(ids: U32) -> U32:
+    """NUM_PERM minimum values by one-permutation hashing, densified. Pure.
+
+    The sorted shingle ids are cut into NUM_PERM equal ranges (bins); a bin's
+    value is its smallest id, found by one binary search per bin since the ids
+    are sorted already: no hashing of every shingle NUM_PERM times. Two items
+    agree on a bin with probability about their Jaccard similarity, like
+    NUM_PERM independent MinHashes. An empty bin (short texts) takes the value
+    of the next non-empty bin plus a step per bin of distance (rotation
+    densification), so that equal texts agree on every bin.
+    """
+    firsts = np.searchsorted(ids, _EDGES[:-1])
+    found = ids[np.minimum(firsts, len(ids) - 1)]
+    full = (firsts < len(ids)) & (found < _EDGES[1:])
+    if full.all():  # the usual case for a story of a few paragraphs
+        return found
+    # The next non-empty bin at or after each bin, wrapping around once.
+    marks = np.where(full, _BINS, NUM_PERM + np.argmax(full))
+    after = np.minimum.accumulate(marks[::-1])[::-1]
+    signature: U32 = found[after % NUM_PERM] + (after - _BINS).astype(np.uint32) * _STEP
+    return signature
 
 
 def sketch_text(text: str) -> Sketch | None:
     """The sketch of `text`, or None when it has too few shingles to compare."""
-    found = shingles(text)
-    if len(found) < MIN_SHINGLES:
+    ids, share = shingle_ids_and_share(text)
+    if len(ids) < MIN_SHINGLES:
         return None
-    values = np.fromiter(found, dtype=np.uint64, count=len(found))
-    products = values[:, None] * _A  # wraps modulo 2**64: multiply-shift hashing
-    products += _B
-    products >>= _SHIFT
-    signature = products.min(axis=0).astype("<u4").tobytes()
-    width = ROWS * 4
-    # The band's own 12 bytes, in hex, are its key: already uniform hash values.
-    bands = tuple(f"{i}:{signature[i * width : (i + 1) * width].hex()}" for i in range(BANDS))
-    return Sketch(signature=signature, bands=bands)
+    # The band's own bytes, in hex, are its key: already uniform hash values.
+    signature = _signature(ids).astype("<u4").tobytes().hex()
+    width = ROWS * 8
+    bands = tuple(f"{i}:{signature[i * width : (i + 1) * width]}" for i in range(BANDS))
+    sample = Sample(
+        ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
+        complete=len(ids) <= SAMPLE_SIZE,
+        cjk_share=round(share * 255),
+    )
+    return Sketch(bands=bands, sample=sample)
 
 
-def similarity(a: bytes, b: bytes) -> float:
-    """Estimated Jaccard similarity of two signatures (share of equal minimum hashes)."""
-    if len(a) != len(b) or not a:
+def similarity(a: Sample, b: Sample) -> float:
+    """Jaccard similarity of two items' shingle sets: exact when both samples are
+    complete, else the bottom-k estimate over the smaller sample."""
+    left, right = a.array(), b.array()
+    if not len(left) or not len(right):
         return 0.0
-    left = np.frombuffer(a, dtype="<u4")
-    right = np.frombuffer(b, dtype="<u4")
-    return float(np.count_nonzero(left == right)) / len(left)
+    if a.complete and b.complete:
+        common = _common(left, right)
+        return common / (len(left) + len(right) - common)
+    k = min(len(left), len(right))
+    cut = np.union1d(left, right)[k - 1]  # the k smallest ids of the union end here
+    return _common(left[left <= cut], right[right <= cut]) / k
+
+
+def _common(left: U32, right: U32) -> int:
+    """How many ids two sorted arrays of distinct ids share (binary searches, no sort)."""
+    if not len(left) or not len(right):
+        return 0
+    at = np.minimum(np.searchsorted(right, left), len(right) - 1)
+    return int(np.count_nonzero(right[at] == left))
+
+
+def threshold_for(a: Sample, b: Sample, words: float, characters: float) -> float:
+    """The threshold of a pair: `words` for word-shingled text, `characters` for CJK
+    text, in between by the pair's mean share of CJK tokens (mixed text); raised
+    by up to SHORT_TEXT_RAISE when the shorter item has fewer than SHORT_TEXT
+    shingles, where a shared template or boilerplate weighs more."""
+    share = (a.cjk_share + b.cjk_share) / (2 * 255)
+    shorter = min(len(a.ids), len(b.ids)) // 4
+    raised = SHORT_TEXT_RAISE * max(0.0, 1 - shorter / SHORT_TEXT)
+    return min(1.0, words + (characters - words) * share + raised)
 
 
 def choose_cluster(
-    signature: bytes,
-    candidates: Mapping[str, tuple[str, bytes]],
-    threshold: float,
+    sample: Sample,
+    candidates: Mapping[str, tuple[str, Sample]],
+    words: float,
+    characters: float,
 ) -> str | None:
-    """The cluster of the most similar candidate at or above `threshold`, else None.
+    """The cluster of the most similar candidate at or above the pair's threshold, else None.
 
-    `candidates` maps an item id to (its cluster id, its signature). Ties go to
+    `candidates` maps an item id to (its cluster id, its sample). Ties go to
     the smaller cluster id, so the answer does not depend on dict order.
     """
     best: tuple[float, str] | None = None
-    for cluster_id, other in sorted(candidates.values()):
-        score = similarity(signature, other)
-        if score >= threshold and (best is None or score > best[0]):
+    for cluster_id, other in sorted(candidates.values(), key=lambda c: c[0]):
+        score = similarity(sample, other)
+        if score >= threshold_for(sample, other, words, characters) and (
+            best is None or score > best[0]
+        ):
             best = (score, cluster_id)
     return best[1] if best else None
 
 
 def band_candidates(bands: Sequence[str], hits: Mapping[str, str], own_id: str) -> list[str]:
-    """Item ids that share at least one band with this item (itself excluded), in order."""
-    out: list[str] = []
+    """Item ids sharing a band with this item (itself excluded): at most MAX_CANDIDATES,
+    those sharing the most bands first (ties: the first band's)."""
+    counts: dict[str, int] = {}
     for band in bands:
         other = hits.get(band)
-        if other and other != own_id and other not in out:
-            out.append(other)
-    return out
+        if other and other != own_id:
+            counts[other] = counts.get(other, 0) + 1
+    ranked = sorted(counts, key=lambda i: -counts[i])  # stable: first seen first among equals
+    return ranked[:MAX_CANDIDATES]

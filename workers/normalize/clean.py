@@ -30,13 +30,22 @@ _URL_SCHEMES = {"http", "https", "mailto"}
 _IFRAME_ATTRIBUTES = {"src", "width", "height", "title", "allowfullscreen"}
 _IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-presentation allow-popups"
 _IFRAME_WITHOUT_SRC = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.DOTALL)
+# Elements whose content HTML parses as raw text (or RCDATA): markup inside is not
+# markup. A removed one must take its content along, or a Blogger-style self-closed
+# `<p><iframe/></p>` (the rest of the paragraph becomes the iframe's text) leaves
+# "</p>" behind as text. nh3 removes these with their content (clean_content_tags).
+_RAW_TEXT = frozenset({"iframe", "noembed", "noframes", "noscript", "plaintext", "xmp",
+                       "textarea", "title", "script", "style"})
+# An allowed iframe keeps its tag, never its raw-text content (never shown by a browser).
+_IFRAME_CONTENT = re.compile(r'(<iframe\b(?:[^>"]|"[^"]*")*>).*?</iframe>', re.DOTALL | re.IGNORECASE)
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _WHITESPACE = re.compile(r"\s+")
 _BLOCKS = frozenset(
     "address article aside blockquote dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
     "header hr li main nav ol p pre section table tbody thead tfoot tr td th ul".split()
 )
-_SKIP = frozenset({"script", "style", "noscript", "template", "head", "title"})
+_SKIP = frozenset({"script", "style", "noscript", "template", "head", "title",
+                   "iframe", "noembed", "noframes", "xmp", "plaintext", "textarea"})
 _LOOKS_LIKE_MARKUP = re.compile(r"<[A-Za-z/!]|&[#A-Za-z]")
 
 
@@ -103,6 +112,7 @@ def sanitize_html(
     if not iframe_hosts:
         return nh3.clean(
             fragment,
+            clean_content_tags=_RAW_TEXT,
             url_schemes=_URL_SCHEMES,
             attribute_filter=resolve,
             link_rel="noopener noreferrer nofollow",
@@ -112,11 +122,12 @@ def sanitize_html(
         tags=nh3.ALLOWED_TAGS | {"iframe"},
         attributes={**nh3.ALLOWED_ATTRIBUTES, "iframe": _IFRAME_ATTRIBUTES},
         set_tag_attribute_values={"iframe": {"sandbox": _IFRAME_SANDBOX}},
+        clean_content_tags=_RAW_TEXT - {"iframe"},
         url_schemes=_URL_SCHEMES,
         attribute_filter=resolve,
         link_rel="noopener noreferrer nofollow",
     )
-    return _IFRAME_WITHOUT_SRC.sub("", cleaned).strip()
+    return _IFRAME_CONTENT.sub(r"\1</iframe>", _IFRAME_WITHOUT_SRC.sub("", cleaned)).strip()
 
 
 def _collapse(text: str) -> str:

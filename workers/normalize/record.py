@@ -22,7 +22,7 @@ import orjson
 
 from ingest.models import Enclosure, FeedSpec, Item, short_hash
 from ingest.settings import Settings
-from ingest.urls import absolute_url, canonical_url
+from ingest.urls import absolute_url, canonical_url, http_url
 from workers.normalize.authors import authors_of, source_of
 from workers.normalize.clean import (
     dedupe_paragraphs,
@@ -38,6 +38,7 @@ __all__ = [
     "NormalizeOptions",
     "entry_fingerprint",
     "entry_identity",
+    "entry_link",
     "normalize_entry",
     "with_version",
 ]
@@ -101,6 +102,31 @@ def entry_fingerprint(entry: Mapping[str, Any]) -> str:
     return short_hash(orjson.dumps(entry, default=repr, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
+def _resolved(href: Any, base_url: str) -> str | None:
+    return http_url(absolute_url(_text(href), base_url))
+
+
+def entry_link(entry: Mapping[str, Any], base_url: str) -> str | None:
+    """The article's link: absolute http(s), else None.
+
+    In order: the entry's link as feedparser chose it (unless it is only the id
+    copied over, `guidislink`), an alternate link of an HTML type, an alternate of
+    any other type (a PDF report is still the item's page), and last the id copied
+    as link (an RSS guid that is a permalink). A link of any other scheme (an Atom
+    `tag:` id, `javascript:`, `data:`) is never the link.
+    """
+    link = entry.get("link")
+    id_as_link = bool(entry.get("guidislink")) and _text(link) == _text(entry.get("id"))
+    if not id_as_link and (found := _resolved(link, base_url)):
+        return found
+    alternates = [d for d in _maps(entry.get("links")) if _text(d.get("rel")) in ("", "alternate")]
+    html_first = sorted(alternates, key=lambda d: _text(d.get("type")) not in ("", *_HTML_TYPES))
+    for detail in html_first:
+        if found := _resolved(detail.get("href"), base_url):
+            return found
+    return _resolved(link, base_url) if id_as_link else None
+
+
 def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
     """(value, is_html, base) of the richest body: HTML content, other content, summary."""
     contents = _maps(entry.get("content"))
@@ -130,7 +156,7 @@ def _int_or_none(value: Any) -> int | None:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         return None
-    return number if number >= 0 else None
+    return number if 0 <= number < 2**63 else None  # 10^30 is no length; JSON can't carry it
 
 
 def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
@@ -143,8 +169,8 @@ def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     for thumb in _maps(entry.get("media_thumbnail")):
         candidates.append((thumb.get("url"), None, None))
     for href, mime, length in candidates:
-        url = absolute_url(_text(href), base)
-        if not url or url in found or not url.startswith(("http://", "https://")):
+        url = http_url(absolute_url(_text(href), base))
+        if not url or url in found:  # no URL, a repeat, or not http(s): dropped
             continue
         found[url] = Enclosure(url=url, type=_text(mime) or None, length=_int_or_none(length))
     return list(found.values())
@@ -214,7 +240,7 @@ def normalize_entry(
     fetched from after redirects. Never raises on anything feedparser produces
     (property-tested); the pipeline still isolates each entry.
     """
-    link = absolute_url(_text(entry.get("link")), base_url)
+    link = entry_link(entry, base_url)
     content_html, paragraphs, media_base = _body(entry, link, base_url, options)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
@@ -230,7 +256,7 @@ def normalize_entry(
         feed_id=spec.feed_id,
         feed_url=spec.url,
         feed_title=plain_text(fix_mojibake(_text(feed.get("title")))) or spec.title,
-        url=canonical_url(link),
+        url=http_url(canonical_url(link)),
         link=link,
         guid=_text(entry.get("id")) or None,
         title=title,

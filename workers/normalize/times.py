@@ -15,6 +15,12 @@ for the slash form). Only when none of them understands it do we fall back on
 feedparser's parsed value, which still covers its long tail (asctime, W3DTF
 variants, Korean/Greek/Hungarian formats, ...).
 
+An impossible date is null, never a nearby possible one (#12): year 0000 or
+a year past 9999 (parsedate_tz reads "0000" as 2000; feedparser turns 99999
+into 9999-11-01), and a zone offset no place uses (`+99:99`, `-2400`,
+`+9999`; beyond ±14:00 or with 60 minutes or more). `impossible_date` spots
+them in the raw string, and then feedparser's reading is not used either.
+
 A date without any zone is local time at the publisher. When the feed's
 language pins one time zone (ko -> Asia/Seoul, zh-CN -> Asia/Shanghai, ...)
 that zone is used; otherwise UTC, which is what feedparser assumes too.
@@ -35,6 +41,7 @@ from workers.normalize.date_names import LANGUAGE_ZONES, NAMES, ZONES
 __all__ = [
     "FUTURE_TOLERANCE",
     "entry_date",
+    "impossible_date",
     "is_far_future",
     "iso_utc",
     "parse_date",
@@ -54,6 +61,24 @@ _SLASH = re.compile(
     r"\s*(?:(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2}))?$"
 )
 
+# Year-like numbers: 3 to 7 digits not part of a time, a zone offset or a fraction
+# (8 digits are a basic ISO date such as 20250106, longer ones an epoch count).
+_YEAR_TOKEN = re.compile(r"(?<![\dT:+\-.])\d{3,7}(?![\d:])")
+_OFFSET = re.compile(r"(?:^|[\sT\d])[+-](\d{2}):?(\d{2})\s*$")
+_MAX_OFFSET_HOURS = 14  # Kiribati, UTC+14, is the furthest any zone goes
+
+
+def impossible_date(raw: str) -> bool:
+    """True when `raw` names a year or zone offset no real date has (then the date is null)."""
+    for token in _YEAR_TOKEN.findall(raw):
+        if int(token) == 0 or int(token) > 9999:
+            return True
+    offset = _OFFSET.search(raw)
+    if offset:
+        hours, minutes = int(offset.group(1)), int(offset.group(2))
+        if minutes >= 60 or hours > _MAX_OFFSET_HOURS or (hours == _MAX_OFFSET_HOURS and minutes):
+            return True
+    return False
 
 
 @cache
@@ -110,7 +135,10 @@ def _rfc822(raw: str) -> datetime | None:
         return None
     if _NO_ZONE.search(text):
         return moment  # naive: parsedate_tz reports a missing zone as +0000
-    return moment.replace(tzinfo=timezone(timedelta(seconds=parts[9])))
+    try:
+        return moment.replace(tzinfo=timezone(timedelta(seconds=parts[9])))
+    except ValueError:  # an offset of a day or more
+        return None
 
 
 def _iso(raw: str) -> datetime | None:
@@ -134,7 +162,10 @@ def _slash(raw: str) -> datetime | None:
     if match.group("sign"):
         minutes = int(match.group("hh")) * 60 + int(match.group("mm"))
         sign = -1 if match.group("sign") == "-" else 1
-        return moment.replace(tzinfo=timezone(sign * timedelta(minutes=minutes)))
+        try:
+            return moment.replace(tzinfo=timezone(sign * timedelta(minutes=minutes)))
+        except ValueError:  # an offset of a day or more
+            return None
     return moment
 
 
@@ -143,7 +174,7 @@ def parse_date(raw: str | None, zone: tzinfo = UTC) -> datetime | None:
     if not raw or not isinstance(raw, str):
         return None
     raw = raw.strip()
-    if not raw or len(raw) > 100:
+    if not raw or len(raw) > 100 or impossible_date(raw):
         return None
     moment = _iso(raw) or _slash(raw) or _rfc822(raw)
     if moment is None:
@@ -166,8 +197,15 @@ def _from_struct(parsed: object) -> datetime | None:
 
 
 def entry_date(raw: object, parsed: object, zone: tzinfo = UTC) -> datetime | None:
-    """The entry's date: our reading of the raw string, else feedparser's, else None."""
-    return parse_date(raw if isinstance(raw, str) else None, zone) or _from_struct(parsed)
+    """The entry's date: our reading of the raw string, else feedparser's, else None.
+
+    An impossible raw date is None outright: feedparser's reading of it is a
+    different, possible date (9999-11-01 for year 99999), i.e. an invented one.
+    """
+    text = raw if isinstance(raw, str) else None
+    if text is not None and impossible_date(text.strip()[:100]):
+        return None
+    return parse_date(text, zone) or _from_struct(parsed)
 
 
 def iso_utc(moment: datetime | time.struct_time | None) -> str | None:
