@@ -25,7 +25,7 @@ routes = web.RouteTableDef()
 _CHUNK = 64 * 1024
 
 
-@routes.get(PUSH_PREFIX + "{token}")
+@routes.get(PUSH_PREFIX + "{token}", allow_head=False)  # a HEAD must never confirm anything
 async def verify(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     verdict = await verify_intent(services.redis, services.keys, request.match_info["token"],
