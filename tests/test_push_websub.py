@@ -32,7 +32,7 @@ from ingest.push.state import FAILED, SUBSCRIBED, load_subscriptions
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings
 from ingest.web.server import start_server
-from tests.conftest import free_port, running_worker
+from tests.conftest import INGEST, env_for, free_port, running_worker
 from tests.feedserver import FeedServer
 from tests.helpers import feed_id_of, run_cli, stream_records
 from tests.websubhub import WebSubHub
@@ -317,3 +317,40 @@ async def test_ingest_add_records_the_hub_and_feeds_shows_it(settings: Settings,
     code, out, _ = await run_cli(settings, "feeds", "--json")
     row = orjson.loads(out.splitlines()[0])
     assert row["hub"] == "https://hub.example/hub" and row["pushed"] is False and row["last_push_at"] is None
+
+
+async def test_ingest_run_subscribes_by_itself_and_delivers_pushes(settings: Settings, tmp_path: Any) -> None:
+    """The wiring: `ingest run` with public_url finds the hub, subscribes, and a push reaches the stream."""
+    hub = WebSubHub()
+    await hub.start()
+    topic = hub.feed_url("daemon")
+    hub.documents["daemon"] = atom(hub.url, topic, range(1, 2))
+    port = free_port()
+    env = env_for(settings) | {"INGEST_LISTEN": f"127.0.0.1:{port}", "INGEST_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                               "INGEST_WORKERS": "1"}
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.namespace)
+    proc = None
+    try:
+        code, _, err = await run_cli(settings, "add", topic)
+        assert code == 0, err
+        with (tmp_path / "run.log").open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(*INGEST, "run", env=env, stdout=log, stderr=log)
+
+        async def subscribed() -> bool:
+            return bool(hub.live(topic))
+
+        assert await eventually(subscribed, 60), (tmp_path / "run.log").read_text()[-2000:]
+        assert await hub.publish(topic, atom(hub.url, topic, range(2, 3))) == [202]
+
+        async def delivered() -> bool:
+            titles = [r["title"] for r in await stream_records(redis, keys)]
+            return "Story 2" in titles
+
+        assert await eventually(delivered, 60), (tmp_path / "run.log").read_text()[-2000:]
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 60)
+        await redis.aclose()
+        await hub.close()
