@@ -86,6 +86,21 @@ def document() -> dict[str, Any]:
                          params=[_q("token", "The api_token, for browsers.")],
                          content={"text/html": {"schema": _STR}})},
         "/api/v1/openapi.json": {"get": _op("This document.")},
+        # WebSub callbacks (#11, docs/push.md): authenticated by the path token and the HMAC, not the bearer.
+        "/push/{token}": {
+            "parameters": [{"name": "token", "in": "path", "required": True, "schema": _STR,
+                            "description": "The subscription's unguessable callback token."}],
+            "get": {**_op("WebSub intent verification: answers hub.challenge only for a pending "
+                          "subscription with the same hub.mode and hub.topic.",
+                          params=[_q("hub.mode", "subscribe, unsubscribe or denied."),
+                                  _q("hub.topic", "The topic URL."), _q("hub.challenge", "Echoed when confirmed."),
+                                  _q("hub.lease_seconds", "The lease the hub grants.", "integer")],
+                          errors=("404",), content={"text/plain": {"schema": _STR}}), "security": []},
+            "post": {**_op("WebSub content distribution: a body signed with X-Hub-Signature is queued for "
+                           "parsing (202); unsigned or wrongly signed 403, too large 413, unknown token 410.",
+                           ok="202", errors=("403", "404", "410", "413"), content={"text/plain": {"schema": _STR}}),
+                     "security": []},
+        },
         "/api/v1/feeds": {
             "get": _op("Registered feeds, by id.", params=[
                 _q("state", "new, ok, failing or disabled.", repeat=True, enum=list(FEED_STATES)),
