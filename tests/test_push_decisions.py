@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 
 import pytest
 
@@ -140,3 +141,14 @@ def test_a_pushed_feed_is_polled_at_the_long_fallback_interval() -> None:
     assert polled.next_due is not None and polled.next_due - 1000 >= 3600 * 0.95
     lapsed = decide(3000, pushed, result, rules, random.Random(1))  # the lease ran out: poll as usual
     assert lapsed.next_due is not None and lapsed.next_due - 3000 <= 900 * 1.05
+
+
+def test_plan_renews_a_hub_that_stopped_pushing() -> None:
+    live = _sub(state=SUBSCRIBED, requested_at=0, lease_expires=86400, last_push_at="1970-01-01T00:01:40Z")
+    quiet = FeedPush("f1", "https://hub/", "https://pub/feed", True, polled_news_at=1000)
+    assert _kinds(plan(1001, {"f1": quiet}, [live], RULES)) == [("stale", "t1")]
+    pushed_lately = replace(live, last_push_at="1970-01-01T00:14:00Z")  # 840 s: within the grace
+    assert plan(1001, {"f1": quiet}, [pushed_lately], RULES) == []
+    just_renewed = replace(live, requested_at=900)  # the news came before our request settled
+    assert plan(1001, {"f1": quiet}, [just_renewed], RULES) == []
+    assert plan(1001, {"f1": FEED}, [live], RULES) == []  # no polled news at all

@@ -268,6 +268,38 @@ async def test_lease_expiry_is_renewed_and_removal_unsubscribes(world: World) ->
     assert await reconcile(world.settings, world.redis, world.session) == []
 
 
+async def test_a_hub_that_stops_pushing_is_renewed_when_polls_find_news(world: World) -> None:
+    feed_id, topic = await _subscribed_feed(world, "push-f")
+    [sub] = await world.subs()
+    # The subscription is old, the hub never pushed; now the publisher has a new story.
+    await world.redis.hset(world.keys.push_subscription(sub.token), "requested_at", repr(time.time() - 3600))
+    world.feeds.serve("push-f", atom(world.hub.url, topic, range(1, 4)), "application/atom+xml")
+    await world.redis.zadd(world.keys.schedule, {feed_id: 0})  # due now
+    pool = await connect_arq(world.settings)
+    poller = Poller(world.settings, world.redis, pool, world.session, Scheduler(world.redis, world.keys, new_token()))
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+
+    async def noted() -> bool:
+        state = await load_feed(world.redis, world.keys, feed_id)
+        return bool(state and state.polled_news_at)
+
+    try:
+        assert await eventually(noted), "the poll's news was not noted"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await pool.aclose()
+    pubsub = world.redis.pubsub()
+    await pubsub.subscribe(world.keys.events_channel)
+    actions = await reconcile(world.settings, world.redis, world.session)
+    assert [a.kind for a in actions] == ["stale"]
+    assert any(e["event"] == "push_stale" for e in await _events(pubsub))
+    await pubsub.aclose()
+    assert await eventually(lambda: _verified_count(world, 2))
+    assert await reconcile(world.settings, world.redis, world.session) == []  # renewed: quiet again
+
+
 async def _verified_count(world: World, n: int) -> bool:
     return sum(v.confirmed for v in world.hub.verifications) >= n
 

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
 from redis.exceptions import RedisError
 
+from ingest.counters import PUSHED_HEADER
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
 from ingest.jobwatch import mark_running
@@ -40,6 +42,7 @@ from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
+from ingest.push.state import note_polled_news
 from ingest.urls import canonical_url
 from workers import deadline
 from workers.context import WorkerContext
@@ -82,6 +85,8 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
         return await _past_deadline(app, spec, fetched, stopped)
     await record_success(app.redis, app.keys, processed.result, processed.title,
                          fetched.fetched_at, fetched.status)
+    if processed.result.new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
+        await note_polled_news(app.redis, app.keys, spec.feed_id, time.time())
     return processed.result.as_dict()
 
 

@@ -93,6 +93,7 @@ class FeedState:
     self_url: str = ""  # the feed's own URL as it announces it: the WebSub topic
     push_expires_at: float = 0  # lease expiry of a verified WebSub subscription (epoch s), 0 = not pushed
     last_push_at: str = ""  # ISO 8601 UTC of the last accepted push
+    polled_news_at: float = 0  # when a poll last found new items while pushed (epoch s; push staleness)
 
     @classmethod
     def from_hash(cls, feed_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> FeedState:
@@ -117,7 +118,7 @@ class FeedState:
             feed_min_interval=num("feed_min_interval"), items=int(num("items")),
             added_at=data.get("added_at", ""), hub=data.get("hub", ""),
             self_url=data.get("self_url", ""), push_expires_at=num("push_expires_at"),
-            last_push_at=data.get("last_push_at", ""),
+            last_push_at=data.get("last_push_at", ""), polled_news_at=num("polled_news_at"),
         )
 
 

@@ -12,6 +12,9 @@ actions the shell (renew.py) carries out. The rules:
   never verified or already failed is just forgotten ("drop");
 * a verified lease is renewed `renew_margin` before it ends ("renew", same
   token and secret); an expired one too;
+* a subscription whose hub stayed silent while a poll found new items
+  (no push within `stale_grace` before that poll, none since the last
+  request) is renewed, with a `push_stale` event ("stale");
 * a request the hub did not verify within `verify_timeout` failed ("fail");
   a failed one is tried again at `retry_at` (exponential backoff, `backoff`).
 """
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from ingest.push.state import FAILED, SUBSCRIBED, UNSUBSCRIBING, Subscription
 
-__all__ = ["Action", "FeedPush", "PushRules", "backoff", "plan", "renew_margin", "topic_of"]
+__all__ = ["Action", "FeedPush", "PushRules", "backoff", "is_stale", "plan", "renew_margin", "topic_of"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class FeedPush:
     hub: str  # "" = the feed announces no hub
     topic: str  # what to subscribe to: its self URL, else its URL
     enabled: bool
+    polled_news_at: float = 0  # when a poll last found new items while pushed (epoch s)
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,24 @@ class PushRules:
     verify_timeout: float = 300.0  # a hub that has not verified by then failed
     backoff_base: float = 60.0  # first retry after a failure
     backoff_cap: float = 6 * 3600.0
+    stale_grace: float = 300.0  # a push may trail a poll by this much before the hub counts as stale
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # "subscribe", "renew", "unsubscribe", "drop", "fail"
+    kind: str  # "subscribe", "renew", "stale" (renew, said aloud), "unsubscribe", "drop", "fail"
     feed_id: str
     hub: str
     topic: str
     token: str = ""  # the subscription acted on ("" for a new subscription)
     reason: str = ""  # for "fail" and "drop": why
+
+
+def _epoch(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else 0.0
+    except ValueError:
+        return 0.0
 
 
 def topic_of(url: str, self_url: str) -> str:
@@ -84,12 +97,21 @@ def _unwanted(sub: Subscription, now: float, rules: PushRules) -> Action | None:
     return Action("drop", sub.feed_id, sub.hub, sub.topic, sub.token, "no longer wanted")
 
 
-def _kept(sub: Subscription, now: float, rules: PushRules) -> Action | None:
+def is_stale(sub: Subscription, feed: FeedPush, last_push: float, rules: PushRules) -> bool:
+    """A poll found news the hub never pushed: after our last request, and with no push
+    in the `stale_grace` before it (a push may trail the poll that raced it)."""
+    news = feed.polled_news_at
+    return bool(news and news > sub.requested_at + rules.stale_grace and last_push < news - rules.stale_grace)
+
+
+def _kept(sub: Subscription, feed: FeedPush, now: float, rules: PushRules) -> Action | None:
     act = sub.feed_id, sub.hub, sub.topic, sub.token
     if sub.pending == "subscribe" and now - sub.requested_at > rules.verify_timeout:
         return Action("fail", *act, reason="the hub did not verify the request in time")
     if sub.state == FAILED:
         return Action("renew", *act) if now >= sub.retry_at else None
+    if sub.state == SUBSCRIBED and not sub.pending and is_stale(sub, feed, _epoch(sub.last_push_at), rules):
+        return Action("stale", *act, reason="polls found items the hub did not push")
     if sub.state == SUBSCRIBED and not sub.pending:
         lease = max(sub.lease_expires - sub.requested_at, 0.0) or rules.lease_seconds
         if sub.lease_expires - now <= renew_margin(lease):
@@ -103,9 +125,9 @@ def plan(now: float, feeds: Mapping[str, FeedPush], subs: Iterable[Subscription]
     covered: set[str] = set()
     for sub in subs:
         feed = feeds.get(sub.feed_id)
-        if _wanted(sub, feed, rules) and sub.feed_id not in covered:
+        if feed is not None and _wanted(sub, feed, rules) and sub.feed_id not in covered:
             covered.add(sub.feed_id)
-            action = _kept(sub, now, rules)
+            action = _kept(sub, feed, now, rules)
         else:
             action = _unwanted(sub, now, rules)
         if action is not None:

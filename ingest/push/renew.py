@@ -120,6 +120,10 @@ class _Shell:
         sub = subs[action.token]
         if action.kind == "renew":
             await self.subscribe(sub, now)
+        elif action.kind == "stale":
+            log.warning("push: feed %s: %s; renewing at %s", sub.feed_id, action.reason, sub.hub)
+            await self.event("push_stale", sub, reason=action.reason)
+            await self.subscribe(sub, now)
         elif action.kind == "unsubscribe":
             await self.unsubscribe(sub, now)
         elif action.kind == "fail":
@@ -140,7 +144,7 @@ async def reconcile(settings: Settings, redis: aioredis.Redis, session: aiohttp.
     if not subs and not shell.rules.subscribing:
         return []
     feeds = {state.feed_id: FeedPush(state.feed_id, state.hub, topic_of(state.url, state.self_url),
-                                     not state.disabled_reason)
+                                     not state.disabled_reason, state.polled_news_at)
              for state, _ in await list_feeds(redis, keys)}
     actions = plan(now, feeds, subs, shell.rules)
     by_token = {s.token: s for s in subs}

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from ingest.keys import Keys
 
 __all__ = ["Subscription", "delete_subscription", "load_subscription", "load_subscriptions",
-           "mark_feed", "save_subscription"]
+           "mark_feed", "note_polled_news", "save_subscription"]
 
 # Subscription.state values.
 SUBSCRIBING = "subscribing"  # asked, not verified yet
@@ -95,3 +95,11 @@ async def mark_feed(redis: aioredis.Redis, keys: Keys, feed_id: str, **fields: s
     """Set the push fields the feed views show, only while the feed exists (never recreate it)."""
     if await redis.hexists(keys.feed(feed_id), "url"):
         await redis.hset(keys.feed(feed_id), mapping=fields)  # type: ignore[arg-type,unused-ignore]
+
+
+async def note_polled_news(redis: aioredis.Redis, keys: Keys, feed_id: str, now: float) -> None:
+    """A poll (not a push) delivered new items: note when, on a pushed feed only, so the
+    renewal loop can tell a hub that stopped pushing (plan.py, "stale")."""
+    expires = await redis.hget(keys.feed(feed_id), "push_expires_at")
+    if expires and float(expires) > now:
+        await redis.hset(keys.feed(feed_id), "polled_news_at", repr(now))
