@@ -2,6 +2,8 @@
 
 {"event": "added"|"removed"|"disabled"|"enabled"|"moved"|"error"|"recovered",
  "feed_id": ..., "url": ..., "at": ISO 8601 UTC, plus "reason" / "to" / "error"}
+WebSub (ingest/push/) adds "subscribed", "unsubscribed", "push_refused" and
+"push_stale", with "hub" and "topic" instead of "url" (docs/redis.md).
 Pub/Sub only: live and best effort, like the item channels.
 """
 
