@@ -92,6 +92,12 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     api_token: str = ""
     cors_origins: str = ""
+    full_text: str = "auto"
+    full_text_min_words: int = 80
+    full_text_deadline: float = 10.0
+    full_text_max_tries: int = 3
+    full_text_robots_ttl: int = 86400
+    full_text_ignore_robots_hosts: str = ""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -191,6 +197,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
                                            for o in s.cors_origins.split(",") if o.strip())
      else "must be '*' or a comma-separated list of http(s):// origins"),
+    ("full_text", lambda s: None if s.full_text in ("off", "auto", "always")
+     else "must be off, auto or always"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )
@@ -206,6 +214,7 @@ _POSITIVE = (
     "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
     "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
     "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
+    "full_text_min_words", "full_text_deadline", "full_text_max_tries", "full_text_robots_ttl",
 )
 
 
