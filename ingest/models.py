@@ -53,6 +53,7 @@ class FeedSpec:
     url: str  # URL to fetch
     title: str = ""  # last known title, used until the feed declares one
     tags: tuple[str, ...] = ()  # user-given tags: items are also published on tag channels
+    full_text: str = ""  # article pages: "off" | "auto" | "always"; "" = the `full_text` setting (#15)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +143,8 @@ class Item:
     content_source: str = "feed"
     # The article page's state when content_source is "feed" though the page was wanted:
     # "pending" (past the deadline, or failed and retried: a new version follows),
-    # "failed", "paywalled", "robots" (disallowed), "empty" (no story found); else null.
+    # "failed", "paywalled", "robots" (disallowed), "refused" (URL guard), "too_large",
+    # "empty" (no story found); else null.
     article_status: str | None = None
 
 

@@ -39,6 +39,7 @@ from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
 from ingest.urls import canonical_url
+from workers.article.fetch import ArticleFetcher
 from workers.context import WorkerContext
 from workers.pipeline import process_document
 
@@ -62,7 +63,8 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
-                                           app.normalize, app.limits)
+                                           app.normalize, app.limits,
+                                           ArticleFetcher(app.session, app.redis, app.keys, app.settings))
     except ParseError as e:
         log.warning("parse failed: %s", e)
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,
