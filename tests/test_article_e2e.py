@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,8 +20,8 @@ import redis.asyncio as aioredis
 from ingest.keys import Keys
 from ingest.settings import Settings
 from tests.articleserver import ArticleSite
-from tests.conftest import DATA_DIR, running_worker
-from tests.helpers import run_cli, stream_records
+from tests.conftest import DATA_DIR, INGEST, env_for, running_worker
+from tests.helpers import feed_id_of, run_cli, stop_process, stream_records
 
 EXPECTED = DATA_DIR / "articles" / "expected.json"
 VOLATILE = ("id", "feed_id", "cluster_id", "content_hash", "fetched_at")
@@ -113,3 +115,33 @@ async def test_past_the_deadline_the_feed_text_goes_first_and_the_article_follow
     # Pages that are final (paywall, robots, refused, too big) never get a second version.
     final = {"a-3", "a-5", "a-6", "a-7"}
     assert all(r["version"] == 1 for r in records if r["guid"] in final)
+
+
+async def test_the_daemon_fetches_pages_for_a_feed_added_with_full_text_always(
+    settings: Settings, site: ArticleSite, client: aioredis.Redis, tmp_path: Path,
+) -> None:
+    """The global setting is off; `ingest add --full-text always` turns it on for this feed."""
+    keys = Keys(settings.namespace)
+    assert settings.full_text == "off"
+    run = dataclasses.replace(settings, max_body_bytes=1_000_000, full_text_deadline=20.0)
+    code, out, err = await run_cli(run, "add", "--full-text", "always", site.url("/feed.xml"))
+    assert code == 0, err
+    assert await client.hget(keys.feed(feed_id_of(site.url("/feed.xml"))), "full_text") == b"always"
+    env = env_for(run)
+    env.update(INGEST_MAX_BODY_BYTES=str(run.max_body_bytes), INGEST_LOG_LEVEL="INFO")
+    with (tmp_path / "run.log").open("wb") as log:
+        daemon = subprocess.Popen([*INGEST, "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    expected = orjson.loads(EXPECTED.read_bytes())
+    try:
+        for _ in range(600):  # bounded: ~60 s
+            records = await stream_records(client, keys)
+            if len(records) >= len(expected):
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop_process(daemon, 20)
+    got = {guid: comparable(r, site.port) for guid, r in by_guid(records).items()}
+    assert len(records) == len(expected), (tmp_path / "run.log").read_text()[-3000:]
+    for guid in expected:
+        assert got[guid] == expected[guid], guid
