@@ -11,6 +11,8 @@ Routes (all on 127.0.0.1):
   /news/private          302 to http://10.0.0.1/ (the guard must refuse it)
   /news/closed           402 Payment Required
   /news/private-area     disallowed by the default robots.txt
+  /flaky.xml             a feed of /news/flaky (503 twice, then the JSON-LD page) and
+                         /news/down (always 503)
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ ITEMS = [
     ("/news/closed", "Subscribers only", "Behind a 402.", None),
     ("/news/private-area", "Not for robots", "robots.txt says no.", None),
 ]
+# A second feed: a page that fails twice then works, and one that always fails.
+FLAKY_ITEMS = [
+    ("/news/flaky", "Harbour reopens", "The harbour reopened.", None),
+    ("/news/down", "Server down", "This server always fails.", None),
+]
 ROBOTS = "User-agent: *\nDisallow: /news/private-area\n"
 
 
@@ -48,17 +55,19 @@ class ArticleSite(ThreadedApp):
         self.robots: str | None = ROBOTS
         self.big_bytes = 3_000_000
         self.hits: dict[str, int] = {}
+        self.flaky_failures = 2  # /news/flaky answers 503 this many times first
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def feed(self) -> bytes:
+    def feed(self, entries: list[tuple[str, str, str, str | None]] = ITEMS, prefix: str = "a") -> bytes:
         items = []
-        for i, (path, title, summary, date) in enumerate(ITEMS):
+        for i, (path, title, summary, date) in enumerate(entries):
             pub = f"<pubDate>{date}</pubDate>" if date else ""
             link = self.url(path).replace("&", "&amp;")
-            items.append(f"<item><title>{title}</title><link>{link}</link><guid isPermaLink=\"false\">a-{i}</guid>"
-                         f"{pub}<description>{summary}</description></item>")
+            items.append(f"<item><title>{title}</title><link>{link}</link>"
+                         f"<guid isPermaLink=\"false\">{prefix}-{i}</guid>{pub}"
+                         f"<description>{summary}</description></item>")
         return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel>"
                 "<title>Loopback News</title><link>" + self.url("/") + "</link><language>en</language>"
                 + "".join(items) + "</channel></rss>").encode()
@@ -69,6 +78,12 @@ class ArticleSite(ThreadedApp):
         html = "text/html; charset=utf-8"
         if path == "/feed.xml":
             return web.Response(body=self.feed(), headers={"Content-Type": "application/rss+xml"})
+        if path == "/flaky.xml":
+            return web.Response(body=self.feed(FLAKY_ITEMS, "f"), headers={"Content-Type": "application/rss+xml"})
+        if path == "/news/down" or (path == "/news/flaky" and self.hits[path] <= self.flaky_failures):
+            return web.Response(status=503, text="try later")
+        if path == "/news/flaky":
+            return web.Response(body=(PAGES / "jsonld-only.html").read_bytes(), headers={"Content-Type": html})
         if path == "/robots.txt":
             if self.robots is None:
                 raise web.HTTPNotFound()

@@ -59,13 +59,18 @@ def comparable(record: dict[str, Any], port: int) -> dict[str, Any]:
 
 
 def by_guid(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {r["guid"]: r for r in records}
+    """The first record of each item (its version 1)."""
+    first: dict[str, dict[str, Any]] = {}
+    for record in records:
+        first.setdefault(record["guid"], record)
+    return first
 
 
 async def test_enqueue_wait_delivers_each_summary_only_item_with_its_page(
     full_text_settings: Settings, site: ArticleSite, article_worker: None, client: aioredis.Redis,
 ) -> None:
     keys = Keys(full_text_settings.namespace)
+    robots_before = site.hits.get("/robots.txt", 0)
     code, out, err = await run_cli(full_text_settings, "enqueue", "--wait", site.url("/feed.xml"), timeout=90)
     assert code == 0, err
     records = await stream_records(client, keys)
@@ -79,7 +84,7 @@ async def test_enqueue_wait_delivers_each_summary_only_item_with_its_page(
     assert len(records) == len(expected)  # each item once: nothing pending here
     assert "/news/secret" not in site.hits  # the redirect was refused, not followed
     assert site.hits.get("/news/private-area") is None  # robots.txt said no: never fetched
-    assert site.hits.get("/robots.txt") == 1  # cached in Redis for the host
+    assert site.hits.get("/robots.txt") == robots_before + 1  # once for 8 pages; then cached in Redis
     assert await client.get(f"{keys.ns}:robots:{site.url('/robots.txt')}") is not None
 
     # A second poll: nothing changed, nothing delivered, no page fetched again.
@@ -145,3 +150,29 @@ async def test_the_daemon_fetches_pages_for_a_feed_added_with_full_text_always(
     assert len(records) == len(expected), (tmp_path / "run.log").read_text()[-3000:]
     for guid in expected:
         assert got[guid] == expected[guid], guid
+
+
+async def test_a_failing_page_is_retried_with_backoff_a_bounded_number_of_times(
+    full_text_settings: Settings, site: ArticleSite, client: aioredis.Redis,
+) -> None:
+    keys = Keys(full_text_settings.namespace)
+    quick = dataclasses.replace(full_text_settings, job_retry_seconds=0.2, full_text_max_tries=3)
+    async with running_worker(quick):
+        code, _, err = await run_cli(quick, "enqueue", "--wait", site.url("/flaky.xml"), timeout=90)
+        assert code == 0, err
+        first = by_guid(await stream_records(client, keys))
+        assert (first["f-0"]["content_source"], first["f-0"]["article_status"]) == ("feed", "pending")
+        assert (first["f-1"]["content_source"], first["f-1"]["article_status"]) == ("feed", "pending")
+        for _ in range(300):  # bounded: ~30 s (tries after 0.2 s and 0.4 s)
+            records = await stream_records(client, keys)
+            if any(r["guid"] == "f-0" and r["version"] == 2 for r in records) \
+                    and site.hits.get("/news/down", 0) >= quick.full_text_max_tries:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a try past the bound, if any, would come now
+    flaky = [r for r in records if r["guid"] == "f-0"]
+    assert [(r["version"], r["content_source"]) for r in flaky] == [(1, "feed"), (2, "article")]
+    assert flaky[1]["content_text"].startswith("The harbour reopened to shipping on Tuesday morning")
+    assert site.hits["/news/flaky"] == 3  # failed, failed, read
+    assert site.hits["/news/down"] == quick.full_text_max_tries  # and not once more
+    assert [r["version"] for r in records if r["guid"] == "f-1"] == [1]  # the feed's text stays
