@@ -25,6 +25,7 @@ def _bare_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["INGEST_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the loopback feed server, opened on purpose
     env["INGEST_LISTEN"] = ""  # no HTTP server on the default port 8080
+    env["INGEST_FULL_TEXT"] = "off"  # test feeds link to real publishers: no article pages (#15)
     return env
 
 
