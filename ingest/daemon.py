@@ -1,12 +1,18 @@
 """`ingest run` and `ingest worker`: wiring only, no decisions.
 
-`ingest run` owns, in one process: the embedded Redis server (when no
-redis_url is set), the poller (scheduler claims + async fetchers), arq
-workers (unless run_workers is false) and the storage sink. Each part is
-supervised: if Redis goes away, the parts wait and carry on when it is
-back. SIGTERM or SIGINT stops taking new work, lets running jobs finish
-(bounded by a grace period), acknowledges what was stored, and stops the
-embedded Redis last so its append-only file is flushed.
+`ingest run` owns: the embedded Redis server (when no redis_url is set),
+the poller (scheduler claims + async fetchers) and the storage sink in its
+own event loop, and `workers` arq worker processes beside it (one per core
+by default; ingest/supervise.py), so parsing never runs on the poller's
+loop. Each part is supervised: if Redis goes away, the parts wait and carry
+on when it is back; a worker process that dies is restarted and its jobs run
+again at once. SIGTERM or SIGINT stops taking new claims, lets in-flight
+fetches and running jobs finish (bounded by `shutdown_grace`), stops the
+worker processes, acknowledges what was stored, and stops the embedded
+Redis last so its append-only file is flushed.
+
+To add a part: a coroutine that runs until `stop` is set, started with
+`_supervise` in `_run_parts` (see the webhook parts).
 
 Worker code lives in the `workers` package, which imports `ingest`; to keep
 that one-way, the worker options are loaded by dotted name, the way arq
@@ -20,6 +26,8 @@ import contextlib
 import importlib
 import logging
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +42,7 @@ from ingest.redis_conn import connect, connect_arq
 from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.consume import SinkConsumer, default_consumer_name
+from ingest.supervise import WorkerProcesses
 
 __all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever"]
 
@@ -42,10 +51,13 @@ log = logging.getLogger(__name__)
 WORKER_OPTIONS = "workers.settings:worker_options"
 
 
-def make_worker(settings: Settings, handle_signals: bool) -> Worker:
+def make_worker(settings: Settings, handle_signals: bool, **ctx: Any) -> Worker:
+    """An arq Worker with our options; `ctx` adds to its context (workers/context.py CTX_*)."""
     module_name, _, attr = WORKER_OPTIONS.partition(":")
     options: Callable[[Settings], dict[str, Any]] = getattr(importlib.import_module(module_name), attr)
-    return Worker(**options(settings), handle_signals=handle_signals)
+    kwargs = options(settings)
+    kwargs["ctx"] = {**kwargs["ctx"], **ctx}
+    return Worker(**kwargs, handle_signals=handle_signals)
 
 
 async def _discard_worker(worker: Worker) -> None:
@@ -60,11 +72,13 @@ async def _discard_worker(worker: Worker) -> None:
         await worker.pool.close(close_connection_pool=True)
 
 
-def _worker_part(settings: Settings, holder: list[Worker]) -> Callable[[], Awaitable[None]]:
+def _worker_part(
+    settings: Settings, holder: list[Worker], ctx: dict[str, Any]
+) -> Callable[[], Awaitable[None]]:
     """A supervised part running one arq worker; a failed one is discarded before the next."""
 
     async def run_worker() -> None:
-        worker = make_worker(settings, handle_signals=False)
+        worker = make_worker(settings, handle_signals=False, **ctx)
         holder[:] = [worker]
         try:
             await worker.async_run()
@@ -122,12 +136,10 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         batch_size=settings.sink_batch_size, block_ms=settings.sink_block_ms,
         claim_idle_ms=settings.sink_claim_idle_seconds * 1000,
     )
-    workers: list[Worker] = []
     pool = await connect_arq(settings)
     session = new_session(settings)
     poller = Poller(settings, redis, pool, session, Scheduler(redis, keys, new_token()))
-
-    run_worker = _worker_part(settings, workers)
+    workers = WorkerProcesses(settings, settings.worker_processes, redis)
 
     parts = [
         asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop)),
@@ -135,10 +147,9 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
     ]
     parts += _webhook_parts(settings, redis, keys, stop)
     parts.append(asyncio.create_task(_supervise("http server", lambda: _serve_http(settings, stop), stop)))
-    if settings.run_workers:
-        parts.append(asyncio.create_task(_supervise("worker", run_worker, stop)))
-    log.info("service ready: redis %s, storage %s, workers %s", settings.effective_redis_url,
-             settings.effective_storage_url, "on" if settings.run_workers else "off")
+    parts.append(asyncio.create_task(workers.run(stop)))
+    log.info("service ready: redis %s, storage %s, %d worker processes",
+             settings.effective_redis_url, settings.effective_storage_url, workers.count)
     try:
         await stop.wait()
         log.info("stopping: no new claims; finishing fetches and jobs (up to %.0f s)",
@@ -146,13 +157,13 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         # The poller and the sink watch `stop` themselves; the poller releases
         # the leases of fetches it could not finish within the grace period.
         await asyncio.wait(parts[:2], timeout=settings.shutdown_grace + settings.sink_block_ms / 1000 + 1)
-        for worker in workers:
-            await _stop_worker(worker, settings.shutdown_grace)
+        await workers.shutdown(settings.shutdown_grace)
         await asyncio.wait(parts, timeout=settings.shutdown_grace)
     finally:
         for part in parts:
             part.cancel()
         await asyncio.gather(*parts, return_exceptions=True)
+        await workers.shutdown(0)  # no-op after a clean stop; kills what is left otherwise
         await sink.close()
         await session.close()
         await pool.aclose()
@@ -205,13 +216,25 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
     log.info("stopped")
 
 
-async def run_worker_forever(settings: Settings) -> None:
-    """`ingest worker`: arq worker only, against a Redis that someone else runs."""
+async def run_worker_forever(
+    settings: Settings, worker_id: str = "", alive_file: str = "", supervised: bool = False
+) -> None:
+    """`ingest worker`: one arq worker process, against a Redis that someone else runs.
+
+    It arms parse deadlines and exits when stuck (workers/liveness.py). Started
+    by `ingest run` (`supervised`), it ignores SIGINT and stops when its stdin
+    closes: the parent asks that way, and a dead parent closes it too.
+    """
     stop = asyncio.Event()
     _install_signals(stop)
+    if supervised:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _stop_on_stdin_eof(stop)
     holder: list[Worker] = []
+    ctx = {"worker_id": worker_id, "alive_file": alive_file, "process_guard": True}
 
-    run_worker = _worker_part(settings, holder)
+    run_worker = _worker_part(settings, holder, ctx)
 
     task = asyncio.create_task(_supervise("worker", run_worker, stop))
     await stop.wait()
@@ -219,3 +242,16 @@ async def run_worker_forever(settings: Settings) -> None:
         await _stop_worker(worker, settings.shutdown_grace)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def _stop_on_stdin_eof(stop: asyncio.Event) -> None:
+    """Set `stop` when stdin reaches end of file (read in a thread: stdin may be a pipe or a tty)."""
+    loop = asyncio.get_running_loop()
+
+    def wait_for_eof() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while sys.stdin.buffer.read(4096):
+                pass
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait_for_eof, name="stdin watch", daemon=True).start()

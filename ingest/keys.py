@@ -6,6 +6,8 @@ section documents the same list; change both together.
 
 from __future__ import annotations
 
+from arq.constants import in_progress_key_prefix
+
 __all__ = ["Keys"]
 
 
@@ -100,6 +102,23 @@ class Keys:
     def queue(self) -> str:
         """arq's job queue (a sorted set owned by arq); job keys are arq's own."""
         return f"{self.ns}:queue"
+
+    def arq_in_progress(self, job_id: str) -> str:
+        """arq's marker of a running job (not namespaced: arq's own spelling); while it
+        exists no worker starts the job. The liveness reaper deletes a dead worker's."""
+        return in_progress_key_prefix + job_id
+
+    # Worker liveness (ingest/liveness.py).
+
+    def worker(self, worker_id: str) -> str:
+        """A worker process's heartbeat: JSON {pid, host, jobs (finished), at}, expiring after
+        `worker_heartbeat_ttl` unless refreshed. Gone means the worker is dead."""
+        return f"{self.ns}:worker:{worker_id}"
+
+    @property
+    def running_jobs(self) -> str:
+        """Hash arq job id -> id of the worker running it (set at job start, removed after)."""
+        return f"{self.ns}:running"
 
     def job_running(self, job_id: str) -> str:
         """Which worker runs a `fetch_once` job and since when (JSON; expires with the job)."""

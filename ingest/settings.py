@@ -66,6 +66,10 @@ class Settings:
     sink_block_ms: int = 1000
     sink_claim_idle_seconds: int = 60
     run_workers: bool = True
+    workers: str = "auto"
+    parse_deadline: float = 10.0
+    worker_stall_grace: float = 5.0
+    worker_heartbeat_ttl: float = 5.0
     sink_max_attempts: int = 5
     job_max_tries: int = 5
     job_retry_seconds: float = 5.0
@@ -141,6 +145,15 @@ class Settings:
         return tuple(parse_networks(self.allow_networks))
 
     @property
+    def worker_processes(self) -> int:
+        """Worker processes `ingest run` starts: `workers` ("auto": one per core), 0 if run_workers is off."""
+        if not self.run_workers:
+            return 0
+        if self.workers == "auto":
+            return os.cpu_count() or 1
+        return int(self.workers)
+
+    @property
     def item_retention_seconds(self) -> int:
         return self.item_retention_days * 86400
 
@@ -191,6 +204,10 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("proxy", lambda s: None if _scheme_in(s.proxy, ("http", "https")) else "must be an http:// or https:// URL"),
     ("cluster_threshold", lambda s: None if 0 < s.cluster_threshold <= 1
      else "must be greater than 0 and at most 1"),
+    ("workers", lambda s: None if s.workers == "auto" or (s.workers.isdigit() and int(s.workers) <= 256)
+     else "must be 'auto' (one per core) or a number of processes from 0 to 256"),
+    ("worker_heartbeat_ttl", lambda s: None if s.worker_heartbeat_ttl >= 1
+     else "must be at least 1 second (the heartbeat is written every third of it)"),
     ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
      else "must be greater than 0 and at most 1"),
     ("listen", lambda s: _listen_problem(s.listen)),
@@ -215,6 +232,7 @@ _POSITIVE = (
     "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
     "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
     "full_text_min_words", "full_text_deadline", "full_text_max_tries", "full_text_robots_ttl",
+    "parse_deadline", "worker_stall_grace",
 )
 
 

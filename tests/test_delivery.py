@@ -92,8 +92,8 @@ async def test_a_job_retried_after_its_worker_was_killed_mid_job_delivers_every_
         await proc.wait()
         assert await client.xlen(Keys(settings.namespace).items_stream) == 0
 
-        # A new worker; arq runs the job again once the dead worker's in-progress key
-        # expires (job_timeout + 10 s).
+        # A new worker: its reaper frees the job once the dead worker's heartbeat
+        # expires (worker_heartbeat_ttl, docs/processes.md), and arq runs it again.
         async with running_worker(settings):
             result = await job.result(timeout=40, poll_delay=0.1)
             info = await job.info()
@@ -166,3 +166,16 @@ async def test_dead_retry_of_a_parse_failure_fetches_the_url_again(
     await _assert_once(client, settings, 3)
     code, out, _ = await run_cli(settings, "dead")
     assert (code, out) == (0, "")
+
+
+async def test_a_job_whose_worker_died_on_every_try_is_dead_lettered_not_run_again(
+    settings: Settings, feed_server: FeedServer, job_ctx: dict[str, Any], client: aioredis.Redis
+) -> None:
+    keys = Keys(settings.namespace)
+    url = feed_server.serve("killer.xml", _feed(3, "kl"))
+    outcome = await fetch_once({**job_ctx, "job_try": settings.job_max_tries + 1}, url)
+    assert outcome["stage"] == "job" and "died or was stopped each time" in outcome["error"]
+    assert feed_server.hits.get("/custom/killer.xml") is None  # not run again
+    [(_, fields)] = await client.xrange(keys.dead_stream)
+    assert fields[b"kind"] == b"job" and fields[b"url"] == url.encode()
+    assert (await client.hgetall(keys.stats))[b"job_failures"] == b"1"

@@ -6,7 +6,9 @@ named, typed clients instead of string keys.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,15 +16,25 @@ from arq.connections import ArqRedis
 
 from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
+from ingest.liveness import new_worker_id
 from ingest.poll.fetch import new_session
 from ingest.settings import Settings, load_settings
+from workers import deadline
 from workers.clusters.index import ClusterIndex
 from workers.limits import Limits
+from workers.liveness import WorkerLiveness
 from workers.normalize.record import NormalizeOptions
 
-__all__ = ["WorkerContext", "on_shutdown", "on_startup"]
+__all__ = ["WorkerContext", "after_job_end", "on_job_start", "on_shutdown", "on_startup"]
+
+log = logging.getLogger(__name__)
 
 _CTX_KEY = "ingest"
+
+# Keys of arq's ctx that `ingest.daemon.make_worker` fills for a worker process.
+CTX_WORKER_ID = "worker_id"  # the id its supervisor knows it by (else a new one)
+CTX_ALIVE_FILE = "alive_file"  # a file to touch on every heartbeat (the supervisor watches it)
+CTX_PROCESS_GUARD = "process_guard"  # a process of its own: arm parse deadlines, exit when stuck
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class WorkerContext:
     deliverer: Deliverer
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
     normalize: NormalizeOptions  # settings the normalizer depends on (issue #4)
+    liveness: WorkerLiveness  # heartbeat, job notes and the dead workers' reaper (issue #12)
     limits: Limits  # caps on entries and record fields (issue #12)
 
     @staticmethod
@@ -49,6 +62,13 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings = ctx.get("settings") or load_settings()
     keys = Keys(settings.namespace)
     redis: ArqRedis = ctx["redis"]
+    guard = bool(ctx.get(CTX_PROCESS_GUARD))
+    if guard and not deadline.install():
+        log.warning("parse deadlines are off: the worker does not run in the main thread")
+    alive_file = ctx.get(CTX_ALIVE_FILE)
+    liveness = WorkerLiveness(settings, ctx.get(CTX_WORKER_ID) or new_worker_id(),
+                              Path(alive_file) if alive_file else None, exit_on_stall=guard)
+    liveness.start(redis)
     ctx[_CTX_KEY] = WorkerContext(
         settings=settings,
         keys=keys,
@@ -58,6 +78,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
                             settings.max_versions),
         clusters=ClusterIndex.from_settings(redis, keys, settings),
         normalize=NormalizeOptions.from_settings(settings),
+        liveness=liveness,
         limits=Limits.from_settings(settings),
     )
 
@@ -65,4 +86,17 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 async def on_shutdown(ctx: dict[str, Any]) -> None:
     app = ctx.get(_CTX_KEY)
     if isinstance(app, WorkerContext):
+        await app.liveness.stop(app.redis)
         await app.session.close()
+
+
+async def on_job_start(ctx: dict[str, Any]) -> None:
+    """Note the job as ours, so a reaper can free it at once if this process dies."""
+    app = WorkerContext.of(ctx)
+    await app.liveness.job_started(app.redis, ctx["job_id"])
+
+
+async def after_job_end(ctx: dict[str, Any]) -> None:
+    """arq has recorded the outcome (in-progress marker gone): the note can go."""
+    app = WorkerContext.of(ctx)
+    await app.liveness.job_finished(app.redis, ctx["job_id"])

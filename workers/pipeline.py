@@ -25,6 +25,7 @@ from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
+from workers import deadline
 from workers.article.complete import complete_items, schedule_follow_ups
 from workers.article.fetch import ArticleFetcher
 from workers.clusters.index import ClusterIndex
@@ -86,8 +87,11 @@ async def process_document(
     """
     limits = limits or Limits()
     started = time.perf_counter()
-    parsed: Any = parse_feed_bytes(fetched.body, fetched.headers, fetched.final_url,
-                                   limits.max_entity_expansion_bytes, limits.max_entries_per_document)
+    # Parse and normalize spend the job's parse_deadline budget (workers/deadline.py):
+    # it holds even inside feedparser.
+    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers, fetched.final_url,
+                                   limits.max_entity_expansion_bytes,
+                                   limits.max_entries_per_document)
     feed, all_entries = parsed["feed"], parsed["entries"]
     entries, dropped = cap_entries(list(all_entries), limits)
     dropped += int(parsed.get("entries_cut") or 0)
@@ -120,8 +124,9 @@ async def process_document(
             continue
         try:
             bounded, trimmed = bound_entry(entry, limits)
-            item = cap_item(normalize_entry(bounded, feed, spec, base, fetched.fetched_at,
-                                            options or NormalizeOptions()), limits, trimmed)
+            item = cap_item(deadline.bounded(normalize_entry, bounded, feed, spec, base,
+                                             fetched.fetched_at, options or NormalizeOptions()),
+                            limits, trimmed)
             item_to_json(item)  # serializable now, or this entry alone fails (not the batch)
         except Exception:  # one odd entry must not cost the other entries of the feed
             log.exception("feed %s %s: entry %s could not be normalized; skipped",

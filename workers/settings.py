@@ -15,7 +15,7 @@ from ingest.keys import Keys
 from ingest.redis_conn import arq_redis_settings
 from ingest.settings import Settings, load_settings
 from workers.article.followup import fetch_article
-from workers.context import on_shutdown, on_startup
+from workers.context import after_job_end, on_job_start, on_shutdown, on_startup
 from workers.tasks import fetch_once, parse_feed
 
 __all__ = ["WorkerSettings", "worker_options"]
@@ -39,12 +39,16 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "redis_settings": arq_redis_settings(settings),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
+        "on_job_start": on_job_start,
+        "after_job_end": after_job_end,
         "max_jobs": settings.worker_max_jobs,
         "job_timeout": settings.job_timeout,
         "poll_delay": settings.worker_poll_delay,
         "queue_read_limit": max(100, settings.worker_max_jobs * 4),
         "keep_result": 3600,
-        "max_tries": settings.job_max_tries,
+        # One more than job_max_tries: the extra try dead-letters a job whose worker
+        # died on every try (workers/tasks.py) instead of arq dropping it silently.
+        "max_tries": settings.job_max_tries + 1,
         # msgpack instead of arq's pickle: nothing in Redis can run code in a worker.
         "job_serializer": serialize_job,
         "job_deserializer": deserialize_job,

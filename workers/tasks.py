@@ -13,7 +13,8 @@ arq retries a job only when the worker dies mid-job or the task raises
 * on the last try (`job_max_tries`) a transient failure is counted
   (`job_failures`) and dead-lettered (kind `job`, with the URL, so
   `ingest dead retry` can enqueue it again) instead of being left to arq's
-  bare "max retries exceeded".
+  bare "max retries exceeded"; so is a job whose worker died on every try
+  (a document that kills its worker is not run forever).
 
 Expected failures (fetch, parse) are outcomes, not crashes: counted, logged,
 dead-lettered when the input itself is bad, and returned as a value
@@ -24,6 +25,7 @@ backoff and Retry-After, and a manual `enqueue --wait` wants the answer now.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +41,7 @@ from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
 from ingest.urls import canonical_url
+from workers import deadline
 from workers.article.fetch import ArticleFetcher
 from workers.context import WorkerContext
 from workers.pipeline import process_document
@@ -61,28 +64,66 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
 
 
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
+    token = deadline.start(app.settings.parse_deadline)
+    stopped = ""
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
                                            app.normalize, app.limits,
                                            ArticleFetcher(app.session, app.redis, app.keys, app.settings))
+    except deadline.ParseDeadlineExceeded as e:
+        stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:
         log.warning("parse failed: %s", e)
         await record_failure(app.redis, app.keys, spec, "parse_errors", str(e), fetched.fetched_at,
                              disable_after=app.settings.max_consecutive_errors)
         await dead_letter(app.redis, app.keys, "parse", spec, str(e), fetched.fetched_at)
         return _failure("parse", spec, e)
+    finally:
+        deadline.current_reset(token)
+    if stopped:
+        return await _past_deadline(app, spec, fetched, stopped)
     await record_success(app.redis, app.keys, processed.result, processed.title,
                          fetched.fetched_at, fetched.status)
     return processed.result.as_dict()
+
+
+async def _past_deadline(app: WorkerContext, spec: FeedSpec, fetched: Fetched,
+                         reason: str) -> dict[str, Any]:
+    """A document whose parse ran past `parse_deadline`: counted, dead-lettered, memory freed.
+
+    It counts against the feed like a body that is not a feed, so a feed that
+    is hostile on every poll is disabled after max_consecutive_errors.
+    """
+    gc.collect()  # the half-built document and its traceback are garbage now
+    error = f"{spec.url}: {reason}"
+    log.warning("%s (%d bytes); dead-lettered", error, len(fetched.body))
+    await record_failure(app.redis, app.keys, spec, "parse_deadline_exceeded", error,
+                         fetched.fetched_at, disable_after=app.settings.max_consecutive_errors)
+    await dead_letter(app.redis, app.keys, "parse", spec, error, fetched.fetched_at)
+    return _failure("parse", spec, ParseError(error))
 
 
 async def _transient_guard(
     ctx: dict[str, Any], app: WorkerContext, spec: FeedSpec,
     body: Callable[[], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Run a task body; transient failures -> Retry, or dead-letter on the last try."""
+    """Run a task body; transient failures -> Retry, or dead-letter on the last try.
+
+    arq allows one try more than job_max_tries (workers/settings.py). A try
+    that returns never asks for another past job_max_tries (see below), so
+    that extra try only comes after tries that never returned: the worker
+    died, was killed as stuck, or was stopped, each time. Such a job (a
+    document that kills its worker) is dead-lettered instead of run again.
+    """
     job_try = int(ctx.get("job_try") or 1)
     feed_context(spec.feed_id, spec.url)  # JSON log lines of this job name the feed
+    if job_try > app.settings.job_max_tries:
+        error = (f"gave up after {job_try - 1} tries: the worker running it died or was "
+                 "stopped each time")
+        log.error("job for %s dead-lettered: %s", spec.url, error)
+        await record_failure(app.redis, app.keys, spec, "job_failures", error, utc_now_iso())
+        await dead_letter(app.redis, app.keys, "job", spec, error, utc_now_iso())
+        return {**_failure("job", spec, RuntimeError(error)), "error": error}
     try:
         return await body()
     except TRANSIENT as e:

@@ -45,28 +45,37 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
 
 
 @cli.command()
-@click.option("--no-workers", is_flag=True, help="Do not run arq workers here (run `ingest worker`).")
+@click.option("--workers", "workers", type=click.IntRange(0, 256), default=None,
+              help="Worker processes to start (default: the `workers` setting, 'auto' = one per core).")
+@click.option("--no-workers", is_flag=True, help="Start no worker processes here (same as --workers 0; "
+              "run `ingest worker` elsewhere).")
 @click.pass_context
-def run(ctx: click.Context, no_workers: bool) -> None:
-    """Run the service: embedded Redis (if no redis_url), workers and the storage sink."""
+def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
+    """Run the service: embedded Redis (if no redis_url), poller, worker processes, storage sink."""
     import dataclasses
 
     from ingest.daemon import run_service
 
     settings = settings_of(ctx)
     if no_workers:
-        settings = dataclasses.replace(settings, run_workers=False)
+        workers = 0
+    if workers is not None:  # the flag wins over both settings
+        settings = dataclasses.replace(settings, workers=str(workers), run_workers=workers > 0)
     cli_web.check_listen(settings)  # refuse an exposed API without a token before starting anything
     run_async(run_service(settings))
 
 
 @cli.command()
+@click.option("--supervised", is_flag=True, hidden=True,
+              help="Started by `ingest run`: ignore SIGINT, stop when stdin closes.")
+@click.option("--worker-id", default="", hidden=True, help="The id the supervisor knows it by.")
+@click.option("--alive-file", default="", hidden=True, help="A file to touch on every heartbeat.")
 @click.pass_context
-def worker(ctx: click.Context) -> None:
-    """Run an arq worker against the configured Redis (same as `arq workers.settings.WorkerSettings`)."""
+def worker(ctx: click.Context, supervised: bool, worker_id: str, alive_file: str) -> None:
+    """Run one arq worker process against the configured Redis (for more machines or cores)."""
     from ingest.daemon import run_worker_forever
 
-    run_async(run_worker_forever(settings_of(ctx)))
+    run_async(run_worker_forever(settings_of(ctx), worker_id, alive_file, supervised))
 
 
 def _describe(result: dict[str, Any]) -> str:
