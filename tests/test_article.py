@@ -161,3 +161,26 @@ def test_with_article_fills_only_what_the_feed_lacks() -> None:
     assert (own.title, own.authors, own.published_at) == ("Own title", ["Feed Author"], "2024-05-19T00:00:00Z")
     assert marked(_item(), "pending").article_status == "pending"
     assert marked(_item(), "pending").content_source == "feed"
+
+
+def test_outcomes_and_backoff() -> None:
+    from ingest.models import FeedSpec
+    from ingest.settings import Settings
+    from workers.article.complete import apply_outcome, follow_up_delay, wants_page
+    from workers.article.fetch import PageOutcome
+
+    assert [follow_up_delay(n, 5.0) for n in (1, 2, 3)] == [5.0, 10.0, 20.0]
+    item = _item()
+    assert apply_outcome(item, PageOutcome("failed", error="503"), last_try=False).article_status == "pending"
+    assert apply_outcome(item, PageOutcome("failed", error="503"), last_try=True).article_status == "failed"
+    for final in ("paywalled", "robots", "refused", "too_large", "empty"):
+        out = apply_outcome(item, PageOutcome(final), last_try=False)
+        assert (out.content_source, out.article_status, out.content_text) == ("feed", final, item.content_text)
+    shorter = extract_article(b"<html><body><article><p>Two words.</p></article></body></html>", "http://a/x")
+    assert shorter is not None
+    kept = apply_outcome(item, PageOutcome("ok", article=shorter, meta=PageMeta()), last_try=False)
+    assert kept.article_status == "empty" and kept.content_source == "feed"  # the page says less
+    on = Settings(full_text="auto")
+    assert wants_page(item, FeedSpec("f", "http://f/"), on)
+    assert not wants_page(item, FeedSpec("f", "http://f/", full_text="off"), on)  # the feed's own mode wins
+    assert wants_page(item, FeedSpec("f", "http://f/", full_text="always"), Settings(full_text="off"))
