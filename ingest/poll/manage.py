@@ -66,6 +66,7 @@ def feed_row(state: FeedState, due: float | None) -> dict[str, Any]:
         "items": state.items, "consecutive_errors": state.consecutive_errors,
         "disabled_reason": state.disabled_reason or None, "last_error": state.last_error or None,
         "interval": state.interval or None,
+        "full_text": state.full_text or None,  # the feed's article-page mode; null: the setting (#15)
     }
 
 
