@@ -53,6 +53,7 @@ class FeedSpec:
     url: str  # URL to fetch
     title: str = ""  # last known title, used until the feed declares one
     tags: tuple[str, ...] = ()  # user-given tags: items are also published on tag channels
+    full_text: str = ""  # article pages: "off" | "auto" | "always"; "" = the `full_text` setting (#15)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +138,14 @@ class Item:
     # Fields cut to fit the size caps (max_text_chars, max_content_chars, max_list_items),
     # by record field name; empty when the record is whole (#12).
     truncated: list[str] = dataclasses.field(default_factory=list)
+    # Where content_html/content_text came from: "feed" (the entry itself) or "article"
+    # (the article page, fetched and extracted; summary keeps the feed's text) (#15).
+    content_source: str = "feed"
+    # The article page's state when content_source is "feed" though the page was wanted:
+    # "pending" (past the deadline, or failed and retried: a new version follows),
+    # "failed", "paywalled", "robots" (disallowed), "refused" (URL guard), "too_large",
+    # "empty" (no story found); else null.
+    article_status: str | None = None
 
 
 def item_to_json(item: Item) -> bytes:

@@ -96,6 +96,12 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     api_token: str = ""
     cors_origins: str = ""
+    full_text: str = "auto"
+    full_text_min_words: int = 80
+    full_text_deadline: float = 10.0
+    full_text_max_tries: int = 3
+    full_text_robots_ttl: int = 86400
+    full_text_ignore_robots_hosts: str = ""
     public_url: str = ""
     push_poll_interval: int = 3600
     push_lease_seconds: int = 86400
@@ -211,6 +217,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
                                            for o in s.cors_origins.split(",") if o.strip())
      else "must be '*' or a comma-separated list of http(s):// origins"),
+    ("full_text", lambda s: None if s.full_text in ("off", "auto", "always")
+     else "must be off, auto or always"),
     ("public_url", lambda s: None if _scheme_in(s.public_url, ("http", "https")) and "?" not in s.public_url
      else "must be an http:// or https:// base URL without a query"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
@@ -228,6 +236,7 @@ _POSITIVE = (
     "global_concurrency", "per_host_concurrency", "default_interval", "min_interval",
     "max_interval", "max_backoff", "max_consecutive_errors", "redirect_trust_count",
     "lease_seconds", "poll_batch", "queue_bound", "shutdown_grace",
+    "full_text_min_words", "full_text_deadline", "full_text_max_tries", "full_text_robots_ttl",
     "parse_deadline", "worker_stall_grace",
     "push_poll_interval", "push_lease_seconds",
 )

@@ -81,6 +81,9 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         enqueue_wait_timeout=30.0,
         allow_networks="127.0.0.0/8",  # the loopback test servers, opened on purpose
         host_min_delay=0.0,
+        # Test feeds link to real publishers' hosts: no article page is fetched unless a
+        # test asks (tests/test_article_e2e.py), so no request leaves loopback (#15).
+        full_text="off",
     )
 
 
@@ -95,6 +98,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         INGEST_LOG_LEVEL="WARNING",
         INGEST_ALLOW_NETWORKS=settings.allow_networks,
         INGEST_HOST_MIN_DELAY=str(settings.host_min_delay),
+        INGEST_FULL_TEXT=settings.full_text,
+        INGEST_FULL_TEXT_DEADLINE=str(settings.full_text_deadline),
         INGEST_LISTEN="",  # no HTTP server unless a test asks for one on a free port
     )
     return env

@@ -191,3 +191,14 @@ def test_relative_guids_stay_as_published_so_ids_survive_a_feed_move() -> None:
     assert [entry_identity("f0", e, "http://old.example/feed.xml") for e in first["entries"]] == [
         entry_identity("f0", e, "https://new.example/rss") for e in moved["entries"]
     ]
+
+
+def test_an_installed_chardet_never_decides_the_encoding() -> None:
+    """Records must not depend on what else is installed: feedparser would ask chardet
+    (pulled in by readability-lxml, for one) before its own fallbacks; that guess
+    garbled a latin-1 feed without a prolog ("açăo")."""
+    import feedparser.encodings
+
+    import workers.parse  # noqa: F401 - importing it is what switches chardet off
+
+    assert feedparser.encodings.lazy_chardet_encoding is None

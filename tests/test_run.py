@@ -25,6 +25,7 @@ def _bare_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["INGEST_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the loopback feed server, opened on purpose
     env["INGEST_LISTEN"] = ""  # no HTTP server on the default port 8080
+    env["INGEST_FULL_TEXT"] = "off"  # test feeds link to real publishers: no article pages (#15)
     return env
 
 
@@ -110,4 +111,4 @@ def test_arq_command_line_runs_the_same_worker_settings() -> None:
     code = "import workers.settings as s; print(s.WorkerSettings.queue_name, len(s.WorkerSettings.functions))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**_bare_env(Path("/tmp")), "INGEST_NAMESPACE": "abc"})
-    assert out.stdout.split() == ["abc:queue", "2"], out.stderr
+    assert out.stdout.split() == ["abc:queue", "3"], out.stderr  # fetch_once, parse_feed, fetch_article (#15)

@@ -254,3 +254,13 @@ async def test_cors_is_off_unless_origins_are_listed(settings: Settings) -> None
             assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example"
         async with api.http.get(api.url("/api/v1/stats"), headers=api.headers(Origin="https://evil.example")) as r:
             assert "Access-Control-Allow-Origin" not in r.headers
+
+
+async def test_a_feed_added_over_the_api_keeps_its_full_text_mode(api: Api, farm: Farm) -> None:
+    url = farm.url("feed/ft.xml")
+    status, body = await api.call("POST", "/api/v1/feeds", {"url": url, "full_text": "always"})
+    assert status == 201, body
+    status, body = await api.call("GET", f"/api/v1/feeds/{feed_id_of(url)}")
+    assert status == 200 and body["full_text"] == "always", body
+    status, body = await api.call("POST", "/api/v1/feeds", {"url": farm.url("feed/fu.xml"), "full_text": "yes"})
+    assert status == 400 and "full_text" in str(body), body

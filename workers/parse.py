@@ -23,12 +23,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import feedparser
+import feedparser.encodings
 
 from ingest.errors import ParseError
 from ingest.excerpt import excerpt
 from workers.encoding import transcode_misdeclared
 from workers.jsonfeed import looks_like_json, parse_json_feed
 from workers.xmlguard import DEFAULT_BUDGET, cut_after_entries, defuse_char_refs, entity_refusal
+
+# feedparser asks chardet for an encoding whenever that package happens to be
+# installed (readability-lxml, for one, pulls it in), so the same bytes gave
+# other records on another machine. Records must not depend on what else is in
+# the environment: chardet's guess is never taken; workers/encoding.py decides.
+feedparser.encodings.lazy_chardet_encoding = None
 
 __all__ = ["parse_feed_bytes"]
 

@@ -26,6 +26,8 @@ from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
 from workers import deadline
+from workers.article.complete import complete_items, schedule_follow_ups
+from workers.article.fetch import ArticleFetcher
 from workers.clusters.index import ClusterIndex
 from workers.limits import Limits, bound_entry, cap_entries, cap_item
 from workers.normalize.clean import plain_text
@@ -75,6 +77,7 @@ async def process_document(
     clusters: ClusterIndex | None = None,
     options: NormalizeOptions | None = None,
     limits: Limits | None = None,
+    articles: ArticleFetcher | None = None,
 ) -> ProcessedFeed:
     """Parse the body, deliver what is new or changed; raises ParseError on bad input.
 
@@ -141,9 +144,13 @@ async def process_document(
         log.warning("feed %s %s: %d entries past max_entries_per_document dropped",
                     spec.feed_id, spec.url, dropped)
 
+    if articles is not None:  # the whole story before delivery, within a deadline (#15)
+        items = await complete_items(items, spec, articles, articles.settings)
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
+    if articles is not None:
+        await schedule_follow_ups(deliverer.redis, spec, delivered, articles.settings)
     await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
                             latency=latency_field(fetched.headers),
                             normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)

@@ -14,6 +14,7 @@ from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
 from ingest.redis_conn import arq_redis_settings
 from ingest.settings import Settings, load_settings
+from workers.article.followup import fetch_article
 from workers.context import after_job_end, on_job_start, on_shutdown, on_startup
 from workers.tasks import fetch_once, parse_feed
 
@@ -23,7 +24,7 @@ __all__ = ["WorkerSettings", "worker_options"]
 # the job's arguments, the whole fetched body: kept for `keep_result` (an hour)
 # it was the largest thing in Redis after the stream (#9). fetch_once keeps its
 # result: `ingest enqueue --wait` reads it.
-FUNCTIONS = [fetch_once, func(parse_feed, keep_result=0)]
+FUNCTIONS = [fetch_once, func(parse_feed, keep_result=0), func(fetch_article, keep_result=0)]
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

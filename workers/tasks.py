@@ -45,6 +45,7 @@ from ingest.poll.registry import feed_spec_for_url, record_failure, record_succe
 from ingest.push.state import note_polled_news
 from ingest.urls import canonical_url
 from workers import deadline
+from workers.article.fetch import ArticleFetcher
 from workers.context import WorkerContext
 from workers.pipeline import process_document
 
@@ -70,7 +71,8 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
     stopped = ""
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
-                                           app.normalize, app.limits)
+                                           app.normalize, app.limits,
+                                           ArticleFetcher(app.session, app.redis, app.keys, app.settings))
     except deadline.ParseDeadlineExceeded as e:
         stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:

@@ -54,11 +54,14 @@ async def _add(settings: Settings, req: AddRequest) -> int:
 @click.option("--tag", "tags", multiple=True, help="Tag (repeatable); items also go to <ns>:items:tag:<tag>.")
 @click.option("--list", "list_only", is_flag=True, help="Only list the feeds a web page advertises.")
 @click.option("--force", is_flag=True, help="Add even if the first fetch fails.")
+@click.option("--full-text", "full_text", type=click.Choice(["off", "auto", "always"]), default=None,
+              help="Fetch article pages for this feed's items (default: the full_text setting).")
 @click.pass_context
 def add(ctx: click.Context, url: str, interval: float | None, tags: tuple[str, ...],
-        list_only: bool, force: bool) -> None:
+        list_only: bool, force: bool, full_text: str | None) -> None:
     """Register a feed (fetched once right away), or the feeds a web page advertises."""
-    req = AddRequest(url=url, interval=interval or 0, tags=tags, list_only=list_only, force=force)
+    req = AddRequest(url=url, interval=interval or 0, tags=tags, list_only=list_only, force=force,
+                     full_text=full_text or "")
     sys.exit(run_async(_add(settings_of(ctx), req)))
 
 

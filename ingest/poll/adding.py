@@ -40,6 +40,7 @@ class AddRequest:
     tags: tuple[str, ...] = ()
     list_only: bool = False  # only report what a page advertises
     force: bool = False  # register even when the first fetch fails
+    full_text: str = ""  # article pages for this feed: off/auto/always; "" = the setting (#15)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ async def _register_fetched(
     settings: Settings, redis: aioredis.Redis, pool: ArqRedis, req: AddRequest, fetched: Fetched,
 ) -> tuple[str, bool]:
     keys = Keys(settings.namespace)
-    feed_id, created = await add_feed(redis, keys, req.url, interval=req.interval, tags=req.tags)
+    feed_id, created = await add_feed(redis, keys, req.url, interval=req.interval, tags=req.tags,
+                                      full_text=req.full_text)
     state = await load_feed(redis, keys, feed_id)
     spec = FeedSpec(feed_id=feed_id, url=req.url, title=state.title if state else "",
-                    tags=state.tags if state else req.tags)
+                    tags=state.tags if state else req.tags,
+                    full_text=state.full_text if state else req.full_text)
     await enqueue_parse(pool, spec, fetched)
     next_due = time.time() + max(req.interval or settings.default_interval, settings.min_interval)
     found = discover_push(fetched.headers, fetched.body, fetched.final_url)  # WebSub hub (#11)
@@ -93,7 +96,8 @@ async def add_from_url(
     if isinstance(result, FetchFailed):
         if not req.force:
             raise NotAFeed(f"{result.error} (not added; force adds it anyway)")
-        feed_id, created = await add_feed(redis, keys, req.url, interval=req.interval, tags=req.tags)
+        feed_id, created = await add_feed(redis, keys, req.url, interval=req.interval, tags=req.tags,
+                                          full_text=req.full_text)
         return [Added(feed_id, req.url, "", "feed", created, note="fetch failed")]
     if not isinstance(result, Fetched):  # pragma: no cover - no validators were sent
         raise NotAFeed(f"{req.url}: unexpected 304")
@@ -105,7 +109,8 @@ async def add_from_url(
             return [Added(None, f.url, f.title, f.kind, False) for f in found]
         out = []
         for feed in found:
-            feed_id, created = await add_feed(redis, keys, feed.url, interval=req.interval, tags=req.tags)
+            feed_id, created = await add_feed(redis, keys, feed.url, interval=req.interval, tags=req.tags,
+                                              full_text=req.full_text)
             out.append(Added(feed_id, feed.url, feed.title, feed.kind, created))
         return out
     if req.list_only:

@@ -68,6 +68,7 @@ def feed_row(state: FeedState, due: float | None, now: float | None = None) -> d
         "items": state.items, "consecutive_errors": state.consecutive_errors,
         "disabled_reason": state.disabled_reason or None, "last_error": state.last_error or None,
         "interval": state.interval or None,
+        "full_text": state.full_text or None,  # the feed's article-page mode; null: the setting (#15)
         # WebSub (#11): pushed while a verified lease runs; the hub as the feed announces it.
         "pushed": state.push_expires_at > now, "hub": state.hub or None,
         "push_lease_expires_at": _when(state.push_expires_at) if state.push_expires_at else None,

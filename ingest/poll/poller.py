@@ -190,7 +190,8 @@ class Poller:
         decision = decide(now, state, result, self.rules, self.rng,
                           outage=self.outage.active(now), body_hash=body_hash)
         if decision.parse and isinstance(result, Fetched):
-            spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags)
+            spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags,
+                            full_text=state.full_text)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
         await record_fetch(self.redis, self.keys, result, time.monotonic() - started, decision.parse)
         if not await self.completions.complete(feed_id, decision.next_due, decision.updates,

@@ -74,16 +74,19 @@ async def find_feed_id(redis: aioredis.Redis, keys: Keys, url_or_id: str) -> str
 async def feed_spec_for_url(redis: aioredis.Redis, keys: Keys, url: str) -> FeedSpec:
     """The feed a URL belongs to: the registered one, else an id from the canonical URL."""
     feed_id = await find_feed_id(redis, keys, url) or feed_id_for_url(canonical_url(url) or url)
-    title, tags = await redis.hmget(keys.feed(feed_id), ["title", "tags"])
+    title, tags, full_text = await redis.hmget(keys.feed(feed_id), ["title", "tags", "full_text"])
     return FeedSpec(feed_id=feed_id, url=url, title=_decode(title),
-                    tags=tuple(t for t in _decode(tags).split(",") if t))
+                    tags=tuple(t for t in _decode(tags).split(",") if t), full_text=_decode(full_text))
 
 
 async def add_feed(
     redis: aioredis.Redis, keys: Keys, url: str, *, interval: float = 0,
-    tags: tuple[str, ...] = (), now: float | None = None,
+    tags: tuple[str, ...] = (), now: float | None = None, full_text: str = "",
 ) -> tuple[str, bool]:
-    """Register a feed, due at once; returns (feed_id, created). Re-adding re-enables."""
+    """Register a feed, due at once; returns (feed_id, created). Re-adding re-enables.
+
+    `full_text`: the feed's article-page mode (off/auto/always; "" = the setting) (#15).
+    """
     now = time.time() if now is None else now
     existing = await find_feed_id(redis, keys, url)
     if existing:
@@ -92,6 +95,8 @@ async def add_feed(
             changes["interval"] = interval
         if tags:
             changes["tags"] = ",".join(tags)
+        if full_text:
+            changes["full_text"] = full_text
         if changes:
             await redis.hset(keys.feed(existing), mapping=changes)
         await enable_feed(redis, keys, existing, now=now)
@@ -101,7 +106,7 @@ async def add_feed(
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.feed(feed_id), mapping={
             "url": url, "interval": interval, "tags": ",".join(tags), "added_at": _now_iso(),
-            "consecutive_errors": 0, "disabled_reason": "",
+            "consecutive_errors": 0, "disabled_reason": "", "full_text": full_text,
         })
         pipe.sadd(keys.feeds, feed_id)
         pipe.hset(keys.feed_urls, canonical, feed_id)

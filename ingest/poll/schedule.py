@@ -75,6 +75,7 @@ class FeedState:
     title: str = ""
     tags: tuple[str, ...] = ()
     interval: float = 0  # set by the user; 0 = adaptive
+    full_text: str = ""  # article pages: off/auto/always; "" = the `full_text` setting (#15)
     etag: str = ""
     last_modified: str = ""
     body_hash: str = ""
@@ -108,7 +109,7 @@ class FeedState:
         return cls(
             feed_id=feed_id, url=data.get("url", ""), title=data.get("title", ""),
             tags=tuple(t for t in data.get("tags", "").split(",") if t),
-            interval=num("interval"), etag=data.get("etag", ""),
+            interval=num("interval"), full_text=data.get("full_text", ""), etag=data.get("etag", ""),
             last_modified=data.get("last_modified", ""), body_hash=data.get("body_hash", ""),
             last_fetch_at=data.get("last_fetch_at", ""), last_status=data.get("last_status", ""),
             last_error=data.get("last_error", ""), consecutive_errors=int(num("consecutive_errors")),

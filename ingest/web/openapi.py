@@ -111,7 +111,8 @@ def document() -> dict[str, Any]:
             "post": _op("Register a feed, or the feeds a web page advertises (same discovery and URL guard "
                         "as `ingest add`). 201 if one was new, 200 if all were known.", ok="201", also=("200",),
                         body={**_obj(url={**_WORD, "pattern": "\\S"}, interval=_NUM, tags=_TAGS, list_only=_BOOL,
-                                   force=_BOOL), "required": ["url"]},
+                                   force=_BOOL, full_text={"type": "string", "enum": ["off", "auto", "always"]}),
+                              "required": ["url"]},
                         errors=("400", "401", "413", "422", "503")),
         },
         "/api/v1/feeds/{feed_id}": {

@@ -73,8 +73,11 @@ async def add(request: web.Request) -> web.Response:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise bad_input(name, "must be true or false")
+    full_text = body.get("full_text", "")
+    if full_text not in ("", "off", "auto", "always"):
+        raise bad_input("full_text", "must be off, auto or always")
     req = AddRequest(url=url.strip(), interval=interval, tags=tuple(_tags(body) or ()),
-                     list_only=flags["list_only"], force=flags["force"])
+                     list_only=flags["list_only"], force=flags["force"], full_text=full_text)
     try:
         found = await add_from_url(settings, services.redis, services.arq, services.session(), req)
     except URLRefused as e:

@@ -1,0 +1,109 @@
+"""Items made whole before delivery: the pipeline's hook (#15).
+
+For each new or changed item whose mode asks for it (`should_fetch`), the
+article page is fetched and read concurrently, all within one deadline
+(`full_text_deadline`): each item is delivered once, complete. Past the
+deadline, or when a page fails, the item goes out with the feed's text,
+marked `article_status: "pending"`, and a deferred job (`fetch_article`)
+tries again with backoff, at most `full_text_max_tries` times; its text
+arrives as a new version. Paywalled, robots-disallowed, refused and empty
+pages are final: marked, never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from arq.connections import ArqRedis
+
+from ingest.models import FeedSpec, Item, item_to_json
+from ingest.settings import Settings
+from workers.article.fetch import ArticleFetcher, PageOutcome
+from workers.article.merge import marked, with_article
+from workers.article.policy import should_fetch, word_count
+
+__all__ = ["FOLLOW_UP_TASK", "apply_outcome", "complete_items", "follow_up_delay", "schedule_follow_ups",
+           "wants_page"]
+
+log = logging.getLogger(__name__)
+
+FOLLOW_UP_TASK = "fetch_article"
+
+
+def wants_page(item: Item, spec: FeedSpec, settings: Settings) -> bool:
+    """Pure: does this item's feed mode (else the setting) ask for its article page?"""
+    mode = spec.full_text or settings.full_text
+    return should_fetch(mode, item.content_text or item.summary, settings.full_text_min_words, item.link)
+
+
+def follow_up_delay(attempt: int, base_seconds: float) -> float:
+    """Pure: seconds before follow-up try `attempt` (1, 2, …): exponential, from `base_seconds`."""
+    return float(base_seconds * 2 ** max(attempt - 1, 0))
+
+
+def apply_outcome(item: Item, outcome: PageOutcome, last_try: bool) -> Item:
+    """Pure: the item as the page's outcome makes it."""
+    if outcome.status == "ok" and outcome.article and outcome.meta:
+        own = item.content_text or item.summary
+        if word_count(outcome.article.content_text) >= word_count(own):
+            return with_article(item, outcome.article, outcome.meta)
+        return marked(item, "empty")  # the page says less than the feed: keep the feed's
+    if outcome.retry:
+        return marked(item, "failed" if last_try else "pending")
+    return marked(item, outcome.status)
+
+
+async def _page(fetcher: ArticleFetcher, url: str) -> PageOutcome:
+    try:
+        return await fetcher.page(url)
+    except (OSError, ValueError) as e:  # anything odd about one page costs that page only
+        return PageOutcome("failed", error=f"{url}: {type(e).__name__}: {e}")
+
+
+async def complete_items(items: Sequence[Item], spec: FeedSpec, fetcher: ArticleFetcher,
+                         settings: Settings) -> list[Item]:
+    """`items` with their article text where the page came within the deadline; the
+    others marked (pending ones are for `schedule_follow_ups`)."""
+    tasks: dict[int, asyncio.Task[PageOutcome]] = {
+        i: asyncio.create_task(_page(fetcher, item.link or ""))
+        for i, item in enumerate(items) if wants_page(item, spec, settings)
+    }
+    if not tasks:
+        return list(items)
+    done, late = await asyncio.wait(tasks.values(), timeout=settings.full_text_deadline)
+    for task in late:
+        task.cancel()
+    out = list(items)
+    for i, task in tasks.items():
+        if task in done:
+            outcome = task.result()
+            if outcome.status != "ok":
+                log.info("feed %s: article page of %s: %s", spec.feed_id, items[i].link, outcome.error)
+            out[i] = apply_outcome(items[i], outcome, last_try=settings.full_text_max_tries <= 1)
+        else:
+            log.info("feed %s: article page of %s not read within %.1f s; feed text first",
+                     spec.feed_id, items[i].link, settings.full_text_deadline)
+            out[i] = marked(items[i], "pending")
+    return out
+
+
+async def schedule_follow_ups(redis: Any, spec: FeedSpec, delivered: Sequence[Item],
+                              settings: Settings) -> int:
+    """Enqueue a deferred `fetch_article` job for each delivered item still pending."""
+    if not isinstance(redis, ArqRedis):
+        return 0
+    count = 0
+    for item in delivered:
+        if item.article_status == "pending":
+            await redis.enqueue_job(FOLLOW_UP_TASK, _spec_args(spec), item_to_json(item).decode(), 2,
+                                    _defer_by=follow_up_delay(1, settings.job_retry_seconds))
+            count += 1
+    return count
+
+
+def _spec_args(spec: FeedSpec) -> dict[str, Any]:
+    return {"feed_id": spec.feed_id, "url": spec.url, "title": spec.title, "tags": list(spec.tags),
+            "full_text": spec.full_text}
