@@ -54,6 +54,7 @@ class WorkerLiveness:
         self.jobs_done = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop whose ticks prove life
         self._tick_handle: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._sync = redis.Redis.from_url(settings.effective_redis_url,
@@ -61,6 +62,7 @@ class WorkerLiveness:
 
     def start(self, client: aioredis.Redis) -> None:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._tick(loop)
         self._beat()  # alive before the first job can be noted
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {self.worker_id}",
@@ -108,6 +110,8 @@ class WorkerLiveness:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
+            if self._loop is not None and self._loop.is_closed():
+                return  # the loop ended without on_shutdown (a test, a crash): nothing to watch
             stalled = time.monotonic() - self._last_tick
             if stalled > self.stall_limit:
                 log.critical("worker %s: event loop stuck for %.0f s (parse_deadline %g s + grace "
