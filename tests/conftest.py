@@ -19,6 +19,7 @@ from ingest.embedded import RedisServer
 from ingest.settings import Settings
 from tests.farm import Farm
 from tests.feedserver import FeedServer
+from tests.sinkfixtures import postgres_url, sink, storage_url  # noqa: F401 - fixtures: SQLite and PostgreSQL sinks
 
 # Test traffic stays on loopback: a proxy from the environment must not carry it elsewhere.
 for _name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy", "all_proxy")]:

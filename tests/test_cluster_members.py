@@ -20,7 +20,6 @@ from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.base import ItemQuery, Sink
 from ingest.store.consume import SinkConsumer
-from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
 
 FIRST = "item00001"
@@ -44,21 +43,6 @@ STORY = [
 ]
 CORRECTION = member(2, feed="news1", fetched="2026-11-30T03:00:00Z",
                     published="2026-11-30T01:04:00Z", version=2)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'items.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def sink(storage_url: str) -> AsyncIterator[Sink]:
-    s = open_sink(storage_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _ids(records: list[dict[str, Any]]) -> list[str]:

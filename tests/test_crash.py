@@ -25,7 +25,6 @@ from ingest.store.postgres import split_schema
 from tests.conftest import INGEST, env_for
 from tests.feedserver import FeedServer
 from tests.helpers import stop_process, stream_records
-from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
 from tests.test_delivery import _feed
 
@@ -35,13 +34,6 @@ async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     c = aioredis.Redis.from_url(settings.redis_url)
     yield c
     await c.aclose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'items.db'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 async def stored_ids(storage_url: str) -> list[str]:

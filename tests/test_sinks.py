@@ -17,23 +17,7 @@ from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.base import ItemQuery, Sink, parse_time
 from ingest.store.consume import SinkConsumer, decode_record, newest_per_item
-from tests.pgfixture import postgres_url  # noqa: F401 - fixture
 from tests.records import fill_stream, record
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'items.db'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def sink(storage_url: str) -> AsyncIterator[Sink]:
-    s = open_sink(storage_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 @pytest.fixture
