@@ -17,6 +17,7 @@ from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.base import ItemQuery, Sink, parse_time
 from ingest.store.consume import SinkConsumer, decode_record, newest_per_item
+from ingest.store.sqlite import _MIGRATIONS
 from tests.records import fill_stream, record
 
 
@@ -240,4 +241,34 @@ async def test_a_database_from_before_full_text_search_is_migrated_at_open(tmp_p
     assert _ids(await sink.query(ItemQuery(text="busan"))) == ["item00001"]
     await sink.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(_MIGRATIONS),)]
+
+
+async def test_sqlite_search_sees_rows_another_sink_wrote_and_not_yet_indexed(tmp_path: Path) -> None:
+    """The full-text index is fed in bulk (ingest/store/sqlite.py): rows another sink
+    wrote a moment ago, not yet indexed, are indexed by the search that needs them."""
+    url = f"sqlite:///{tmp_path / 'items.db'}"
+    writer, reader = open_sink(url), open_sink(url)
+    await writer.upsert([record(1, text="Typhoon nears Okinawa"), record(2, text="Markets calm")])
+    await writer.upsert([record(1, version=2, text="Typhoon reaches Kyushu")])
+    assert _ids(await reader.query(ItemQuery(text="typhoon"))) == ["item00001"]
+    assert _ids(await reader.query(ItemQuery(text="okinawa"))) == []  # the old version is gone
+    assert _ids(await reader.query(ItemQuery(text="kyushu"))) == ["item00001"]
+    await writer.upsert([record(3, text="Typhoon leaves")])
+    await writer.close()  # closing feeds the index with what this sink wrote
+    assert sorted(_ids(await reader.query(ItemQuery(text="typhoon")))) == ["item00001", "item00003"]
+    await reader.close()
+
+
+async def test_sqlite_search_finds_summary_words_and_a_summary_that_repeats_the_body(
+        tmp_path: Path) -> None:
+    sink = open_sink(f"sqlite:///{tmp_path / 'items.db'}")
+    repeated = record(1, text="First paragraph\n\nSecond paragraph")
+    repeated["summary"] = "First paragraph Second paragraph"  # the body again, joined by spaces
+    teaser = record(2, text="The whole story of the harbour")
+    teaser["summary"] = "Lighthouse keepers remember"  # words only the summary has
+    await sink.upsert([repeated, teaser])
+    assert _ids(await sink.query(ItemQuery(text="second paragraph"))) == ["item00001"]
+    assert _ids(await sink.query(ItemQuery(text="lighthouse"))) == ["item00002"]
+    assert _ids(await sink.query(ItemQuery(text="harbour"))) == ["item00002"]
+    await sink.close()
