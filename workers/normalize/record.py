@@ -127,19 +127,20 @@ def entry_link(entry: Mapping[str, Any], base_url: str) -> str | None:
     return _resolved(link, base_url) if id_as_link else None
 
 
-def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
-    """(value, is_html, base) of the richest body: HTML content, other content, summary."""
+def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None, bool]:
+    """(value, is_html, base, is_summary) of the richest body: HTML content, other
+    content, summary."""
     contents = _maps(entry.get("content"))
     for detail in contents:
         if detail.get("type") in _HTML_TYPES and _text(detail.get("value")):
-            return detail["value"], True, _text(detail.get("base")) or None
+            return detail["value"], True, _text(detail.get("base")) or None, False
     for detail in contents:
         if _text(detail.get("value")):
             return (detail["value"], detail.get("type") in _HTML_TYPES,
-                    _text(detail.get("base")) or None)
+                    _text(detail.get("base")) or None, False)
     detail = _map(entry.get("summary_detail"))
     is_html = detail.get("type", "text/html") in _HTML_TYPES
-    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None
+    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None, True
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
@@ -202,9 +203,10 @@ def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
 
 def _body(
     entry: Mapping[str, Any], link: str | None, base_url: str, options: NormalizeOptions
-) -> tuple[str, list[str], str]:
-    """(content_html, paragraphs, feed base): sanitized HTML and its unique paragraphs,
-    and the base for the entry's own media URLs (xml:base, else the document).
+) -> tuple[str, list[str], str, bool]:
+    """(content_html, paragraphs, feed base, from_summary): sanitized HTML and its unique
+    paragraphs, the base for the entry's own media URLs (xml:base, else the document),
+    and whether the body is the entry's HTML summary (whose paragraphs are then these).
 
     Relative links resolve against the xml:base in force when the feed declares
     one, else against the article's own link: feed bodies are copied from the
@@ -212,7 +214,8 @@ def _body(
     to the feed document. (feedparser reports a base only for a declared
     xml:base, as workers/parse.py gives it no content-location.)
     """
-    body, is_html, content_base = _pick_content(entry)
+    body, is_html, content_base, is_summary = _pick_content(entry)
+    from_summary = is_html and is_summary
     body = fix_mojibake(_text(body))
     declared = absolute_url(content_base, base_url) if content_base else None
     base = declared or link or base_url
@@ -223,7 +226,7 @@ def _body(
         # Plain text: blank lines end paragraphs; the HTML form is built from them.
         paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
         content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    return content_html, paragraphs, declared or base_url
+    return content_html, paragraphs, declared or base_url, from_summary
 
 
 def normalize_entry(
@@ -241,11 +244,13 @@ def normalize_entry(
     (property-tested); the pipeline still isolates each entry.
     """
     link = entry_link(entry, base_url)
-    content_html, paragraphs, media_base = _body(entry, link, base_url, options)
+    content_html, paragraphs, media_base, from_summary = _body(entry, link, base_url, options)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
-    summary_paragraphs = html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))
-    summary = " ".join(dedupe_paragraphs(summary_paragraphs))
+    if from_summary:  # the text of the sanitized summary: one HTML parse, not two
+        summary = " ".join(paragraphs)
+    else:
+        summary = " ".join(dedupe_paragraphs(html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))))
     text = content_text or summary
     language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
     published, updated = _dates(entry, language)
