@@ -62,6 +62,8 @@ class Limits:
 def scrub_text(text: str) -> str:
     """`text` without lone surrogates (U+FFFD instead): orjson refuses them, and so
     would any UTF-8 consumer; a `&#xD800;` in one entry sank the whole feed."""
+    if text.isascii():  # O(1) in CPython: most text needs no scan
+        return text
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
