@@ -43,6 +43,9 @@ __all__ = ["Poller", "rules_from"]
 
 log = logging.getLogger(__name__)
 
+# Longest an idle poller waits before it looks at the schedule again.
+IDLE_LOOK_SECONDS = 0.1
+
 
 def rules_from(settings: Settings) -> ScheduleRules:
     return ScheduleRules(
@@ -109,7 +112,12 @@ class Poller:
         return done
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for room (a poll finishing) or for the next due time (at most 1 s)."""
+        """Wait for room (a poll finishing) or for the next due time (at most IDLE_LOOK_SECONDS).
+
+        Another process may make a feed due sooner than the schedule said (`ingest
+        add`, `ingest enqueue`, the API, a push hub gone quiet): looking again every
+        0.1 s notices it within that, for one ZRANGE of a single entry each time.
+        """
         if len(self.in_flight) >= self.settings.poll_batch:
             waiters: set[asyncio.Future[Any]] = set(self.in_flight.values())
             stopper = asyncio.ensure_future(stop.wait())
@@ -117,7 +125,7 @@ class Poller:
             stopper.cancel()
             return
         due_in = await self.scheduler.next_due_in(time.time())
-        pause = 1.0 if due_in is None else min(max(due_in, 0.01), 1.0)
+        pause = IDLE_LOOK_SECONDS if due_in is None else min(max(due_in, 0.01), IDLE_LOOK_SECONDS)
         try:
             await asyncio.wait_for(stop.wait(), pause)
         except TimeoutError:
