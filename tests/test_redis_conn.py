@@ -1,0 +1,55 @@
+"""Our asyncio Redis connections pack commands with hiredis (ingest/redis_conn.py): the
+bytes on the wire must be exactly what redis-py's own packing sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import DataError
+
+from ingest.redis_conn import _UnixConnection, connect, connection_class_for
+from ingest.settings import Settings
+
+CASES: list[tuple[Any, ...]] = [
+    ("SET", "k", "v"),
+    ("SCRIPT LOAD", "return 1"),  # a command name with a space is split, as redis-py does
+    (b"CLIENT SETNAME", b"x"),
+    ("ZADD", "z", 1.5, "m", 0.1, "n", 1e20, "o", -0.0, "p", 3.141592653589793, "q"),
+    ("SET", "ü", "日本語"),
+    ("SET", b"\x00\xff", memoryview(b"abc")),
+    ("INCRBY", "k", -5),
+    ("SET", "big", 10**20),
+    ("EVALSHA", "abc", 700, *(f"key:{i}" for i in range(700))),
+    ("SET", "large", "x" * 100_000),
+]
+
+
+@pytest.mark.parametrize("command", CASES, ids=lambda c: str(c[0]))
+def test_hiredis_packing_sends_the_bytes_redis_py_sends(command: tuple[Any, ...]) -> None:
+    ours = _UnixConnection(path="/nonexistent.sock")
+    theirs = aioredis.UnixDomainSocketConnection(path="/nonexistent.sock")
+    assert b"".join(ours.pack_command(*command)) == b"".join(bytes(c) for c in theirs.pack_command(*command))
+
+
+def test_a_value_redis_cannot_take_is_a_data_error_as_before() -> None:
+    with pytest.raises(DataError):
+        _UnixConnection(path="/nonexistent.sock").pack_command("SET", "k", None)
+
+
+def test_the_connection_class_follows_the_url_scheme() -> None:
+    assert issubclass(connection_class_for("unix:///tmp/r.sock"), aioredis.UnixDomainSocketConnection)
+    assert issubclass(connection_class_for("rediss://h:6380/0"), aioredis.SSLConnection)
+    assert connection_class_for("redis://127.0.0.1:6379/0").__name__ == "_Connection"
+
+
+async def test_connect_round_trips_commands_through_the_hiredis_packing(settings: Settings) -> None:
+    client = await connect(settings)
+    try:
+        assert client.connection_pool.connection_class is connection_class_for(settings.effective_redis_url)
+        await client.hset("ns:test:packing", mapping={"ü": "日本語", "n": 5})
+        assert await client.hgetall("ns:test:packing") == {"ü".encode(): "日本語".encode(), b"n": b"5"}
+        assert await client.eval("return #KEYS", 300, *(f"k{i}" for i in range(300))) == 300
+    finally:
+        await client.aclose()
