@@ -20,6 +20,7 @@ from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.base import ItemQuery, Sink
 from ingest.store.consume import SinkConsumer
+from ingest.store.sqlite import _MIGRATIONS
 from tests.records import fill_stream, record
 
 FIRST = "item00001"
@@ -101,7 +102,7 @@ async def test_a_database_from_before_first_seen_is_migrated_at_open(tmp_path: P
     assert _ids(members) == ["item00001", "item00002", "item00003"]
     await sink.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(_MIGRATIONS),)]
         assert conn.execute("SELECT first_seen_at FROM items WHERE id = 'item00001'"
                             ).fetchall() == [("2026-11-30T01:00:00Z",)]
 
