@@ -113,6 +113,19 @@ def test_the_fast_path_resolves_no_external_entity(tmp_path: Path) -> None:
     assert parse_fast(body, {}) is None
 
 
+def test_a_failure_of_the_fast_reader_falls_back_on_feedparser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import workers.fastfeed.elements as elements
+
+    def broken(*args: Any) -> None:
+        raise KeyError("a bug")
+
+    body = feed_body(FarmSpec(feeds=2, items=3), 0, 0)
+    expected = [dict(e) for e in parse_feed_bytes(body, {}, "https://x.example/", fast=False)["entries"]]
+    monkeypatch.setitem(elements._ENTRY, "title", broken)
+    assert parse_fast(body, {}) is None
+    assert [dict(e) for e in parse_feed_bytes(body, {}, "https://x.example/")["entries"]] == expected
+
+
 def test_fast_parser_off_sends_everything_to_feedparser() -> None:
     body = feed_body(FarmSpec(feeds=2, items=3), 0, 0)
     on: Any = parse_feed_bytes(body, {}, "https://x.example/")
@@ -213,11 +226,12 @@ def rss_documents(draw: Any) -> bytes:
                  f"<link>{draw(URLS)}</link><width>88</width></image>")
         + _maybe(draw(st.booleans()), f"<lastBuildDate>{draw(DATES)}</lastBuildDate><generator>gen 1.0</generator>")
     )
-    version = draw(st.sampled_from(["2.0", "0.91", "0.92", "2.0.1"]))
+    version = draw(st.sampled_from(["2.0", "0.91", "0.92", "2.0.1", "1.0"]))
+    version_attr = draw(st.sampled_from(["version", "VERSION"]))
     lang = _maybe(draw(st.booleans()), ' xml:lang="en-GB"')
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
-        f'<rss version="{version}"{lang} xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        f'<rss {version_attr}="{version}"{lang} xmlns:dc="http://purl.org/dc/elements/1.1/" '
         'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:media="http://search.yahoo.com/mrss/" '
         'xmlns:atom="http://www.w3.org/2005/Atom" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/" '
         'xmlns:slash="http://purl.org/rss/1.0/modules/slash/">'

@@ -8,6 +8,7 @@ at all, ends in None.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 
@@ -20,6 +21,8 @@ from workers.fastfeed.elements import ATOM_FEED, FEED, lang_of, walk
 from workers.fastfeed.reader import ATOM, PREFIXES, Decline, Reader, attributes
 
 __all__ = ["parse_fast"]
+
+log = logging.getLogger(__name__)
 
 _VERSION_URIS = (b"http://purl.org/rss/1.0/", b"http://my.netscape.com/rdf/simple/0.9/")
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
@@ -34,7 +37,6 @@ def _parser() -> etree.XMLParser:
     return etree.XMLParser(**_PARSER_OPTIONS)
 
 
-_PARSER = _parser()
 
 
 def _check_namespaces(data: bytes) -> None:
@@ -66,9 +68,10 @@ def parse_fast(body: bytes, response_headers: Mapping[str, str]) -> FeedParserDi
         return None
     try:
         return _parse(body, dict(response_headers))
-    except Decline:
+    except (Decline, etree.LxmlError):
         return None
-    except etree.LxmlError:
+    except Exception:  # a mistake of this reader must never cost a document: feedparser reads it
+        log.warning("fast feed reader failed; feedparser reads the document", exc_info=True)
         return None
 
 
@@ -81,15 +84,14 @@ def _parse(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
     if first is None or _DECLARATIONS.search(data, 0, first.start()):
         return None
     _check_namespaces(data)
-    root = etree.fromstring(data, _PARSER)
+    root = etree.fromstring(data, _parser())  # a parser per document: lxml's are not thread-safe
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None or info.xml_version != "1.0":
         return None
     lang = lang_of(root, None)
     if root.tag == "rss":
-        version = root.get("version", "")
+        version = attributes(root, frozenset({"version", "xml:lang"})).get("version", "")
         reader = Reader(_RSS_VERSIONS.get(version) or ("rss20" if version.startswith("2.") else "rss"))
-        attributes(root, frozenset({"version", "xml:lang"}))
         channels = [c for c in root if isinstance(c.tag, str)]
         if len(channels) != 1 or channels[0].tag != "channel":
             return None
