@@ -7,7 +7,9 @@ tree with PYTHONPATH pointing there, alternating with the current one.
     PYTHONPATH=/tmp/old-tree .venv/bin/python bench/bench_stages.py
 
 Stages timed (best of --rounds; CPU microseconds of this process per entry,
-so that other load on the machine counts less): feedparser parse;
+so that other load on the machine counts less): parse_feed_bytes as the
+service runs it (the fast lxml reader, workers/fastfeed), the same with
+feedparser only (`fast_parser = false`), and each by format (RSS 2.0, Atom);
 normalize_entry (the whole record); within it html_to_paragraphs,
 sanitize_html, canonical_url and fix_mojibake on the same inputs; the SQLite
 sink's upsert of the records (one transaction per 500, the full-text index included).
@@ -63,9 +65,14 @@ def main() -> None:
     cleaned = [sanitize_html(b, None) for b in bodies]
     print(f"{len(docs)} documents, {n} entries; best of {args.rounds} rounds, us per entry")
 
-    def parse() -> None:
-        for url, body in docs:
-            parse_feed_bytes(body, {}, url)
+    def parse(fast: bool, which: int | None = None) -> Any:
+        def run() -> None:
+            for i, (url, body) in enumerate(docs):
+                if which is None or i % 2 == which:
+                    parse_feed_bytes(body, {}, url, fast=fast)
+        return run
+
+    per_format = n / 2  # even documents are RSS 2.0, odd ones Atom, same number of items
 
     items: list[Any] = []
 
@@ -73,7 +80,12 @@ def main() -> None:
         items[:] = [normalize_entry(e, f, spec, url, "2026-01-01T00:00:00Z") for url, f, e in entries]
 
     figures = {
-        "feedparser": best(parse, args.rounds),
+        "parse (fast path)": best(parse(True), args.rounds),
+        "parse (feedparser only)": best(parse(False), args.rounds),
+        "  RSS 2.0, fast path": best(parse(True, 0), args.rounds) * n / per_format,
+        "  RSS 2.0, feedparser": best(parse(False, 0), args.rounds) * n / per_format,
+        "  Atom 1.0, fast path": best(parse(True, 1), args.rounds) * n / per_format,
+        "  Atom 1.0, feedparser": best(parse(False, 1), args.rounds) * n / per_format,
         "normalize_entry (all)": best(normalize, args.rounds),
         "  html_to_paragraphs": best(lambda: [html_to_paragraphs(c) for c in cleaned], args.rounds),
         "  sanitize_html": best(lambda: [sanitize_html(b, "http://x.example/") for b in bodies], args.rounds),

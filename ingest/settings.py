@@ -58,6 +58,7 @@ class Settings:
     max_text_chars: int = 2048
     max_content_chars: int = 200_000
     max_list_items: int = 50
+    fast_parser: bool = True
     worker_max_jobs: int = 20
     worker_poll_delay: float = 0.05
     job_timeout: int = 120

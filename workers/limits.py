@@ -53,6 +53,7 @@ class Limits:
     max_content_chars: int = 200_000  # summary, content_html, content_text
     max_list_items: int = 50  # authors, categories, enclosures
     max_entity_expansion_bytes: int = 1_000_000  # workers/xmlguard.py
+    fast_parser: bool = True  # not a cap: whether workers/fastfeed.py may read documents first
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -91,7 +91,7 @@ async def process_document(
     # it holds even inside feedparser.
     parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers, fetched.final_url,
                                    limits.max_entity_expansion_bytes,
-                                   limits.max_entries_per_document)
+                                   limits.max_entries_per_document, limits.fast_parser)
     feed, all_entries = parsed["feed"], parsed["entries"]
     entries, dropped = cap_entries(list(all_entries), limits)
     dropped += int(parsed.get("entries_cut") or 0)

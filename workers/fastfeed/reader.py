@@ -1,0 +1,225 @@
+"""The state feedparser keeps while reading a feed, and its pop(): where each value goes.
+
+Mirrors feedparser/mixin.py (`pop`, `_save`, `_sync_author_detail`, `_add_tag`)
+for the elements workers/fastfeed/elements.py knows, so that the dicts come
+out with feedparser's keys, values and key order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from feedparser.html import _cp1252
+from feedparser.mixin import _FeedParserMixin
+from feedparser.urls import _urljoin
+from feedparser.util import FeedParserDict
+
+__all__ = ["ATOM", "HTML_TYPES", "LANG", "PREFIXES", "Decline", "Reader", "attributes", "element_name",
+           "leaf_text", "own_text"]
+
+ATOM = "http://www.w3.org/2005/Atom"
+_XML = "http://www.w3.org/XML/1998/namespace"
+LANG = f"{{{_XML}}}lang"
+# feedparser's prefix for each namespace URI the vocabulary uses ('' = the feed's own).
+PREFIXES = {ATOM: "", "http://purl.org/rss/1.0/modules/content/": "content",
+             "http://purl.org/dc/elements/1.1/": "dc", "http://search.yahoo.com/mrss/": "media",
+             "http://search.yahoo.com/mrss": "media", "http://purl.org/rss/1.0/modules/syndication/": "sy",
+             "http://purl.org/rss/1.0/modules/slash/": "slash", "http://wellformedweb.org/CommentAPI/": "wfw",
+             "http://rssnamespace.org/feedburner/ext/1.0": "feedburner"}
+# Namespaces whose presence changes feedparser's idea of the version, or maps to RSS 1.0/0.9.
+_CAN_BE_RELATIVE = frozenset(_FeedParserMixin.can_be_relative_uri)
+HTML_TYPES = frozenset(_FeedParserMixin.html_types)
+_CONTENT_TYPES = {"text": "text/plain", "html": "text/html", "text/plain": "text/plain",
+                  "text/html": "text/html"}
+_LINK_REFS = re.compile("&([A-Za-z0-9_]+);")
+class Decline(Exception):
+    """The document is outside what this reader is sure of: feedparser reads it."""
+
+
+def _repaired(output: str) -> str:
+    """feedparser's last steps on element text: undo UTF-8 read as Latin-1, map cp1252."""
+    try:
+        output = output.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    return output.translate(_cp1252)
+
+
+def element_name(tag: str) -> str:
+    """feedparser's name for an element: 'title', 'dc:creator', ... or Decline."""
+    if tag[0] != "{":
+        return tag.lower()
+    uri, local = tag[1:].split("}", 1)
+    prefix = PREFIXES.get(uri)
+    if prefix is None:
+        raise Decline(f"namespace {uri}")
+    return f"{prefix}:{local.lower()}" if prefix else local.lower()
+
+
+def attributes(el: Any, allowed: frozenset[str]) -> dict[str, str]:
+    """The element's attributes as feedparser's handlers see them (keys lowered,
+    rel/type values lowered), refusing any outside `allowed`."""
+    out: dict[str, str] = {}
+    for key, value in el.attrib.items():
+        key = "xml:lang" if key == LANG else key.lower()
+        if key not in allowed or key in out:
+            raise Decline(f"attribute {key}")
+        out[key] = value.lower() if key in ("rel", "type") else value
+    return out
+
+
+def leaf_text(el: Any) -> str:
+    if len(el):
+        raise Decline(f"markup inside {el.tag}")
+    return el.text or ""
+
+
+def own_text(el: Any) -> str:
+    return (el.text or "") + "".join(child.tail or "" for child in el)
+
+
+class Reader:
+    """One document's walk; the state feedparser keeps across elements, and no more."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.feed = FeedParserDict()
+        self.entries: list[FeedParserDict] = []
+        self.entry: FeedParserDict | None = None
+        self.depths: dict[str, int] = {}
+        self.title_depth = -1
+        self.has_content = False
+        self.guidislink = False
+        self.in_image = False
+        self.single: set[str] = set()
+
+    # --- feedparser's pop(): the value of a text element, and where it is stored
+    def context(self) -> FeedParserDict:
+        if self.in_image and "image" in self.feed:
+            return self.feed["image"]
+        return self.entry if self.entry is not None else self.feed
+
+    def value(self, raw: str, element: str, params: FeedParserDict | None) -> str:
+        output = raw.strip()
+        if element in _CAN_BE_RELATIVE and output and (element != "id" or self.guidislink):
+            output = _urljoin("", output)
+        if (params is not None and not self.version.startswith("atom")
+                and params.get("type") == "text/plain" and _FeedParserMixin.looks_like_html(output)):
+            params["type"] = "text/html"
+        return _repaired(output)
+
+    def store(self, element: str, raw: str, depth: int, params: FeedParserDict | None = None) -> str:
+        output = self.value(raw, element, params)
+        if element == "title" and -1 < self.title_depth <= depth:
+            return output
+        if self.entry is not None:
+            entry = self.entry
+            if element == "content":
+                detail = FeedParserDict(params or {})
+                detail["value"] = output
+                entry.setdefault("content", []).append(detail)
+            elif element == "link":
+                if not self.in_image:
+                    output = _LINK_REFS.sub(r"&\g<1>", output.replace("&amp;", "&"))
+                    entry["link"] = output
+                    if output:
+                        entry["links"][-1]["href"] = output
+            else:
+                key = "summary" if element == "description" else element
+                old = self.depths.get(key)
+                if old is None or depth <= old:
+                    self.depths[key] = depth
+                    entry[key] = output
+                if params is not None:
+                    detail = FeedParserDict(params)
+                    detail["value"] = output
+                    entry[key + "_detail"] = detail
+        else:
+            context = self.context()
+            key = "subtitle" if element == "description" else element
+            context[key] = output
+            if key == "link":
+                output = _LINK_REFS.sub(r"&\g<1>", output)
+                context["link"] = output
+                context["links"][-1]["href"] = output
+            elif params is not None:
+                detail = FeedParserDict(params)
+                detail["value"] = output
+                context[key + "_detail"] = detail
+        return output
+
+    def once(self, name: str) -> None:
+        """Refuse a second copy of a single-valued element in one entry or feed."""
+        if name in self.single:
+            raise Decline(f"repeated {name}")
+        self.single.add(name)
+
+    def save(self, key: str, value: Any, overwrite: bool = False) -> None:
+        context = self.context()
+        if overwrite:
+            context[key] = value
+        else:
+            context.setdefault(key, value)
+
+    # --- text constructs (push_content)
+    def params(self, attrs: Mapping[str, str], default: str, lang: str | None) -> FeedParserDict:
+        kind = attrs.get("type", default)
+        mapped = _CONTENT_TYPES.get(kind)
+        if mapped is None:
+            raise Decline(f"content type {kind}")
+        return FeedParserDict(type=mapped, language=lang.replace("_", "-") if lang else None, base="")
+
+    # --- authors (feedparser's _sync_author_detail, verbatim in effect)
+    def sync_author(self, key: str = "author") -> None:
+        context = self.context()
+        detail = context.get(key + "s", [FeedParserDict()])[-1]
+        if detail:
+            name, email = detail.get("name"), detail.get("email")
+            if name and email:
+                context[key] = f"{name} ({email})"
+            elif name:
+                context[key] = name
+            elif email:
+                context[key] = email
+            return
+        author, email = context.get(key), None
+        if not author:
+            return
+        match = _EMAIL.search(author)
+        if match:
+            email = match.group(0)
+            author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "")
+            author = author.strip()
+            if author and author[0] == "(":
+                author = author[1:]
+            if author and author[-1] == ")":
+                author = author[:-1]
+            author = author.strip()
+        if author or email:
+            context.setdefault(key + "_detail", detail)
+        if author:
+            detail["name"] = author
+        if email:
+            detail["email"] = email
+
+    def save_author(self, key: str, value: str) -> None:
+        context = self.context()
+        context.setdefault("author_detail", FeedParserDict())
+        context["author_detail"][key] = value
+        self.sync_author()
+        context.setdefault("authors", [FeedParserDict()])
+        context["authors"][-1][key] = value
+
+    def add_tag(self, term: str | None, scheme: str | None, label: str | None) -> None:
+        tags = self.context().setdefault("tags", [])
+        if not term and not scheme and not label:
+            return
+        value = FeedParserDict(term=term, scheme=scheme, label=label)
+        if value not in tags:
+            tags.append(value)
+
+
+_EMAIL = re.compile(r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?""")  # noqa: E501  feedparser's own
+
