@@ -73,3 +73,8 @@ async def test_validators_gzip_and_rounds_over_http(farm_url: str) -> None:
             assert (await r.text()).count("xmlUrl=") == SPEC.feeds
         async with session.get(f"{farm_url}/feed/{SPEC.feeds}.xml") as r:
             assert r.status == 404
+        # A round rendered ahead (the suite's way) serves the same documents.
+        async with session.post(f"{farm_url}/control?round=3&prerender=1") as r:
+            assert r.status == 200
+        async with session.get(f"{farm_url}/feed/5.xml", headers={"Accept-Encoding": "gzip"}) as r:
+            assert gzip.decompress(await r.read()) == feed_body(SPEC, 5, 3)
