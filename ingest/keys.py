@@ -54,7 +54,8 @@ class Keys:
     # State.
 
     def item_state(self, item_id: str) -> str:
-        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL."""
+        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL
+        (the hash marked "~pending" while that version waits for its article page)."""
         return f"{self.ns}:item:{item_id}"
 
     def feed(self, feed_id: str) -> str:

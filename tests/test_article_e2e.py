@@ -19,6 +19,9 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.settings import Settings
+from ingest.store import open_sink
+from ingest.store.base import ItemQuery
+from ingest.store.consume import SinkConsumer
 from tests.articleserver import ArticleSite
 from tests.conftest import DATA_DIR, INGEST, env_for, running_worker
 from tests.helpers import feed_id_of, run_cli, stop_process, stream_records
@@ -169,10 +172,34 @@ async def test_a_failing_page_is_retried_with_backoff_a_bounded_number_of_times(
                     and site.hits.get("/news/down", 0) >= quick.full_text_max_tries:
                 break
             await asyncio.sleep(0.1)
+        for _ in range(300):  # bounded: ~30 s, until the last try's final state is out
+            records = await stream_records(client, keys)
+            if any(r["guid"] == "f-1" and r["version"] == 2 for r in records):
+                break
+            await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # a try past the bound, if any, would come now
+        records = await stream_records(client, keys)
     flaky = [r for r in records if r["guid"] == "f-0"]
     assert [(r["version"], r["content_source"]) for r in flaky] == [(1, "feed"), (2, "article")]
     assert flaky[1]["content_text"].startswith("The harbour reopened to shipping on Tuesday morning")
     assert site.hits["/news/flaky"] == 3  # failed, failed, read
     assert site.hits["/news/down"] == quick.full_text_max_tries  # and not once more
-    assert [r["version"] for r in records if r["guid"] == "f-1"] == [1]  # the feed's text stays
+    # The page that never came: its last state is delivered as a new version, the feed's
+    # text marked "failed", so no consumer is left with "pending" (#15).
+    down = [r for r in records if r["guid"] == "f-1"]
+    assert [(r["version"], r["content_source"], r["article_status"]) for r in down] == [
+        (1, "feed", "pending"), (2, "feed", "failed")]
+    assert down[1]["content_text"] == down[0]["content_text"]
+    assert down[1]["content_hash"] == down[0]["content_hash"]  # same text, same hash
+    # The SQLite sink, reading the stream, ends with the final states.
+    sink = open_sink(quick.storage_url)
+    consumer = SinkConsumer(client, keys, sink, group="storage", consumer="c1", batch_size=50,
+                            block_ms=10, claim_idle_ms=60_000, max_attempts=3)
+    await consumer.ensure_group()
+    for _ in range(10):  # bounded
+        await consumer.step(50)
+    rows = {r["guid"]: r for r in await sink.query(ItemQuery(limit=100))}
+    await sink.close()
+    assert (rows["f-1"]["version"], rows["f-1"]["article_status"]) == (2, "failed")
+    assert (rows["f-0"]["version"], rows["f-0"]["content_source"]) == (2, "article")
+    assert not any(r["article_status"] == "pending" for r in rows.values())
