@@ -58,6 +58,15 @@ class Keys:
         (the hash marked "~pending" while that version waits for its article page)."""
         return f"{self.ns}:item:{item_id}"
 
+    def robots(self, robots_url: str) -> str:
+        """An article host's robots.txt as fetched (`\\x00none`: it has none), with a TTL."""
+        return f"{self.ns}:robots:{robots_url}"
+
+    def article_page(self, page_hash: str) -> str:
+        """An article page's validators and the text read from it (zlib-compressed JSON,
+        workers/article/pagecache.py), by a hash of its URL, with a TTL."""
+        return f"{self.ns}:page:{page_hash}"
+
     def feed(self, feed_id: str) -> str:
         """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""
         return f"{self.ns}:feed:{feed_id}"
