@@ -3,9 +3,10 @@
 The feed fetcher's own `conditional_get` does the request, so a page gets
 what a feed gets: the URL guard on every redirect hop (a page that redirects
 to a private address is refused before any connection), the size and time
-limits, the service's User-Agent. Requests to one host are paced by a
-HostPacer per worker process (settings `per_host_concurrency`,
-`host_min_delay`). robots.txt is read once per origin and cached in Redis
+limits, the service's User-Agent. Requests to one host take one of its
+slots in Redis (ingest/poll/hostslots.py: `per_host_concurrency` in flight,
+`host_min_delay` apart), shared by every worker process and by the pollers'
+polls of that host. robots.txt is read once per origin and cached in Redis
 (`<ns>:robots:<origin>`, TTL `full_text_robots_ttl`) so every worker shares it.
 
 A page fetched again (its entry changed, a follow-up try) is asked for
@@ -33,7 +34,7 @@ import redis.asyncio as aioredis
 from ingest.keys import Keys
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
 from ingest.poll.fetch import conditional_get
-from ingest.poll.politeness import HostPacer
+from ingest.poll.hostslots import HostSlots
 from ingest.settings import Settings
 from workers import deadline
 from workers.article.extract import ArticleText, extract_article
@@ -52,7 +53,6 @@ _UNREACHABLE_TTL = 300
 _NONE = "\x00none"
 _ROBOTS_MAX_BYTES = 512 * 1024
 _TOO_LARGE = "exceeds the limit of"  # in the fetcher's BodyTooLarge message
-_PACERS: dict[tuple[int, float, float], HostPacer] = {}
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,6 @@ class PageOutcome:
         return self.status == "failed"
 
 
-def _pacer(settings: Settings) -> HostPacer:
-    """One pacer per worker process and politeness setting, shared by all its jobs."""
-    key = (settings.per_host_concurrency, settings.host_min_delay, settings.host_cooldown_cap)
-    if key not in _PACERS:
-        _PACERS[key] = HostPacer(*key)
-    return _PACERS[key]
-
-
 class ArticleFetcher:
     """Fetch, check and read article pages for one worker (cheap to build per job)."""
 
@@ -90,13 +82,14 @@ class ArticleFetcher:
         self.redis = redis
         self.keys = keys
         self.settings = settings
+        self.slots = HostSlots.from_settings(redis, keys, settings)
         self._robots: dict[str, asyncio.Task[str | None]] = {}  # one lookup per origin and job
         self.ignore_robots = tuple(h.strip().lower() for h in settings.full_text_ignore_robots_hosts.split(",")
                                    if h.strip())
 
     async def _get(self, url: str, kept: KeptPage | None = None) -> FetchResult:
         host = (urlsplit(url).hostname or "").lower()
-        async with _pacer(self.settings).slot(host):
+        async with self.slots.slot(host, article=True):
             return await conditional_get(self.session, url, self.settings,
                                          etag=kept.etag if kept else None,
                                          last_modified=kept.last_modified if kept else None)
