@@ -24,10 +24,10 @@ makes this safe:
   slot is taken in Redis (never refused, it is running) with its start time,
   so the count and the gap include it.
 
-The remaining gap, stated: a poller whose loop stalls longer than
-`ANNOUNCE_SECONDS - VIEW_VALID_SECONDS` right after a host is announced may
-adopt its running polls of that host late. docs/decisions.md says why that was
-accepted.
+The remaining gap, stated: a poller whose next read of the set comes more than
+`ANNOUNCE_SECONDS` after a host is announced (its loop stalled ~1.5 s) adopts its
+running polls of that host late, and one may overlap the first article request.
+docs/decisions.md says why that was accepted.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 0.5  # how often a poller reads the shared hosts
 VIEW_VALID_SECONDS = 1.5  # a view older than this: every host counts as shared
 ANNOUNCE_SECONDS = 2.0  # a newly shared host's first article request waits this long
-SHARE_SECONDS = 60.0  # a host stays shared this long after its last article request
+SHARE_SECONDS = 600.0  # a host stays shared this long after its last article request
 _FULL_RETRY = 0.05  # seconds between two tries for a slot while the host is full
 
 # KEYS: the host's slots (zset), its pacing (hash).
