@@ -13,9 +13,9 @@ Routes (all on 127.0.0.1):
   /news/private-area     disallowed by the default robots.txt
   /flaky.xml             a feed of /news/flaky (503 twice, then the JSON-LD page) and
                          /news/down (always 503)
-  /hostile.xml           a feed of /news/hostile, a page whose reading takes far longer
-                         than any deadline (`hostile_page`, within the size limit), and
-                         /news/opengraph-only
+  /hostile.xml           a feed of /news/hostile and /news/hostile2, pages whose reading
+                         takes far longer than any deadline (`hostile_page`, within the
+                         size limit), and /news/opengraph-only
 
 Article pages from files carry an ETag and a Last-Modified and answer a matching
 If-None-Match (else If-Modified-Since) with 304; `not_modified` counts those by path.
@@ -51,6 +51,7 @@ ITEMS = [
 # A feed whose first page cannot be read in time, beside a normal one.
 HOSTILE_ITEMS = [
     ("/news/hostile", "A page slow to read", "Its page keeps an extractor busy.", None),
+    ("/news/hostile2", "Another page slow to read", "Its page keeps an extractor busy too.", None),
     ("/news/opengraph-only", "Library opens late", "The city library will stay open until midnight.", None),
 ]
 # A second feed: a page that fails twice then works, and one that always fails.
@@ -119,7 +120,7 @@ class ArticleSite(ThreadedApp):
             return web.Response(text=self.robots)
         if path == "/view.php":
             return self.page(request, (PAGES / "koreaherald-20200116000812.html").read_bytes())
-        if path == "/news/hostile":
+        if path in ("/news/hostile", "/news/hostile2"):
             return web.Response(body=self.hostile, headers={"Content-Type": html})
         if path == "/news/big":
             filler = b"<p>" + b"Filler paragraph of a page that never ends. " * 40 + b"</p>\n"

@@ -95,13 +95,17 @@ async def test_a_page_fetched_again_is_asked_for_conditionally_and_a_304_reuses_
 async def test_a_page_too_slow_to_read_is_stopped_at_its_deadline_counted_and_the_feed_text_kept(
     settings: Settings, site: ArticleSite, client: aioredis.Redis, tmp_path: Path,
 ) -> None:
-    """In a real worker process: the hostile page's reading (minutes unbounded) is stopped
+    """In a real worker process: each hostile page's reading (~35 s unbounded) is stopped
     at parse_deadline, its item keeps the feed's text marked "too_slow", the page beside
-    it is read, and a job enqueued meanwhile on the same worker is not held beyond it."""
+    them is read, and a job enqueued meanwhile on the same worker is not held beyond them.
+    The two readings together (4 s) outlast the stall limit (parse_deadline + 1 s of grace
+    here); should they fall in one turn of the event loop, each ended section still proves
+    the worker alive (tests/test_deadline.py), so it is never taken for stuck."""
     keys = Keys(settings.namespace)
     deadline = 2.0
     env = {**env_for(settings), "INGEST_LOG_LEVEL": "INFO", "INGEST_PARSE_DEADLINE": str(deadline),
-           "INGEST_FULL_TEXT": "auto", "INGEST_FULL_TEXT_DEADLINE": "60", "INGEST_MAX_BODY_BYTES": "2000000"}
+           "INGEST_FULL_TEXT": "auto", "INGEST_WORKER_STALL_GRACE": "1", "INGEST_FULL_TEXT_DEADLINE": "60",
+           "INGEST_MAX_BODY_BYTES": "2000000"}
     log = tmp_path / "worker.log"
     with log.open("ab") as out:
         proc = subprocess.Popen([*INGEST, "worker"], env=env, stdout=out, stderr=out, start_new_session=True)
@@ -126,17 +130,19 @@ async def test_a_page_too_slow_to_read_is_stopped_at_its_deadline_counted_and_th
         await pool.aclose()
         code = stop_process(proc, 30)
     output = log.read_text()
-    assert bad_result.get("new") == 2 and good_result.get("new") == 2, output[-3000:]
+    assert bad_result.get("new") == 3 and good_result.get("new") == 2, output[-3000:]
     records = {r["guid"]: r for r in await stream_records(client, keys)}
-    hostile = records["h-0"]
-    assert (hostile["content_source"], hostile["article_status"]) == ("feed", "too_slow"), output[-3000:]
-    assert hostile["content_text"] == "Its page keeps an extractor busy."
-    assert records["h-1"]["content_source"] == "article"  # the other page of that feed was read
-    assert (await client.hgetall(keys.stats))[b"article_deadline_exceeded"] == b"1"
+    for guid in ("h-0", "h-1"):
+        hostile = records[guid]
+        assert (hostile["content_source"], hostile["article_status"]) == ("feed", "too_slow"), output[-3000:]
+    assert records["h-0"]["content_text"] == "Its page keeps an extractor busy."
+    assert records["h-2"]["content_source"] == "article"  # the other page of that feed was read
+    assert (await client.hgetall(keys.stats))[b"article_deadline_exceeded"] == b"2"
+    assert "event loop stuck" not in output
     assert "reading the page ran past" in output
     # Loose bounds (a shared machine; unbounded, reading the page alone takes ~35 s on a
     # quiet one, minutes under load).
-    assert deadline <= bad_after < 25, output[-3000:]
+    assert 2 * deadline <= bad_after < 30, output[-3000:]
     assert good_after < deadline + 30, output[-3000:]
     assert code == 0, output[-3000:]  # the same process carried on and stopped cleanly
     print(f"\nhostile page stopped after {bad_after:.1f} s (deadline {deadline:g} s); "
