@@ -54,8 +54,37 @@ class Keys:
     # State.
 
     def item_state(self, item_id: str) -> str:
-        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL."""
+        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL
+        (the hash marked "~pending" while that version waits for its article page)."""
         return f"{self.ns}:item:{item_id}"
+
+    def robots(self, robots_url: str) -> str:
+        """An article host's robots.txt as fetched (`\\x00none`: it has none), with a TTL."""
+        return f"{self.ns}:robots:{robots_url}"
+
+    def article_page(self, page_hash: str) -> str:
+        """An article page's validators and the text read from it (zlib-compressed JSON,
+        workers/article/pagecache.py), by a hash of its URL, with a TTL."""
+        return f"{self.ns}:page:{page_hash}"
+
+    # Per-host politeness shared by every process (ingest/poll/hostslots.py). The host
+    # in braces keeps a host's two keys in one Redis Cluster slot.
+
+    def host_slots(self, host: str) -> str:
+        """Sorted set of the requests in flight to one host: token -> lease expiry (ms,
+        Redis time), at most `per_host_concurrency` members; expires when idle."""
+        return f"{self.ns}:host:{{{host}}}:slots"
+
+    def host_pace(self, host: str) -> str:
+        """Hash of one host's pacing: `next` (ms, Redis time, before which no request may
+        start) and `shared_until` (article fetching going on until then); expires when idle."""
+        return f"{self.ns}:host:{{{host}}}"
+
+    @property
+    def shared_hosts(self) -> str:
+        """Sorted set of hosts whose requests are paced in Redis because article pages are
+        fetched from them: host -> until (epoch ms). Pollers read it twice a second."""
+        return f"{self.ns}:hosts:shared"
 
     def feed(self, feed_id: str) -> str:
         """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""

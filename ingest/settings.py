@@ -103,6 +103,7 @@ class Settings:
     full_text_max_tries: int = 3
     full_text_robots_ttl: int = 86400
     full_text_ignore_robots_hosts: str = ""
+    full_text_page_ttl: int = 86400
     public_url: str = ""
     push_poll_interval: int = 3600
     push_lease_seconds: int = 86400
@@ -203,6 +204,7 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("log_format", lambda s: None if s.log_format in ("text", "json") else "must be 'text' or 'json'"),
     ("host_min_delay", lambda s: None if s.host_min_delay >= 0 else "must not be negative"),
     ("host_cooldown_cap", lambda s: None if s.host_cooldown_cap >= 0 else "must not be negative"),
+    ("full_text_page_ttl", lambda s: None if s.full_text_page_ttl >= 0 else "must not be negative"),
     ("min_interval", lambda s: None if s.min_interval <= s.max_interval else "must not exceed max_interval"),
     ("allow_networks", lambda s: _networks_problem(s.allow_networks)),
     ("proxy", lambda s: None if _scheme_in(s.proxy, ("http", "https")) else "must be an http:// or https:// URL"),

@@ -13,10 +13,19 @@ Routes (all on 127.0.0.1):
   /news/private-area     disallowed by the default robots.txt
   /flaky.xml             a feed of /news/flaky (503 twice, then the JSON-LD page) and
                          /news/down (always 503)
+  /hostile.xml           a feed of /news/hostile and /news/hostile2, pages whose reading
+                         takes far longer than any deadline (`hostile_page`, within the
+                         size limit), and /news/opengraph-only
+
+Article pages from files carry an ETag and a Last-Modified and answer a matching
+If-None-Match (else If-Modified-Since) with 304; `not_modified` counts those by path.
+`revision` > 0 changes every entry's summary in the feeds (so each entry is new
+or changed again and its page is fetched again).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from aiohttp import web
@@ -39,12 +48,30 @@ ITEMS = [
     ("/news/closed", "Subscribers only", "Behind a 402.", None),
     ("/news/private-area", "Not for robots", "robots.txt says no.", None),
 ]
+# A feed whose first page cannot be read in time, beside a normal one.
+HOSTILE_ITEMS = [
+    ("/news/hostile", "A page slow to read", "Its page keeps an extractor busy.", None),
+    ("/news/hostile2", "Another page slow to read", "Its page keeps an extractor busy too.", None),
+    ("/news/opengraph-only", "Library opens late", "The city library will stay open until midnight.", None),
+]
 # A second feed: a page that fails twice then works, and one that always fails.
 FLAKY_ITEMS = [
     ("/news/flaky", "Harbour reopens", "The harbour reopened.", None),
     ("/news/down", "Server down", "This server always fails.", None),
 ]
+# path -> (entries, guid prefix)
+FEEDS = {"/feed.xml": (ITEMS, "a"), "/hostile.xml": (HOSTILE_ITEMS, "h"), "/flaky.xml": (FLAKY_ITEMS, "f")}
 ROBOTS = "User-agent: *\nDisallow: /news/private-area\n"
+LAST_MODIFIED = "Thu, 16 Jan 2020 12:21:00 GMT"
+
+
+def hostile_page(blocks: int = 26_000) -> bytes:
+    """An article page that keeps the extractor busy far past any deadline: `blocks`
+    short paragraphs, each in two <div>s (~1.9 MB, within the limit the test sets).
+    trafilatura's jusText fallback compares each paragraph with its neighbours in pure
+    Python, quadratically: ~1.8 s for 5,000 blocks, ~20 s for 20,000 here."""
+    block = "<div><div><p>Some words in a sentence of a paragraph here.</p></div></div>"
+    return ("<html><head><title>Hostile</title></head><body>" + block * blocks + "</body></html>").encode()
 
 
 class ArticleSite(ThreadedApp):
@@ -56,6 +83,9 @@ class ArticleSite(ThreadedApp):
         self.big_bytes = 3_000_000
         self.hits: dict[str, int] = {}
         self.flaky_failures = 2  # /news/flaky answers 503 this many times first
+        self.not_modified: dict[str, int] = {}
+        self.revision = 0
+        self.hostile = hostile_page()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -65,6 +95,7 @@ class ArticleSite(ThreadedApp):
         for i, (path, title, summary, date) in enumerate(entries):
             pub = f"<pubDate>{date}</pubDate>" if date else ""
             link = self.url(path).replace("&", "&amp;")
+            summary = f"{summary} (revision {self.revision})" if self.revision else summary
             items.append(f"<item><title>{title}</title><link>{link}</link>"
                          f"<guid isPermaLink=\"false\">{prefix}-{i}</guid>{pub}"
                          f"<description>{summary}</description></item>")
@@ -76,10 +107,9 @@ class ArticleSite(ThreadedApp):
         path = request.path
         self.hits[path] = self.hits.get(path, 0) + 1
         html = "text/html; charset=utf-8"
-        if path == "/feed.xml":
-            return web.Response(body=self.feed(), headers={"Content-Type": "application/rss+xml"})
-        if path == "/flaky.xml":
-            return web.Response(body=self.feed(FLAKY_ITEMS, "f"), headers={"Content-Type": "application/rss+xml"})
+        if path in FEEDS:
+            entries, prefix = FEEDS[path]
+            return web.Response(body=self.feed(entries, prefix), headers={"Content-Type": "application/rss+xml"})
         if path == "/news/down" or (path == "/news/flaky" and self.hits[path] <= self.flaky_failures):
             return web.Response(status=503, text="try later")
         if path == "/news/flaky":
@@ -89,8 +119,9 @@ class ArticleSite(ThreadedApp):
                 raise web.HTTPNotFound()
             return web.Response(text=self.robots)
         if path == "/view.php":
-            body = (PAGES / "koreaherald-20200116000812.html").read_bytes()
-            return web.Response(body=body, headers={"Content-Type": html})
+            return self.page(request, (PAGES / "koreaherald-20200116000812.html").read_bytes())
+        if path in ("/news/hostile", "/news/hostile2"):
+            return web.Response(body=self.hostile, headers={"Content-Type": html})
         if path == "/news/big":
             filler = b"<p>" + b"Filler paragraph of a page that never ends. " * 40 + b"</p>\n"
             body = b"<html><body><article>" + filler * (self.big_bytes // len(filler) + 1) + b"</article></body></html>"
@@ -102,5 +133,15 @@ class ArticleSite(ThreadedApp):
         name = path.removeprefix("/news/")
         page = PAGES / f"{name}.html"
         if path.startswith("/news/") and page.is_file():
-            return web.Response(body=page.read_bytes(), headers={"Content-Type": html})
+            return self.page(request, page.read_bytes())
         raise web.HTTPNotFound()
+
+    def page(self, request: web.Request, body: bytes) -> web.Response:
+        """An HTML page with validators; 304 when the request's validators match."""
+        etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+        headers = {"Content-Type": "text/html; charset=utf-8", "ETag": etag, "Last-Modified": LAST_MODIFIED}
+        match = request.headers.get("If-None-Match")
+        if (match == etag) if match is not None else request.headers.get("If-Modified-Since") == LAST_MODIFIED:
+            self.not_modified[request.path] = self.not_modified.get(request.path, 0) + 1
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, headers=headers)

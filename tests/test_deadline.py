@@ -196,3 +196,36 @@ def test_a_worker_whose_event_loop_stalls_past_deadline_and_grace_exits_by_itsel
     assert "blocking" in done.stdout and "not reached" not in done.stdout
     assert "event loop stuck" in done.stderr
     assert took < 30  # far sooner than the 60 s block (limit 1 s + a heartbeat period)
+
+
+async def test_an_ended_section_is_a_sign_of_life_for_the_stall_check(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    """Sections of several documents or article pages can run back to back in one turn of
+    the event loop, before the loop's tick comes round (#15): each that ended, stopped at
+    its deadline or not, proves the interpreter alive."""
+    from workers import deadline
+    from workers.liveness import WorkerLiveness
+
+    seen: list[int] = []
+    stop = deadline.on_section_end(lambda: seen.append(1))
+    try:
+        deadline.bounded(sum, [1, 2])
+        with pytest.raises(ValueError), deadline.section():
+            raise ValueError("a section that fails has ended too")
+    finally:
+        stop()
+    deadline.bounded(sum, [1])  # no longer listened to
+    assert seen == [1, 1]
+
+    liveness = WorkerLiveness(settings, "w-section", None, exit_on_stall=False)
+    liveness.start(client)
+    try:
+        liveness._last_tick -= 100  # as if the loop had not ticked for 100 s
+        deadline.bounded(sum, [1])
+        assert time.monotonic() - liveness._last_tick < 5
+    finally:
+        await liveness.stop(client)
+    liveness._last_tick -= 100
+    deadline.bounded(sum, [1])  # a stopped liveness no longer listens
+    assert time.monotonic() - liveness._last_tick > 50

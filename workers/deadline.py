@@ -37,7 +37,7 @@ from typing import ParamSpec, TypeVar
 
 __all__ = [
     "Budget", "ParseDeadlineExceeded", "bounded", "current", "current_reset", "install", "installed",
-    "section", "start",
+    "on_section_end", "section", "start",
 ]
 
 P = ParamSpec("P")
@@ -55,6 +55,16 @@ class _State:
 
 
 _STATE = _State()
+# Called after every section, interrupted or not: the interpreter is alive. The worker's
+# stall check listens (workers/liveness.py): sections of several documents or article
+# pages run back to back in one turn of the event loop, and must not add up to a "stall".
+_SECTION_END: list[Callable[[], None]] = []
+
+
+def on_section_end(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` after each section; returns the function that stops it."""
+    _SECTION_END.append(callback)
+    return lambda: _SECTION_END.remove(callback) if callback in _SECTION_END else None
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -110,7 +120,10 @@ def section() -> Iterator[None]:
     """
     budget = _CURRENT.get()
     if budget is None or not _STATE.installed:
-        yield
+        try:
+            yield
+        finally:
+            _ended()
         return
     if budget.remaining <= 0:
         raise ParseDeadlineExceeded(f"parse deadline exceeded ({budget.seconds:g} s)")
@@ -124,6 +137,12 @@ def section() -> Iterator[None]:
         _STATE.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         budget.remaining -= time.monotonic() - began
+        _ended()
+
+
+def _ended() -> None:
+    for callback in _SECTION_END:
+        callback()
 
 
 def bounded(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

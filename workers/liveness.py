@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -31,6 +32,7 @@ import redis.asyncio as aioredis
 from ingest.keys import Keys
 from ingest.liveness import beat_sync, forget_job, note_job, reap
 from ingest.settings import Settings
+from workers import deadline
 
 __all__ = ["STALL_EXIT_CODE", "WorkerLiveness"]
 
@@ -57,6 +59,7 @@ class WorkerLiveness:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop whose ticks prove life
         self._tick_handle: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._unlisten: Callable[[], None] | None = None
         self._sync = redis.Redis.from_url(settings.effective_redis_url,
                                           socket_timeout=self.period, socket_connect_timeout=self.period)
 
@@ -64,6 +67,9 @@ class WorkerLiveness:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._tick(loop)
+        # A deadline section that ended proves life as well as a tick: sections of several
+        # documents or article pages may run back to back before the tick's turn comes.
+        self._unlisten = deadline.on_section_end(self._alive)
         self._beat()  # alive before the first job can be noted
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {self.worker_id}",
                                         daemon=True)
@@ -72,6 +78,8 @@ class WorkerLiveness:
 
     async def stop(self, client: aioredis.Redis) -> None:
         self._stop.set()
+        if self._unlisten:
+            self._unlisten()
         if self._tick_handle:
             self._tick_handle.cancel()
         if self._reaper:
@@ -100,6 +108,9 @@ class WorkerLiveness:
             log.warning("could not clear the note of job %s: %s", job_id, e)
 
     # -- the loop's proof of life ----------------------------------------------
+
+    def _alive(self) -> None:
+        self._last_tick = time.monotonic()
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         self._last_tick = time.monotonic()

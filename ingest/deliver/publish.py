@@ -18,6 +18,11 @@ Because the check and the writes happen inside one script, a retried or
 duplicated job can never publish one item version twice, and a crash before
 the script leaves nothing written (the job is retried and delivers then).
 
+The hash compared and stored is `state_hash(item)`: the record's content_hash,
+marked while the item waits for its article page (`article_status: "pending"`,
+#15), so that the item's final state (the article's text, or the feed's text
+marked "failed") is a new version even when its text is unchanged.
+
 State per item lives in its own key with a TTL (`item_retention_days`),
 refreshed whenever the entry is seen, so memory is bounded by the items seen
 within the retention window.
@@ -34,7 +39,7 @@ from ingest.errors import DeliveryConflict
 from ingest.keys import Keys
 from ingest.models import Item, item_to_json
 
-__all__ = ["ItemState", "Deliverer", "parse_state"]
+__all__ = ["ItemState", "Deliverer", "parse_state", "state_hash"]
 
 _DELIVER_LUA = """
 local n = tonumber(ARGV[1])
@@ -88,6 +93,16 @@ return out
 """
 
 _MAX_ATTEMPTS = 5
+_PENDING_MARK = "~pending"
+
+
+def state_hash(item: Item) -> str:
+    """Pure: the hash delivery dedups on. A version that still waits for its article
+    page is not the item's last word: its final state (same text, marked "failed")
+    must be delivered as a new version, never skipped as "already delivered"."""
+    if item.article_status == "pending":
+        return item.content_hash + _PENDING_MARK
+    return item.content_hash
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +177,7 @@ class Deliverer:
         ]
         for item, fingerprint in batch:
             keys.append(self.keys.item_state(item.id))
-            args += [item.version - 1, item.content_hash, fingerprint, item_to_json(item)]
+            args += [item.version - 1, state_hash(item), fingerprint, item_to_json(item)]
         keys += [self.keys.item_state(item_id) for item_id in touch]
         result = await self._script(keys=keys, args=args)
         return [int(r) for r in result]

@@ -3,7 +3,9 @@
 A shell around pure parts: `scheduler` claims (atomic, leased), `fetch`
 fetches, `schedule.decide` decides, `enqueue` hands bodies to workers. Each
 claimed feed runs as its own task, bounded by `poll_batch` in flight; hosts
-are paced by `politeness.HostPacer`. On stop: no new claims, in-flight
+are paced by `politeness.HostPacer`, and hosts that article pages are fetched
+from also by their slots in Redis, shared with the workers (`hostslots.PollGate`:
+no Redis round trip per poll for the other hosts). On stop: no new claims, in-flight
 fetches get `shutdown_grace` seconds, and the leases of whatever did not
 finish are released so another daemon can take them at once.
 """
@@ -11,6 +13,7 @@ finish are released so another daemon can take them at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -32,6 +35,7 @@ from ingest.models import FeedSpec, Fetched, FetchFailed
 from ingest.poll.completions import CompletionBatcher
 from ingest.poll.enqueue import enqueue_parse, wait_for_room
 from ingest.poll.fetch import conditional_get
+from ingest.poll.hostslots import HostSlots, PollGate
 from ingest.poll.outage import OutageDetector
 from ingest.poll.politeness import HostPacer, is_rate_limited
 from ingest.poll.registry import load_feed, move_feed
@@ -76,6 +80,7 @@ class Poller:
         self.rules = rules_from(settings)
         self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
                                settings.host_cooldown_cap)
+        self.gate = PollGate(HostSlots.from_settings(redis, self.keys, settings))
         self.outage = OutageDetector()
         self.rng = random.Random()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
@@ -83,6 +88,9 @@ class Poller:
 
     async def run(self, stop: asyncio.Event) -> None:
         last_prune = time.monotonic()
+        with contextlib.suppress(RedisError, OSError):
+            await self.gate.refresh()  # a fresh view first: else every poll asks Redis
+        gate = asyncio.create_task(self.gate.keep_fresh(stop))
         try:
             while not stop.is_set():
                 if not await wait_for_room(self.pool, self.keys, self.settings.queue_bound, stop):
@@ -104,6 +112,9 @@ class Poller:
                     await self._idle(stop)
         finally:
             await self._shutdown()
+            gate.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gate
 
     def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
         def done(_: asyncio.Task[None]) -> None:
@@ -179,7 +190,7 @@ class Poller:
             await self.scheduler.complete(feed_id, None, {})
             return
         host = urlsplit(state.url).hostname or ""
-        async with self.pacer.slot(host):
+        async with self.pacer.slot(host), self.gate.slot(host):
             started = time.monotonic()
             result = await conditional_get(self.session, state.url, self.settings,
                                            etag=state.etag or None,

@@ -6,8 +6,8 @@ article page is fetched and read concurrently, all within one deadline
 deadline, or when a page fails, the item goes out with the feed's text,
 marked `article_status: "pending"`, and a deferred job (`fetch_article`)
 tries again with backoff, at most `full_text_max_tries` times; its text
-arrives as a new version. Paywalled, robots-disallowed, refused and empty
-pages are final: marked, never retried.
+arrives as a new version. Paywalled, robots-disallowed, refused, too large,
+too slow to read and empty pages are final: marked, never retried.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import trafilatura
 
 from workers.normalize.clean import dedupe_paragraphs, fix_mojibake, html_to_paragraphs, sanitize_html
 
-__all__ = ["ArticleText", "extract_article"]
+__all__ = ["ArticleText", "article_of_paragraphs", "extract_article"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,12 @@ def extract_article(html: bytes | str, url: str, iframe_hosts: frozenset[str] = 
     paragraphs = dedupe_paragraphs(html_to_paragraphs(content_html))
     if not paragraphs:
         return None
-    # The HTML form matches the text: repeated paragraphs once there too.
+    return article_of_paragraphs(paragraphs)
+
+
+def article_of_paragraphs(paragraphs: list[str]) -> ArticleText:
+    """The story from its plain-text paragraphs; the HTML form matches the text
+    (repeated paragraphs once there too), so the paragraphs are all a cache keeps."""
     content_html = "".join(f"<p>{_escape(p)}</p>" for p in paragraphs)
     return ArticleText(content_html=content_html, paragraphs=paragraphs)
 

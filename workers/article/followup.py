@@ -2,6 +2,9 @@
 with its feed's text, as a new version (#15).
 
 It runs `full_text_max_tries - 1` times at most, with exponential backoff.
+Whatever its last try finds is delivered as a new version: the article's
+text, or the feed's text with the final `article_status` ("failed" after the
+last try, "paywalled", "robots", ...), so no record stays "pending".
 The item's stored state must still be the version that went out: when the
 feed changed the entry meanwhile, that newer version had its own page
 fetch, and this job stands down.
@@ -44,13 +47,17 @@ async def fetch_article(ctx: dict[str, Any], spec: dict[str, Any], record: str, 
         log.info("article page of %s: %s; try %d in %.0f s", item.link, outcome.error, attempt + 1, delay)
         await app.redis.enqueue_job(FOLLOW_UP_TASK, spec, record, attempt + 1, _defer_by=delay)
         return {"item": item.id, "article_status": "pending", "error": outcome.error}
+    # A final state: the article's text, or the feed's text saying why not ("failed" after
+    # the last try, "paywalled", ...). Either is delivered as a new version, so no record
+    # is left saying "pending" (delivery dedups on publish.state_hash, which marks pending).
     if updated.content_source != "article":
-        log.info("article page of %s: %s; the feed's text stays", item.link, outcome.error)
-        return {"item": item.id, "article_status": updated.article_status, "error": outcome.error}
+        log.info("article page of %s: %s; the feed's text stays, marked %s", item.link, outcome.error,
+                 updated.article_status)
     state = (await app.deliverer.states([item.id]))[0]
     if state.version != item.version:
         return {"item": item.id, "article_status": "superseded"}
     clustered = await app.clusters.assign([updated])
     delivered = await app.deliverer.deliver(feed.feed_id, [(clustered[0], state.fingerprint)], [state], feed.tags)
-    return {"item": item.id, "article_status": "delivered" if delivered else "unchanged",
+    return {"item": item.id, "article_status": updated.article_status or "delivered",
+            "delivered": bool(delivered), "error": outcome.error,
             "version": delivered[0].version if delivered else state.version}
