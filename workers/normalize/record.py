@@ -127,20 +127,19 @@ def entry_link(entry: Mapping[str, Any], base_url: str) -> str | None:
     return _resolved(link, base_url) if id_as_link else None
 
 
-def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None, bool]:
-    """(value, is_html, base, is_summary) of the richest body: HTML content, other
-    content, summary."""
+def _pick_content(entry: Mapping[str, Any]) -> tuple[str, bool, str | None]:
+    """(value, is_html, base) of the richest body: HTML content, other content, summary."""
     contents = _maps(entry.get("content"))
     for detail in contents:
         if detail.get("type") in _HTML_TYPES and _text(detail.get("value")):
-            return detail["value"], True, _text(detail.get("base")) or None, False
+            return detail["value"], True, _text(detail.get("base")) or None
     for detail in contents:
         if _text(detail.get("value")):
             return (detail["value"], detail.get("type") in _HTML_TYPES,
-                    _text(detail.get("base")) or None, False)
+                    _text(detail.get("base")) or None)
     detail = _map(entry.get("summary_detail"))
     is_html = detail.get("type", "text/html") in _HTML_TYPES
-    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None, True
+    return _text(entry.get("summary")), is_html, _text(detail.get("base")) or None
 
 
 def _categories(entry: Mapping[str, Any]) -> list[str]:
@@ -203,10 +202,10 @@ def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
 
 def _body(
     entry: Mapping[str, Any], link: str | None, base_url: str, options: NormalizeOptions
-) -> tuple[str, list[str], str, bool]:
-    """(content_html, paragraphs, feed base, from_summary): sanitized HTML and its unique
+) -> tuple[str, list[str], str, str | None]:
+    """(content_html, paragraphs, feed base, html_source): sanitized HTML and its unique
     paragraphs, the base for the entry's own media URLs (xml:base, else the document),
-    and whether the body is the entry's HTML summary (whose paragraphs are then these).
+    and the body as the feed gave it when it was read as HTML (else None).
 
     Relative links resolve against the xml:base in force when the feed declares
     one, else against the article's own link: feed bodies are copied from the
@@ -214,8 +213,8 @@ def _body(
     to the feed document. (feedparser reports a base only for a declared
     xml:base, as workers/parse.py gives it no content-location.)
     """
-    body, is_html, content_base, is_summary = _pick_content(entry)
-    from_summary = is_html and is_summary
+    body, is_html, content_base = _pick_content(entry)
+    html_source = _text(body) if is_html else None
     body = fix_mojibake(_text(body))
     declared = absolute_url(content_base, base_url) if content_base else None
     base = declared or link or base_url
@@ -226,7 +225,7 @@ def _body(
         # Plain text: blank lines end paragraphs; the HTML form is built from them.
         paragraphs = dedupe_paragraphs(html_to_paragraphs(html.escape(body, quote=False)))
         content_html = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    return content_html, paragraphs, declared or base_url, from_summary
+    return content_html, paragraphs, declared or base_url, html_source
 
 
 def normalize_entry(
@@ -244,13 +243,16 @@ def normalize_entry(
     (property-tested); the pipeline still isolates each entry.
     """
     link = entry_link(entry, base_url)
-    content_html, paragraphs, media_base, from_summary = _body(entry, link, base_url, options)
+    content_html, paragraphs, media_base, html_source = _body(entry, link, base_url, options)
     content_text = "\n\n".join(paragraphs)
     title = plain_text(fix_mojibake(_text(entry.get("title"))))
-    if from_summary:  # the text of the sanitized summary: one HTML parse, not two
+    raw_summary = _text(entry.get("summary"))
+    if html_source is not None and html_source == raw_summary:
+        # The summary is the body (an RSS description, or the copy feedparser makes of
+        # an Atom entry's only content): its text is the sanitized body's, parsed once.
         summary = " ".join(paragraphs)
     else:
-        summary = " ".join(dedupe_paragraphs(html_to_paragraphs(fix_mojibake(_text(entry.get("summary"))))))
+        summary = " ".join(dedupe_paragraphs(html_to_paragraphs(fix_mojibake(raw_summary))))
     text = content_text or summary
     language = declared_language(entry, feed) or detect_language(f"{title}\n{text}")
     published, updated = _dates(entry, language)
