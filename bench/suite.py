@@ -25,6 +25,15 @@ the whole process tree; for ingest with and without its redis-server);
 fetch-to-stream latency p50/p99 (stream entry id time minus the record's
 fetched_at); peak RSS per process kind; Redis memory per 100k items. Figures
 are printed, never asserted. Linux only (/proc).
+
+Full text (#15): `--full-text [auto|always]` (default 200 feeds x 10 items, 1 run)
+runs ingest alone on a summary-only farm: every item a one-sentence teaser whose
+link leads to a 60-200 KB article page on the farm (bench/pages.py). The cold
+phase runs twice on fresh databases: with `full_text` as given (every page fetched
+politely and read in the workers; the phase ends when every item is stored with
+its page settled) and with `full_text = "off"` (the teasers alone), so the
+difference is what the pages cost. Reported: pages/s, CPU ms per page (all
+processes), fetch-to-stream latency of the items carrying the article's text.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.farm import FarmSpec, failing_in_round, newest_item  # noqa: E402
+from bench.farm import FarmSpec, article_page, failing_in_round, newest_item  # noqa: E402
 from bench.procstat import cpu_seconds, describe_tree  # noqa: E402
 from bench.service import PhaseResult, Service, workers_flag_supported  # noqa: E402
 
@@ -61,6 +70,8 @@ class Farm:
         cmd = [sys.executable, str(BENCH / "farm.py"), "--feeds", str(args.feeds), "--items", str(args.items),
                "--changed", str(args.changed), "--new-items", str(args.new_items),
                "--latency-ms", str(args.latency_ms), "--error-rate", str(args.error_rate)]
+        if args.full_text:
+            cmd.append("--summary-only")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -86,8 +97,9 @@ class Farm:
         self.proc.wait()
 
 
-def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    service = Service(tmp, args.workers, args.log_level)
+def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path, full_text: str = "off",
+               phases: tuple[str, ...] = INGEST_PHASES) -> dict[str, Any]:
+    service = Service(tmp, args.workers, args.log_level, full_text)
     service.start_redis()
     try:
         farm.set_round(0)
@@ -96,16 +108,18 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path) -> dict[str, Any
         results: dict[str, PhaseResult] = {}
         base_mem = service.used_memory()
         expectation = Expectation(args)
-        for phase in INGEST_PHASES:
+        for phase in phases:
             round_ = {"cold": 0, "warm": 0, "mixed": 1, "paced": 2}[phase]
             if round_:
                 farm.set_round(round_)
             pace = 0.0
-            if phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
+            if phase == "paced" and full_text != "off":  # pages arriving at half the cold rate of pages
+                pace = 0.5 * _pages(results["cold"]) / max(results["cold"].seconds, 1e-9) / args.new_items
+            elif phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
                 pace = 0.5 * results["cold"].feeds / max(results["cold"].seconds, 1e-9)
             expect = expectation.new_in_round(round_)
             spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
-            results[phase] = service.phase(expect, args.timeout, pace)
+            results[phase] = service.phase(expect, args.timeout, pace, settle=full_text != "off")
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
@@ -192,9 +206,10 @@ def rate(result: PhaseResult, phase: str) -> float:
     return (result.entries if phase == "cold" else result.feeds) / max(result.seconds, 1e-9)
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], digits: int = 0) -> str:
     med = statistics.median(values)
-    return f"{med:,.0f}" if len(values) == 1 else f"{med:,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+    f = f",.{digits}f"
+    return f"{med:{f}}" if len(values) == 1 else f"{med:{f}} ({min(values):{f}}-{max(values):{f}})"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -250,6 +265,67 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> s
     return "\n".join(lines)
 
 
+def full_text_report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    """The cold phase with article pages, against the same phase with the teasers alone."""
+    spec = FarmSpec(feeds=args.feeds, items=args.items, summary_only=True)
+    sample = [len(article_page(spec, f, n)) for f in range(min(args.feeds, 50)) for n in range(args.items)]
+    mode = args.full_text
+    lines = [f"full text: farm summary-only, {args.feeds} feeds x {args.items} items, each a one-sentence "
+             f"teaser linking to an article page on the farm ({min(sample) // 1000}-{max(sample) // 1000} KB, "
+             f"mean {sum(sample) // len(sample) // 1000} KB; gzip, ETag/Last-Modified); runs: {args.runs}; "
+             f"ingest workers flag: {args.workers if args.workers is not None else 'default'}",
+             f"machine: {platform.machine()}, {_cores()} cores, Python {platform.python_version()}, "
+             f"load average {_load()}", ""]
+    teasers = [r["phases"]["cold"] for r in runs["off"]]
+    cpu_teaser = statistics.median(1000 * (r.cpu_service + r.cpu_redis) / max(r.entries, 1) for r in teasers)
+    for phase in ("cold", "paced"):
+        rs = [r["phases"][phase] for r in runs[mode]]
+        pages = [_pages(r) for r in rs]
+        lat = [x for r in rs for x in r.article_latencies_ms]
+        overall = [n / max(r.seconds, 1e-9) for r, n in zip(rs, pages, strict=True)]
+        steady = [(n - 1) / max(r.article_span_seconds, 1e-9) for r, n in zip(rs, pages, strict=True)]
+        cpu_page = statistics.median(1000 * (r.cpu_service + r.cpu_redis) / max(_pages(r), 1) for r in rs)
+        cpu_service = statistics.median(1000 * r.cpu_service / max(_pages(r), 1) for r in rs)
+        if phase == "cold":
+            lines.append(f'cold, full_text = "{mode}": every feed new, every page fetched and read, until each item '
+                         "is stored with its page settled (the first page waits 2 s, once, for the newly shared host)")
+        else:
+            lines.append(f"paced: every feed gains {args.new_items} items, the feeds due one after the other so "
+                         "that pages come at half the cold rate: the latency of a service that keeps up")
+        lines += [
+            f"  {spread([r.seconds for r in rs], 1)} s; {spread([float(n) for n in pages])} items stored with the "
+            f"article's text: {spread(overall, 1)} pages/s (first to last stored: {spread(steady, 1)} pages/s)",
+            f"  CPU per page, all processes (service + redis-server): {cpu_page:.1f} ms; "
+            f"service alone {cpu_service:.1f} ms",
+            f"  fetch-to-stream of the items with the article's text: p50 {pct(lat, 0.5):,.0f} ms, "
+            f"p99 {pct(lat, 0.99):,.0f} ms ({len(lat)} items"
+            + ("; everything due at once, so mostly the backlog)" if phase == "cold" else ")"),
+            f"  items by text: {rs[-1].articles}; stats {rs[-1].stats}",
+        ]
+        if phase == "cold":
+            lines += [
+                '  the same cold phase with full_text = "off" (teasers only): '
+                f"{spread([r.seconds for r in teasers], 1)} s, {spread([rate(r, 'cold') for r in teasers])} "
+                f"entries/s, CPU {cpu_teaser:.2f} ms per entry;",
+                f"  so a page costs ~{cpu_page - cpu_teaser:.1f} ms of CPU beyond its teaser's own (fetch, robots "
+                "and host slots, extraction, metadata, the longer record stored)",
+            ]
+    lines += ["", "peak RSS (MiB, max over runs): " + "; ".join(
+        f"{kind} {peak:,.0f}" for kind, peak in _peaks({"ingest": runs[mode]}).items())]
+    return "\n".join(lines)
+
+
+def _pages(result: PhaseResult) -> int:
+    """Items stored with their article's text during the phase."""
+    return sum(n for key, n in result.articles.items() if key.startswith("article"))
+
+
+def _load() -> str:
+    import os
+
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _peaks(runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     peaks: dict[str, float] = {}
     for name, rs in runs.items():
@@ -269,9 +345,12 @@ def _cores() -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="100 feeds x 10 items, 1 run (CI: figures never asserted)")
-    p.add_argument("--feeds", type=int, default=1000)
-    p.add_argument("--items", type=int, default=30)
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--feeds", type=int, default=None, help="default 1000 (--full-text: 200)")
+    p.add_argument("--items", type=int, default=None, help="default 30 (--full-text: 10)")
+    p.add_argument("--runs", type=int, default=None, help="default 3 (--full-text: 1)")
+    p.add_argument("--full-text", nargs="?", const="auto", choices=("auto", "always"), default=None,
+                   help="ingest alone on a summary-only farm, cold phase with article pages (full_text MODE, "
+                        "default auto) and without (off)")
     p.add_argument("--changed", type=float, default=0.1, help="fraction of feeds changed in the mixed round")
     p.add_argument("--new-items", type=int, default=3)
     p.add_argument("--latency-ms", type=float, default=0.0, help="farm: added before every answer")
@@ -287,7 +366,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
+    big = args.full_text is None
+    args.feeds = args.feeds if args.feeds is not None else (1000 if big else 200)
+    args.items = args.items if args.items is not None else (30 if big else 10)
+    args.runs = args.runs if args.runs is not None else (3 if big else 1)
     return args
+
+
+def main_full_text(args: argparse.Namespace) -> None:
+    """--full-text: the cold phase with article pages, then without, `--runs` times."""
+    farm = Farm(args)
+    runs: dict[str, list[dict[str, Any]]] = {args.full_text: [], "off": []}
+    started = time.monotonic()
+    try:
+        for run in range(args.runs):
+            for mode in runs:
+                with tempfile.TemporaryDirectory(prefix=f"bench-fulltext-{mode}-") as tmp:
+                    t0 = time.monotonic()
+                    result = run_ingest(farm, args, Path(tmp), mode, ("cold",) if mode == "off" else ("cold", "paced"))
+                    runs[mode].append(result)
+                    done = ", ".join(f"{p} {r.seconds:.1f} s, {r.entries} stored {r.articles or ''}"
+                                     for p, r in result["phases"].items())
+                    print(f"run {run + 1} ingest full_text={mode}: {done} ({time.monotonic() - t0:.1f} s)", flush=True)
+    finally:
+        farm.stop()
+    print()
+    print(full_text_report(runs, args))
+    print(f"\nsuite took {time.monotonic() - started:.0f} s")
+    if args.json:
+        _write_json(args.json, runs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,6 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers is not None and not workers_flag_supported():
         print(f"note: this `ingest run` has no --workers flag; --workers {args.workers} ignored", file=sys.stderr)
         args.workers = None
+    if args.full_text:
+        main_full_text(args)
+        return
     contenders = [c for c in args.only.split(",") if c]
     if "reader" in contenders:
         try:
@@ -323,9 +433,13 @@ def main(argv: list[str] | None = None) -> None:
     print(report(runs, args))
     print(f"\nsuite took {time.monotonic() - started:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({n: [{"phases": {p: vars(v) for p, v in r["phases"].items()},
-                                              "processes": r["processes"], "memory": r["memory"]} for r in rs]
-                                         for n, rs in runs.items()}, indent=1))
+        _write_json(args.json, runs)
+
+
+def _write_json(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:
+    path.write_text(json.dumps({n: [{"phases": {p: vars(v) for p, v in r["phases"].items()},
+                                     "processes": r["processes"], "memory": r["memory"]} for r in rs]
+                                for n, rs in runs.items()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ Its bytes are a pure function of (spec, feed, round), so two runs and two
 contenders see the same documents; it honours validators (a warm phase is
 all 304) and gzip; round 1 changes the stated fraction of feeds by the
 stated number of items, round 2 every feed. Served for real on loopback.
+In summary-only mode (#15) the items carry a teaser and link to 60-200 KB
+article pages on the farm itself, which honour validators and gzip too.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import feedparser
 import pytest
 from aiohttp import web
 
-from bench.farm import Farm, FarmSpec, changed_in_round, feed_body
+from bench.farm import Farm, FarmSpec, article_page, changed_in_round, feed_body, page_url, teaser
+from workers.article.extract import extract_article
+from workers.article.policy import should_fetch, word_count
 
 SPEC = FarmSpec(feeds=200, items=5, changed=0.1, new_items=3)
+SUMMARY = FarmSpec(feeds=20, items=4, changed=0.1, new_items=3, summary_only=True)
+BASE = "http://127.0.0.1:8999"
 
 
 def test_documents_are_deterministic_news_items_in_rss_and_atom() -> None:
@@ -78,3 +84,86 @@ async def test_validators_gzip_and_rounds_over_http(farm_url: str) -> None:
             assert r.status == 200
         async with session.get(f"{farm_url}/feed/5.xml", headers={"Accept-Encoding": "gzip"}) as r:
             assert gzip.decompress(await r.read()) == feed_body(SPEC, 5, 3)
+
+
+def test_summary_only_items_carry_a_teaser_and_link_to_the_farms_article_pages() -> None:
+    for feed in (4, 5):  # RSS and Atom
+        parsed = feedparser.parse(feed_body(SUMMARY, feed, 0, BASE))
+        assert len(parsed.entries) == SUMMARY.items
+        for entry, number in zip(parsed.entries, range(SUMMARY.items - 1, -1, -1), strict=True):
+            assert entry.link == page_url(BASE, feed, number) == f"{BASE}/article/{feed}/{number}.html"
+            assert entry.summary == teaser(SUMMARY, feed, number)
+            assert "content" not in entry and entry.summary.count(".") == 1
+            # Under the default threshold: `full_text = "auto"` fetches the page.
+            assert should_fetch("auto", entry.summary, 80, entry.link)
+    assert feed_body(SUMMARY, 4, 0, BASE) == feed_body(FarmSpec(feeds=20, items=4, summary_only=True), 4, 0, BASE)
+
+
+def test_article_pages_are_realistic_news_pages_whose_story_extracts() -> None:
+    sizes = [len(article_page(SUMMARY, feed, n)) for feed in range(SUMMARY.feeds) for n in range(SUMMARY.items)]
+    assert 60_000 <= min(sizes) and max(sizes) <= 200 * 1024
+    assert max(sizes) - min(sizes) > 50_000  # spread over the range, not one size
+    page = article_page(SUMMARY, 3, 1)
+    assert page == article_page(FarmSpec(feeds=20, items=4, summary_only=True), 3, 1)
+    html = page.decode()
+    for boilerplate in ("<nav>", "cookie-banner", "application/ld+json", 'class="share"', 'class="related"',
+                        'class="comments"', "<footer>", "<style>", "<script>"):
+        assert boilerplate in html
+    article = extract_article(page, page_url(BASE, 3, 1))
+    assert article is not None and len(article.paragraphs) >= 8
+    assert word_count(article.content_text) > 10 * word_count(teaser(SUMMARY, 3, 1))
+    assert "cookies" not in article.content_text and "Copyright" not in article.content_text
+
+
+@pytest.fixture
+async def summary_farm() -> AsyncIterator[tuple[Farm, str]]:
+    farm = Farm(SUMMARY)
+    runner = web.AppRunner(farm.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    farm.base = f"http://127.0.0.1:{port}"
+    yield farm, farm.base
+    await runner.cleanup()
+
+
+async def test_summary_only_links_lead_to_pages_with_validators_304_and_gzip(
+        summary_farm: tuple[Farm, str]) -> None:
+    farm, base = summary_farm
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with session.post(f"{base}/control?round=0&prerender=1") as r:
+            assert r.status == 200
+        assert len(farm.pages) == SUMMARY.feeds * SUMMARY.items  # rendered ahead with the documents
+        async with session.get(f"{base}/feed/6.xml", headers={"Accept-Encoding": "gzip"}) as r:
+            link = feedparser.parse(gzip.decompress(await r.read())).entries[0].link
+        assert link == f"{base}/article/6/{SUMMARY.items - 1}.html"
+        async with session.get(link, headers={"Accept-Encoding": "gzip"}) as r:
+            assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
+            assert r.content_type == "text/html"
+            body = gzip.decompress(await r.read())
+            etag, modified = r.headers["ETag"], r.headers["Last-Modified"]
+        assert body == article_page(SUMMARY, 6, SUMMARY.items - 1) and 60_000 <= len(body) <= 200 * 1024
+        async with session.get(link, headers={"If-None-Match": etag}) as r:
+            assert r.status == 304 and r.headers["ETag"] == etag and await r.read() == b""
+        async with session.get(link, headers={"If-Modified-Since": modified}) as r:
+            assert r.status == 304
+        async with session.get(link, headers={"If-None-Match": '"other"', "Accept-Encoding": "identity"}) as r:
+            assert r.status == 200 and "Content-Encoding" not in r.headers and await r.read() == body
+        async with session.get(f"{base}/robots.txt") as r:
+            assert r.status == 200 and "Allow: /" in await r.text() and "Disallow" not in await r.text()
+        # Only items a feed has listed so far have a page.
+        async with session.get(f"{base}/article/6/{SUMMARY.items}.html") as r:
+            assert r.status == 404
+        async with session.get(f"{base}/article/{SUMMARY.feeds}/0.html") as r:
+            assert r.status == 404
+    assert farm.served["page-304"] == 2 and farm.served["page-200-gzip"] == 1 and farm.served["page-200"] == 1
+
+
+async def test_a_farm_with_full_stories_serves_no_article_pages(farm_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{farm_url}/article/3/0.html") as r:
+            assert r.status == 404
+        async with session.get(f"{farm_url}/feed/3.xml") as r:
+            entry = feedparser.parse(await r.read()).entries[0]
+    assert "127.0.0.1" not in entry.link and word_count(entry.content[0].value) > 80
