@@ -42,12 +42,12 @@ async def fetch_article(ctx: dict[str, Any], spec: dict[str, Any], record: str, 
     if updated.article_status == "pending":
         delay = follow_up_delay(attempt, settings.job_retry_seconds)
         log.info("article page of %s: %s; try %d in %.0f s", item.link, outcome.error, attempt + 1, delay)
-        await app.redis.enqueue_job(FOLLOW_UP_TASK, spec, record, attempt + 1, _defer_by=delay)
+        await app.queue.enqueue_job(FOLLOW_UP_TASK, spec, record, attempt + 1, _defer_by=delay)
         return {"item": item.id, "article_status": "pending", "error": outcome.error}
     if updated.content_source != "article":
         log.info("article page of %s: %s; the feed's text stays", item.link, outcome.error)
         return {"item": item.id, "article_status": updated.article_status, "error": outcome.error}
-    state = (await app.deliverer.states([item.id]))[0]
+    state = (await app.deliverer.states(feed.feed_id, [item.id]))[0]
     if state.version != item.version:
         return {"item": item.id, "article_status": "superseded"}
     clustered = await app.clusters.assign([updated])
