@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from ingest.errors import RedisUnavailable
@@ -64,11 +64,34 @@ def _unreachable(settings: Settings, e: Exception, url: str | None = None) -> Re
     return RedisUnavailable(f"cannot reach {what} at {url or settings.redis_url}: {e}")
 
 
+class _RememberingCluster(RedisCluster):
+    """A RedisCluster that remembers every node it has seen, to find the cluster again.
+
+    redis-py 5.3 drops a node that failed a command from its startup nodes, and
+    several commands failing at once during a failover can leave it none: every later
+    command then fails with "Redis Cluster cannot be connected ... None" although the
+    promoted replicas serve every slot (seen in tests/test_redis_cluster.py). Before
+    looking the slots up again it is given back every node it has known.
+    """
+
+    _known: set[tuple[str, int]]
+
+    async def initialize(self) -> RedisCluster:
+        manager = self.nodes_manager
+        known: set[tuple[str, int]] = getattr(self, "_known", set())
+        for host, port in known - {(n.host, n.port) for n in manager.startup_nodes.values()}:
+            node = ClusterNode(host, port, **manager.connection_kwargs)
+            manager.startup_nodes[node.name] = node
+        client = await super().initialize()
+        self._known = known | {(str(n.host), int(n.port)) for n in manager.nodes_cache.values()}
+        return client
+
+
 def data_client(settings: Settings, **options: Any) -> aioredis.Redis:
     """The client for the data, not yet connected: a Redis, or a RedisCluster typed as one."""
     if settings.redis_cluster:
         # Reads go to masters (a replica may lag behind a just-delivered item).
-        return cast(aioredis.Redis, RedisCluster.from_url(settings.redis_url, **options))
+        return cast(aioredis.Redis, _RememberingCluster.from_url(settings.redis_url, **options))
     client: aioredis.Redis = aioredis.Redis.from_url(settings.effective_redis_url, **options)
     return client
 
