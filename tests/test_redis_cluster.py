@@ -117,7 +117,7 @@ async def test_ingest_run_on_a_cluster_end_to_end(
         records = await _wait_for(data, keys, 60, 40)
     finally:
         code = stop_process(proc, 20)
-    assert code == 0, proc.stderr.read().decode(errors="replace")[-3000:] if proc.stderr else ""
+    assert code == 0, _service_log(cluster_settings)[-3000:]
     assert len(records) == 60
     assert len({(r["id"], r["version"]) for r in records}) == 60
     assert {r["feed_url"] for r in records} == {farm.url(f"feed/{n}") for n in names}
@@ -212,8 +212,8 @@ async def test_a_master_killed_mid_ingest_loses_nothing_and_repeats_nothing(
             await fresh.aclose()
     finally:
         code = stop_process(proc, 20)
-    log = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    assert code == 0, log[-3000:]
+    log = _service_log(cluster_settings)
+    assert code == 0, (code, log[-3000:])
     assert len(records) == 120, log[-5000:]
     assert cluster.master_of(keys.items_stream) != victim  # a replica was promoted
     twice = [k for k, n in Counter((r["id"], r["version"]) for r in records).items() if n > 1]
@@ -223,13 +223,22 @@ async def test_a_master_killed_mid_ingest_loses_nothing_and_repeats_nothing(
 
 
 def _run_service(settings: Settings) -> subprocess.Popen[bytes]:
+    """`ingest run` on the cluster; its log goes to a file (a pipe nobody drains would
+    fill up with the failover's warnings and stop the service)."""
     env = env_for(settings)
     env.update(INGEST_REDIS_CLUSTER="1", INGEST_QUEUE_REDIS_URL=settings.queue_redis_url,
                INGEST_WORKERS="1", INGEST_JOB_RETRY_SECONDS=str(settings.job_retry_seconds),
                INGEST_JOB_MAX_TRIES=str(settings.job_max_tries), INGEST_PER_HOST_CONCURRENCY="4")
-    return subprocess.Popen([*INGEST, "run"], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
-                            start_new_session=True)
+    log = open(Path(settings.data_dir).parent / "service.log", "wb")  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen([*INGEST, "run"], env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=log, cwd=Path(__file__).resolve().parents[1], start_new_session=True)
+    finally:
+        log.close()
+
+
+def _service_log(settings: Settings) -> str:
+    return (Path(settings.data_dir).parent / "service.log").read_text(errors="replace")
 
 
 async def _length(client: aioredis.Redis, keys: Keys) -> int:
