@@ -55,7 +55,7 @@ async def run(feeds: int, rounds: int, plain: bool, url: str, port: int) -> None
     settings = Settings(redis_url=url, namespace="bench", allow_networks="127.0.0.0/8",
                         per_host_concurrency=64, host_min_delay=0.0, poll_batch=500,
                         global_concurrency=200, min_interval=3600, queue_bound=10**9)
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     client = aioredis.Redis.from_url(url)
     pool = await connect_arq(settings)
     session = new_session(settings)

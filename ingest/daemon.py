@@ -127,7 +127,7 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 
 async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     redis = await connect(settings)
     sink = open_sink(settings.effective_storage_url)
     consumer = SinkConsumer(
@@ -139,7 +139,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
     pool = await connect_arq(settings)
     session = new_session(settings)
     poller = Poller(settings, redis, pool, session, Scheduler(redis, keys, new_token()))
-    workers = WorkerProcesses(settings, settings.worker_processes, redis)
+    workers = WorkerProcesses(settings, settings.worker_processes, redis, queue=pool)
 
     parts = [
         asyncio.create_task(_supervise("storage sink", lambda: consumer.run(stop), stop)),

@@ -2,11 +2,24 @@
 
 This is the only module that spells a key. docs/redis.md
 section documents the same list; change both together.
+
+On a Redis Cluster (`cluster=True`) the keys one script touches carry the same
+hash tag (`{...}`), so they live in one slot: a feed's hash, its dedup state
+and its delivery outbox share `{<feed_id>}`; the schedule and its leases share
+`{<ns>:schedule}`; the item stream, its retry streams and the delivery
+positions share `{<ns>:items}`; the counters and the per-minute keys share
+`{<ns>:stats}`. On a single Redis the names stay what they always were, so an
+existing deployment needs no migration (docs/decisions.md).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from arq.constants import in_progress_key_prefix
+
+if TYPE_CHECKING:
+    from ingest.settings import Settings
 
 __all__ = ["Keys"]
 
@@ -14,15 +27,28 @@ __all__ = ["Keys"]
 class Keys:
     """Key names under one namespace (`<ns>`, default "ingest")."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, cluster: bool = False) -> None:
         self.ns = namespace
+        self.cluster = cluster
+        # Slot groups: "<ns>:schedule" on one Redis, "{<ns>:schedule}" on a cluster.
+        self._schedule = self._tag(f"{namespace}:schedule")
+        self._items = self._tag(f"{namespace}:items")
+        self._stats = self._tag(f"{namespace}:stats")
+
+    def _tag(self, text: str) -> str:
+        return f"{{{text}}}" if self.cluster else text
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Keys:
+        """The names for `settings`' namespace and Redis mode (one server or a cluster)."""
+        return cls(settings.namespace, settings.redis_cluster)
 
     # Delivery: the durable stream and the live channels.
 
     @property
     def items_stream(self) -> str:
         """Stream of item records; each entry has one field, `item`, the record's JSON."""
-        return f"{self.ns}:items"
+        return self._items
 
     @property
     def items_channel(self) -> str:
@@ -48,15 +74,34 @@ class Keys:
         return f"{self.ns}:dead"
 
     def retry_stream(self, group: str) -> str:
-        """Entries `ingest dead retry` put back for one consumer group alone (same fields)."""
+        """Entries `ingest dead retry` put back for one consumer group alone (same fields);
+        in the item stream's slot, as a group reads both in one XREADGROUP."""
+        if self.cluster:
+            return f"{self._items}:retry:{group}"
         return f"{self.ns}:retry:{group}"
+
+    @property
+    def delivery_positions(self) -> str:
+        """Hash feed id -> the last outbox number appended to the stream (cluster mode:
+        ingest/deliver/publish.py); in the item stream's slot, written with each append."""
+        return f"{self._items}:appended"
 
     # State.
 
     def item_state(self, item_id: str) -> str:
-        """Dedup/update state of one item: "version|content_hash|fingerprint", with a TTL
-        (the hash marked "~pending" while that version waits for its article page)."""
+        """Before #13: dedup state of one item, "version|content_hash|fingerprint" with a TTL.
+        Still read on a single Redis and moved into `item_states` when found."""
         return f"{self.ns}:item:{item_id}"
+
+    def item_states(self, feed_id: str) -> str:
+        """Dedup/update state of a feed's items: hash of 16-byte item id -> packed state
+        (ingest/deliver/state.py), expiring `item_retention_days` after the last delivery."""
+        return f"{self.ns}:seen:{self._tag(feed_id)}"
+
+    def outbox(self, feed_id: str) -> str:
+        """Cluster mode: list of a feed's item records decided but not yet appended to the
+        stream (ingest/deliver/publish.py); usually empty."""
+        return f"{self.ns}:outbox:{self._tag(feed_id)}"
 
     def robots(self, robots_url: str) -> str:
         """An article host's robots.txt as fetched (`\\x00none`: it has none), with a TTL."""
@@ -87,8 +132,8 @@ class Keys:
         return f"{self.ns}:hosts:shared"
 
     def feed(self, feed_id: str) -> str:
-        """Hash of one feed: url, title, tags, interval, validators, status, errors, lease."""
-        return f"{self.ns}:feed:{feed_id}"
+        """Hash of one feed: url, title, tags, interval, validators, status, errors."""
+        return f"{self.ns}:feed:{self._tag(feed_id)}"
 
     # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
 
@@ -98,8 +143,13 @@ class Keys:
         return f"{self.ns}:cluster:item:{item_id}"
 
     def cluster_band(self, band: str) -> str:
-        """LSH band "<index>:<its MinHash values in hex>" -> id of the first item seen with it."""
+        """Before #13: LSH band "<index>:<its MinHash values in hex>" -> the first item's id."""
         return f"{self.ns}:cluster:band:{band}"
+
+    def cluster_band_packed(self, band: bytes) -> bytes:
+        """LSH band as 9 bytes (its index, its two MinHash values) -> 16-byte id of the first
+        item seen with it (workers/clusters/index.py); short, as there are 24 per item."""
+        return f"{self.ns}:cb:".encode() + band
 
     @property
     def feeds(self) -> str:
@@ -114,15 +164,22 @@ class Keys:
     @property
     def schedule(self) -> str:
         """Sorted set of enabled feed ids by next due time (epoch ms); a claim pushes it out by the lease."""
-        return f"{self.ns}:schedule"
+        return self._schedule
+
+    @property
+    def leases(self) -> str:
+        """Hash feed id -> token of the daemon holding its claim (in the schedule's slot)."""
+        return f"{self._schedule}:leases" if self.cluster else f"{self.ns}:leases"
 
     @property
     def stats(self) -> str:
         """Hash of service-wide counters (items_new, fetch_errors, parse_errors, ...)."""
-        return f"{self.ns}:stats"
+        return self._stats
 
     def items_minute(self, epoch_minute: int) -> str:
         """Items delivered in one minute (epoch seconds // 60), for the status chart; expires."""
+        if self.cluster:
+            return f"{self._stats}:minute:{epoch_minute}"
         return f"{self.ns}:minute:{epoch_minute}"
 
     # WebSub push subscriptions (ingest/push/).

@@ -72,7 +72,7 @@ end
 return 0
 """
 
-# KEYS[1] = <ns>:running, KEYS[2] = <ns>:stats (jobs_reaped). ARGV[1] = heartbeat key
+# KEYS[1] = <ns>:running. ARGV[1] = heartbeat key
 # prefix, ARGV[2] = arq's in-progress prefix, ARGV[3] = a worker known dead (its heartbeat
 # may not have expired yet) or "".
 # Atomic, so two reapers never both hand on a job a live worker has just taken.
@@ -96,16 +96,20 @@ end
 if ARGV[3] ~= '' then
   redis.call('DEL', ARGV[1] .. ARGV[3])
 end
-if #freed > 0 then
-  redis.call('HINCRBY', KEYS[2], 'jobs_reaped', #freed)
-end
 return freed
 """
 
 
-async def reap(client: aioredis.Redis, keys: Keys, dead_worker: str = "") -> list[str]:
-    """Free the jobs of workers whose heartbeat is gone (and of `dead_worker`); their ids."""
+async def reap(client: aioredis.Redis, keys: Keys, dead_worker: str = "",
+               data: aioredis.Redis | None = None) -> list[str]:
+    """Free the jobs of workers whose heartbeat is gone (and of `dead_worker`); their ids.
+
+    `client` is the queue's Redis (arq's markers, the notes, the heartbeats); the
+    `jobs_reaped` counter goes to `data` (default: the same server), where the stats live.
+    """
     prefix = keys.worker("")
-    freed = await client.eval(_REAP, 2, keys.running_jobs, keys.stats, prefix, keys.arq_in_progress(""),
-                              dead_worker)
-    return [j.decode() if isinstance(j, bytes) else str(j) for j in freed]
+    freed = await client.eval(_REAP, 1, keys.running_jobs, prefix, keys.arq_in_progress(""), dead_worker)
+    jobs = [j.decode() if isinstance(j, bytes) else str(j) for j in freed]
+    if jobs:
+        await (data or client).hincrby(keys.stats, "jobs_reaped", len(jobs))
+    return jobs

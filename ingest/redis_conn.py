@@ -1,26 +1,71 @@
-"""Connections to Redis, for our own commands and for arq.
+"""Connections to Redis: the data (one server or a Redis Cluster) and arq's queue.
 
-One place turns Settings into clients so that the embedded socket, URLs and
-the "is it running?" error message are decided once.
+One place turns Settings into clients so that the embedded socket, URLs, the
+cluster mode and the "is it running?" error message are decided once.
+
+Two connections where users need them (#13): `redis_url` holds the data
+(stream, channels, dedup state, cluster index, registry, schedule), which is
+what outgrows one node; `queue_redis_url` (default: the same server) holds
+arq's queue and the worker liveness notes beside it, which are small and
+transient, and always a single Redis: arq speaks to nothing else.
+
+With `redis_cluster` the data client is redis-py's `RedisCluster`. It is handed
+around typed as `redis.asyncio.Redis`: the code calls only what both offer
+(single-key commands, scripts whose keys share a slot, non-transactional
+pipelines, `mget_any`), and the cluster test suite (tests/test_redis_cluster.py)
+runs the paths that differ. Where a single Redis could use MULTI, `atomic_pipeline`
+gives a plain pipeline on a cluster; docs/redis.md says which steps lose their
+atomicity there and why that is safe.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from collections.abc import Sequence
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import hiredis
 import redis.asyncio as aioredis
 import redis.asyncio.connection as aioconn
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from redis.exceptions import DataError, RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import DataError, NoScriptError, RedisError
 
 from ingest.errors import RedisUnavailable
 from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
 from ingest.settings import Settings
 
-__all__ = ["arq_redis_settings", "connect", "connect_arq", "connection_class_for"]
+__all__ = [
+    "arq_redis_settings",
+    "atomic_pipeline",
+    "connect",
+    "connect_arq",
+    "connect_queue",
+    "connection_class_for",
+    "data_client",
+    "eval_many",
+    "is_cluster",
+    "mget_any",
+    "publish",
+]
+
+
+def arq_redis_settings(settings: Settings) -> RedisSettings:
+    rs = RedisSettings.from_dsn(settings.effective_queue_url)
+    rs.conn_retries = 2
+    return rs
+
+
+def _unreachable(settings: Settings, e: Exception, url: str | None = None) -> RedisUnavailable:
+    if settings.embedded and not (url and url != settings.effective_redis_url):
+        return RedisUnavailable(
+            f"the embedded Redis at {settings.embedded_socket} is not running "
+            f"(start the service with `ingest run`, or set INGEST_REDIS_URL): {e}"
+        )
+    what = "Redis Cluster" if settings.redis_cluster and url is None else "Redis"
+    return RedisUnavailable(f"cannot reach {what} at {url or settings.redis_url}: {e}")
 
 
 class _HiredisPacking:
@@ -60,27 +105,66 @@ def connection_class_for(url: str) -> type[aioconn.AbstractConnection]:
     return {"unix": _UnixConnection, "rediss": _SSLConnection}.get(urlsplit(url).scheme, _Connection)
 
 
-def arq_redis_settings(settings: Settings) -> RedisSettings:
-    rs = RedisSettings.from_dsn(settings.effective_redis_url)
-    rs.conn_retries = 2
-    return rs
+def _single(url: str, **options: Any) -> aioredis.Redis:
+    """A client of one Redis whose connections pack with hiredis."""
+    client: aioredis.Redis = aioredis.Redis.from_url(url, **options)
+    # from_url lets the URL's scheme pick the connection class over any given: set it after.
+    client.connection_pool.connection_class = connection_class_for(url)
+    return client
 
 
-def _unreachable(settings: Settings, e: Exception) -> RedisUnavailable:
-    if settings.embedded:
-        return RedisUnavailable(
-            f"the embedded Redis at {settings.embedded_socket} is not running "
-            f"(start the service with `ingest run`, or set INGEST_REDIS_URL): {e}"
-        )
-    return RedisUnavailable(f"cannot reach Redis at {settings.redis_url}: {e}")
+class _RememberingCluster(RedisCluster):
+    """A RedisCluster that remembers every node it has seen, to find the cluster again.
+
+    redis-py 5.3 drops a node that failed a command from its startup nodes, and
+    several commands failing at once during a failover can leave it none: every later
+    command then fails with "Redis Cluster cannot be connected ... None" although the
+    promoted replicas serve every slot (seen in tests/test_redis_cluster.py). Before
+    looking the slots up again it is given back every node it has known.
+    """
+
+    _known: set[tuple[str, int]]
+
+    async def initialize(self) -> RedisCluster:
+        manager = self.nodes_manager
+        known: set[tuple[str, int]] = getattr(self, "_known", set())
+        for host, port in known - {(n.host, n.port) for n in manager.startup_nodes.values()}:
+            node = ClusterNode(host, port, **manager.connection_kwargs)
+            manager.startup_nodes[node.name] = node
+        client = await super().initialize()
+        self._known = known | {(str(n.host), int(n.port)) for n in manager.nodes_cache.values()}
+        return client
+
+
+def data_client(settings: Settings, **options: Any) -> aioredis.Redis:
+    """The client for the data, not yet connected: a Redis, or a RedisCluster typed as one."""
+    if settings.redis_cluster:
+        # Reads go to masters (a replica may lag behind a just-delivered item).
+        return cast(aioredis.Redis, _RememberingCluster.from_url(settings.redis_url, **options))
+    return _single(settings.effective_redis_url, **options)
+
+
+def is_cluster(client: aioredis.Redis) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def atomic_pipeline(client: aioredis.Redis) -> Any:
+    """MULTI/EXEC on one Redis; a plain pipeline on a cluster, which has no cross-slot MULTI."""
+    return client.pipeline(transaction=not is_cluster(client))
+
+
+async def mget_any(client: aioredis.Redis, keys: Sequence[str | bytes]) -> list[bytes | None]:
+    """MGET of keys in any slots (a cluster client splits it by slot, in parallel)."""
+    if not keys:
+        return []
+    if is_cluster(client):
+        return cast(list[bytes | None], await cast(RedisCluster, client).mget_nonatomic(list(keys)))
+    return cast(list[bytes | None], await client.mget(list(keys)))
 
 
 async def connect(settings: Settings) -> aioredis.Redis:
-    """A client for our own commands; fails fast with a message saying what to start."""
-    url = settings.effective_redis_url
-    client: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=False)
-    # from_url lets the URL's scheme pick the connection class over any given: set it after.
-    client.connection_pool.connection_class = connection_class_for(url)
+    """A client for the data; fails fast with a message saying what to start."""
+    client = data_client(settings, decode_responses=False)
     try:
         await client.ping()
     except (RedisError, OSError) as e:
@@ -89,12 +173,61 @@ async def connect(settings: Settings) -> aioredis.Redis:
     return client
 
 
+async def connect_queue(settings: Settings) -> aioredis.Redis:
+    """A plain client for the queue's Redis (worker liveness notes live beside arq's keys)."""
+    url = settings.effective_queue_url
+    client = _single(url, decode_responses=False)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as e:
+        await client.aclose()
+        raise _unreachable(settings, e, url) from e
+    return client
+
+
 async def connect_arq(settings: Settings) -> ArqRedis:
-    """An arq pool whose default queue is the namespaced one."""
+    """An arq pool on the queue's Redis whose default queue is the namespaced one."""
     try:
         return await create_pool(
-            arq_redis_settings(settings), default_queue_name=Keys(settings.namespace).queue,
+            arq_redis_settings(settings), default_queue_name=Keys.for_settings(settings).queue,
             job_serializer=serialize_job, job_deserializer=deserialize_job,
         )
     except (RedisError, OSError) as e:
-        raise _unreachable(settings, e) from e
+        raise _unreachable(settings, e, settings.effective_queue_url) from e
+
+
+async def eval_many(client: aioredis.Redis, script: str,
+                    calls: Sequence[tuple[Sequence[str | bytes], Sequence[Any]]]) -> list[Any]:
+    """One script run per (keys, args), pipelined: one round trip per server.
+
+    For scripts whose calls touch keys of different slots (a feed hash each); on a
+    cluster the pipeline is split by node. EVALSHA, loading the script where it is
+    missing (a new node, a promoted replica) and running the batch again."""
+    if not calls:
+        return []
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    results: list[Any] = [NoScriptError()] * len(calls)
+    for attempt in range(2):
+        todo = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if not todo:
+            break
+        if attempt:
+            await client.script_load(script)  # a cluster client loads it on every master
+        async with client.pipeline(transaction=False) as pipe:
+            for i in todo:
+                keys, args = calls[i]
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
+                results[i] = r
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
+
+
+def publish(client: Any, keys: Keys, channel: str, message: bytes) -> Any:
+    """PUBLISH on one Redis; SPUBLISH on a cluster (sharded Pub/Sub: the message goes to
+    the shard of its channel only, not over the bus to every node)."""
+    if keys.cluster:
+        return client.execute_command("SPUBLISH", channel, message)
+    return client.publish(channel, message)

@@ -37,6 +37,8 @@ class Settings:
 
     namespace: str = "ingest"
     redis_url: str = ""
+    queue_redis_url: str = ""
+    redis_cluster: bool = False
     embedded_redis_port: int = 0
     storage_url: str = ""
     data_dir: str = ""
@@ -137,6 +139,11 @@ class Settings:
         return f"unix://{self.embedded_socket}"
 
     @property
+    def effective_queue_url(self) -> str:
+        """The single Redis of arq's job queue: `queue_redis_url`, else the data Redis."""
+        return self.queue_redis_url or self.effective_redis_url
+
+    @property
     def effective_storage_url(self) -> str:
         if self.storage_url:
             return self.storage_url
@@ -197,6 +204,11 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be a non-empty word without spaces or braces"),
     ("redis_url", lambda s: None if _scheme_in(s.redis_url, ("redis", "rediss", "unix"))
      else "must start with redis://, rediss:// or unix://"),
+    ("queue_redis_url", lambda s: None if _scheme_in(s.queue_redis_url, ("redis", "rediss", "unix"))
+     else "must start with redis://, rediss:// or unix://"),
+    ("redis_cluster", lambda s: None if not s.redis_cluster or (s.redis_url and s.queue_redis_url)
+     else "needs redis_url (any node of the cluster) and queue_redis_url (a single Redis for "
+          "arq's job queue: arq cannot use a Redis Cluster)"),
     ("storage_url", lambda s: None if _scheme_in(s.storage_url, ("sqlite", "postgresql", "postgres"))
      else "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
     ("log_level", lambda s: None if s.log_level.upper() in _LOG_LEVELS

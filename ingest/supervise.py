@@ -82,11 +82,13 @@ class _Child:
 class WorkerProcesses:
     """`count` supervised worker processes; `run` until `stop` is set, then `shutdown`."""
 
-    def __init__(self, settings: Settings, count: int, redis: aioredis.Redis) -> None:
+    def __init__(self, settings: Settings, count: int, redis: aioredis.Redis,
+                 queue: aioredis.Redis | None = None) -> None:
         self.settings = settings
         self.count = count
         self.redis = redis
-        self.keys = Keys(settings.namespace)
+        self.queue = queue or redis  # arq's markers and the workers' notes live there
+        self.keys = Keys.for_settings(settings)
         # The file is touched every third of the heartbeat TTL: one period of slack.
         self.stall_limit = (settings.parse_deadline + settings.worker_stall_grace
                             + settings.worker_heartbeat_ttl / 3)
@@ -162,7 +164,7 @@ class WorkerProcesses:
 
     async def _free_jobs(self, worker_id: str) -> int:
         try:
-            return len(await reap(self.redis, self.keys, dead_worker=worker_id))
+            return len(await reap(self.queue, self.keys, dead_worker=worker_id, data=self.redis))
         except (RedisError, OSError) as e:  # the workers' own reapers catch up after the TTL
             log.warning("could not free the jobs of %s now: %s", worker_id, e)
             return 0

@@ -209,6 +209,8 @@ async def test_an_updated_item_keeps_its_cluster_and_the_index_expires(
     assert (updated.id, updated.version, updated.cluster_id) == (copy.id, 2, seed.id)
     # Every index key carries the retention TTL: memory is bounded.
     cluster_keys = await client.keys(f"{settings.namespace}:cluster:*")
+    assert len(cluster_keys) == 2  # the two items' entries
+    cluster_keys += await client.keys(f"{settings.namespace}:cb:*")  # and their bands
     assert len(cluster_keys) > 2
     for key in cluster_keys:
         ttl = await client.ttl(key)

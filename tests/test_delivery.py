@@ -179,3 +179,17 @@ async def test_a_job_whose_worker_died_on_every_try_is_dead_lettered_not_run_aga
     [(_, fields)] = await client.xrange(keys.dead_stream)
     assert fields[b"kind"] == b"job" and fields[b"url"] == url.encode()
     assert (await client.hgetall(keys.stats))[b"job_failures"] == b"1"
+
+
+def test_packed_state_keeps_a_pending_mark_apart_from_the_hash_alone() -> None:
+    """A version waiting for its article page is stored as `hash~pending` (#15); its
+    64-bit digest (#13) must differ from the hash's, or the final state (same text,
+    marked "failed") would be skipped as already delivered."""
+    from ingest.deliver.state import digest8, pack_state, parse_state
+
+    content_hash = "0123456789abcdef" * 2
+    assert digest8(content_hash) == bytes.fromhex(content_hash[:16])
+    assert digest8(content_hash + "~pending") != digest8(content_hash)
+    state = parse_state(pack_state(3, content_hash + "~pending", "f" * 32, 20_000))
+    assert (state.version, state.seen_day) == (3, 20_000)
+    assert state.content_hash != digest8(content_hash).hex()

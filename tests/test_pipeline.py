@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -234,14 +235,20 @@ async def test_unchanged_entries_keep_their_retention_in_the_delivery_call(
     old = [("a", "Story a."), ("b", "Story b.")]
     first = Fetched(spec.url, spec.url, 200, {}, _feed(old), "2026-01-01T10:00:00Z")
     await process_document(deliverer, spec, first, clusters)
-    state_keys = [k for k in await client.keys(keys.item_state("*"))]
-    assert len(state_keys) == 2
-    for key in state_keys:
-        await client.expire(key, 100)
+    from ingest.deliver.state import day_of, parse_state
+
+    seen = keys.item_states(spec.feed_id)
+    fields = [f for f in await client.hkeys(seen) if len(f) == 16]
+    assert len(fields) == 2
+    long_ago = (day_of(time.time()) - 5).to_bytes(2, "big")
+    for field in fields:  # as if last seen five days ago, and the hash about to expire
+        await client.hset(seen, field, long_ago + (await client.hget(seen, field))[2:])
+    await client.expire(seen, 100)
     second = Fetched(spec.url, spec.url, 200, {}, _feed([("c", "Story c."), *old]), "2026-01-01T10:05:00Z")
     result = (await process_document(deliverer, spec, second, clusters)).result
     assert (result.new, result.unchanged) == (1, 2)
-    for key in state_keys:
-        assert await client.ttl(key) > 3000
+    assert await client.ttl(seen) > 3000
+    for field in fields:
+        assert parse_state(await client.hget(seen, field)).seen_day == day_of(time.time())
     delivered = await stream_records(client, keys)
     assert [r["guid"] for r in delivered] == ["a", "b", "c"]

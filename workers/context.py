@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
 from ingest.deliver.publish import Deliverer
 from ingest.keys import Keys
 from ingest.liveness import new_worker_id
 from ingest.poll.fetch import new_session
+from ingest.redis_conn import connect
 from ingest.settings import Settings, load_settings
 from workers import deadline
 from workers.clusters.index import ClusterIndex
@@ -41,7 +43,8 @@ CTX_PROCESS_GUARD = "process_guard"  # a process of its own: arm parse deadlines
 class WorkerContext:
     settings: Settings
     keys: Keys
-    redis: ArqRedis  # arq's own connection pool, reused for our commands
+    redis: aioredis.Redis  # the data: one Redis or a Redis Cluster (ingest/redis_conn.py)
+    queue: ArqRedis  # arq's own pool on the queue's Redis: jobs, liveness notes, job marks
     session: aiohttp.ClientSession  # one HTTP connection pool per worker process
     deliverer: Deliverer
     clusters: ClusterIndex  # the near-duplicate index (issue #4), on the same Redis
@@ -56,23 +59,30 @@ class WorkerContext:
         return app
 
 
+def _same_redis(settings: Settings) -> bool:
+    return not settings.redis_cluster and settings.effective_queue_url == settings.effective_redis_url
+
+
 async def on_startup(ctx: dict[str, Any]) -> None:
     # `ingest worker` / `ingest run` pass their Settings in ctx; the plain
     # `arq workers.settings.WorkerSettings` path reads config and environment.
     settings = ctx.get("settings") or load_settings()
-    keys = Keys(settings.namespace)
-    redis: ArqRedis = ctx["redis"]
+    keys = Keys.for_settings(settings)
+    queue: ArqRedis = ctx["redis"]
+    # The data share arq's pool when they live on the same single Redis (the default).
+    redis: aioredis.Redis = queue if _same_redis(settings) else await connect(settings)
     guard = bool(ctx.get(CTX_PROCESS_GUARD))
     if guard and not deadline.install():
         log.warning("parse deadlines are off: the worker does not run in the main thread")
     alive_file = ctx.get(CTX_ALIVE_FILE)
     liveness = WorkerLiveness(settings, ctx.get(CTX_WORKER_ID) or new_worker_id(),
                               Path(alive_file) if alive_file else None, exit_on_stall=guard)
-    liveness.start(redis)
+    liveness.start(queue, redis)
     ctx[_CTX_KEY] = WorkerContext(
         settings=settings,
         keys=keys,
         redis=redis,
+        queue=queue,
         session=new_session(settings),
         deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
                             settings.max_versions),
@@ -86,17 +96,19 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 async def on_shutdown(ctx: dict[str, Any]) -> None:
     app = ctx.get(_CTX_KEY)
     if isinstance(app, WorkerContext):
-        await app.liveness.stop(app.redis)
+        await app.liveness.stop(app.queue)
         await app.session.close()
+        if app.redis is not app.queue:
+            await app.redis.aclose()
 
 
 async def on_job_start(ctx: dict[str, Any]) -> None:
     """Note the job as ours, so a reaper can free it at once if this process dies."""
     app = WorkerContext.of(ctx)
-    await app.liveness.job_started(app.redis, ctx["job_id"])
+    await app.liveness.job_started(app.queue, ctx["job_id"])
 
 
 async def after_job_end(ctx: dict[str, Any]) -> None:
     """arq has recorded the outcome (in-progress marker gone): the note can go."""
     app = WorkerContext.of(ctx)
-    await app.liveness.job_finished(app.redis, ctx["job_id"])
+    await app.liveness.job_finished(app.queue, ctx["job_id"])

@@ -46,7 +46,7 @@ class WorkerLiveness:
         self, settings: Settings, worker_id: str, alive_file: Path | None, exit_on_stall: bool
     ) -> None:
         self.settings = settings
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys.for_settings(settings)
         self.worker_id = worker_id
         self.alive_file = alive_file
         self.exit_on_stall = exit_on_stall
@@ -60,10 +60,11 @@ class WorkerLiveness:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
-        self._sync = redis.Redis.from_url(settings.effective_redis_url,
+        self._sync = redis.Redis.from_url(settings.effective_queue_url,
                                           socket_timeout=self.period, socket_connect_timeout=self.period)
 
-    def start(self, client: aioredis.Redis) -> None:
+    def start(self, client: aioredis.Redis, data: aioredis.Redis | None = None) -> None:
+        """Heartbeat and reap on `client`, the queue's Redis; count on `data`, the data's."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._tick(loop)
@@ -74,7 +75,7 @@ class WorkerLiveness:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat {self.worker_id}",
                                         daemon=True)
         self._thread.start()
-        self._reaper = loop.create_task(self._reap_forever(client))
+        self._reaper = loop.create_task(self._reap_forever(client, data or client))
 
     async def stop(self, client: aioredis.Redis) -> None:
         self._stop.set()
@@ -146,11 +147,11 @@ class WorkerLiveness:
 
     # -- the reaper ---------------------------------------------------------------
 
-    async def _reap_forever(self, client: aioredis.Redis) -> None:
+    async def _reap_forever(self, client: aioredis.Redis, data: aioredis.Redis) -> None:
         while True:
             await asyncio.sleep(self.period)
             try:
-                freed = await reap(client, self.keys)
+                freed = await reap(client, self.keys, data=data)
             except (redis.RedisError, OSError) as e:
                 log.debug("reaper: %s", e)
                 continue

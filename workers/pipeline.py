@@ -110,7 +110,8 @@ async def process_document(
         seen.setdefault(item_id, (entry, fingerprint))
     ids = list(seen)
     parsed_at = time.perf_counter()
-    states = await deliverer.states(ids)
+    fetched_now = time.time()
+    states = await deliverer.states(spec.feed_id, ids)
 
     items: list[Item] = []
     fingerprints: list[str] = []
@@ -119,8 +120,9 @@ async def process_document(
     truncated = 0
     for item_id, state in zip(ids, states, strict=True):
         entry, fingerprint = seen[item_id]
-        if state.version and state.fingerprint == fingerprint:
-            untouched.append(item_id)
+        if state.has_fingerprint(fingerprint):
+            if state.needs_touch(fetched_now):
+                untouched.append(item_id)
             continue
         try:
             bounded, trimmed = bound_entry(entry, limits)
@@ -150,7 +152,7 @@ async def process_document(
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
     if articles is not None:
-        await schedule_follow_ups(deliverer.redis, spec, delivered, articles.settings)
+        await schedule_follow_ups(articles.queue, spec, delivered, articles.settings)
     await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
                             latency=latency_field(fetched.headers),
                             normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)

@@ -35,7 +35,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     """
     return {
         "functions": FUNCTIONS,
-        "queue_name": Keys(settings.namespace).queue,
+        "queue_name": Keys.for_settings(settings).queue,
         "redis_settings": arq_redis_settings(settings),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,

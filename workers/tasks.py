@@ -66,13 +66,19 @@ def _failure(stage: str, spec: FeedSpec, error: Exception) -> dict[str, Any]:
     return {"error": str(error), "stage": stage, "feed_id": spec.feed_id, "feed_url": spec.url}
 
 
+def _articles(app: WorkerContext) -> ArticleFetcher:
+    fetcher = ArticleFetcher(app.session, app.redis, app.keys, app.settings)
+    fetcher.queue = app.queue  # deferred follow-ups are arq jobs
+    return fetcher
+
+
 async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict[str, Any]:
     token = deadline.start(app.settings.parse_deadline)
     stopped = ""
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
                                            app.normalize, app.limits,
-                                           ArticleFetcher(app.session, app.redis, app.keys, app.settings))
+                                           _articles(app))
     except deadline.ParseDeadlineExceeded as e:
         stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:
@@ -150,7 +156,7 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
 
     async def body() -> dict[str, Any]:
         # For `enqueue --wait`: which worker runs this, since when (#12).
-        await mark_running(app.redis, app.keys, ctx.get("job_id"), app.settings.job_timeout + 10)
+        await mark_running(app.queue, app.keys, ctx.get("job_id"), app.settings.job_timeout + 10)
         spec = await feed_spec_for_url(app.redis, app.keys, url)
         try:
             fetched = await fetch(app.session, url, app.settings)

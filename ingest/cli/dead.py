@@ -21,7 +21,7 @@ _KINDS = click.Choice(["parse", "job", "sink", "webhook", "subscriber"])
 async def _list(settings: Settings, limit: int, kind: str | None) -> list[DeadEntry]:
     redis = await connect(settings)
     try:
-        return await list_dead(redis, Keys(settings.namespace), limit, kind)
+        return await list_dead(redis, Keys.for_settings(settings), limit, kind)
     finally:
         await redis.aclose()
 
@@ -46,7 +46,7 @@ def dead(ctx: click.Context, kind: str | None, limit: int, as_json: bool) -> Non
 
 
 async def _retry(settings: Settings, ids: tuple[str, ...], kind: str | None, limit: int) -> int:
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     redis = await connect(settings)
     pool = None
     try:

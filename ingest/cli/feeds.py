@@ -68,7 +68,7 @@ def add(ctx: click.Context, url: str, interval: float | None, tags: tuple[str, .
 async def _with_redis(settings: Settings, fn: Any, *args: Any) -> Any:
     redis = await connect(settings)
     try:
-        return await fn(redis, Keys(settings.namespace), *args)
+        return await fn(redis, Keys.for_settings(settings), *args)
     finally:
         await redis.aclose()
 
@@ -128,7 +128,7 @@ def feeds(ctx: click.Context, as_json: bool) -> None:
 
 async def _import(settings: Settings, entries: list[OPMLEntry]) -> dict[str, int]:
     counts = {"added": 0, "already present": 0, "invalid": 0}
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     valid: list[OPMLEntry] = []
     for entry in entries:
         try:

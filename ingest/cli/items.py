@@ -124,7 +124,7 @@ def search(ctx: click.Context, /, text: str, as_json: bool, **filters: Any) -> N
 
 
 async def _subscribe(settings: Settings, opts: dict[str, Any]) -> None:
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     f = ItemFilter(feeds=opts["feed"], tags=opts["tag"], langs=opts["lang"])
     out = sys.stdout
     if out is None:  # started with stdout closed (`>&-`): nobody will ever read

@@ -94,7 +94,7 @@ async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeou
             if not wait:
                 click.echo(f"{url}: queued as job {job.job_id}")
                 continue
-            result = await job_outcome(job, url, timeout, pool, Keys(settings.namespace))
+            result = await job_outcome(job, url, timeout, pool, Keys.for_settings(settings))
             if result.get("error"):
                 where = f"{result['stage']} failed" if result["stage"] in ("fetch", "parse") else url
                 click.echo(f"error: {where}: {result['error']}", err=True)
@@ -123,7 +123,7 @@ async def _stats(settings: Settings) -> dict[str, Any]:
 
     redis = await connect(settings)
     try:
-        snap = await read_snapshot(redis, Keys(settings.namespace))
+        snap = await read_snapshot(redis, Keys.for_settings(settings))
     finally:
         await redis.aclose()
     stats: dict[str, Any] = dict(snap.counters)

@@ -65,7 +65,7 @@ def api(ctx: click.Context) -> None:
 
 
 async def _poll(settings: Settings, feed: str | None) -> str:
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     redis = await connect(settings)
     try:
         if feed is None:
@@ -100,7 +100,7 @@ async def _status(settings: Settings) -> str:
 
     redis = await connect(settings)
     try:
-        return status_text(await gather_status(redis, Keys(settings.namespace)))
+        return status_text(await gather_status(redis, Keys.for_settings(settings)))
     finally:
         await redis.aclose()
 

@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 from ingest.deliver.entry import Entry
 from ingest.keys import Keys
 from ingest.models import FeedSpec
+from ingest.redis_conn import atomic_pipeline
 
 __all__ = [
     "DeadEntry",
@@ -101,7 +102,7 @@ async def dead_letter(
     redis: aioredis.Redis, keys: Keys, kind: str, spec: FeedSpec, error: str, at: str
 ) -> None:
     """Keep input we could not process, with the reason, for `ingest dead` and humans."""
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.xadd(
             keys.dead_stream,
             {"kind": kind, "feed_id": spec.feed_id, "url": spec.url, "error": error, "at": at},
@@ -124,7 +125,7 @@ async def dead_letter_entry(
             item_id = str(record.get("id", ""))
     except orjson.JSONDecodeError:
         pass
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.xadd(
             keys.dead_stream,
             {"kind": kind, "group": group, "stream": entry.stream, "entry_id": entry.id,
@@ -179,7 +180,7 @@ async def retry_dead(
             await arq.enqueue_job("fetch_once", action.refetch_url)
             await redis.xdel(keys.dead_stream, entry.id)
         elif action.group:
-            async with redis.pipeline(transaction=True) as pipe:
+            async with atomic_pipeline(redis) as pipe:
                 pipe.xadd(keys.retry_stream(action.group), {"item": action.item})
                 pipe.xdel(keys.dead_stream, entry.id)
                 await pipe.execute()

@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
+from ingest.redis_conn import publish
 
 __all__ = ["publish_events"]
 
@@ -26,5 +27,5 @@ async def publish_events(redis: aioredis.Redis, keys: Keys, events: Iterable[dic
         return
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
-            pipe.publish(keys.events_channel, orjson.dumps(event))
+            publish(pipe, keys, keys.events_channel, orjson.dumps(event))
         await pipe.execute()

@@ -20,15 +20,19 @@ within a filter any value matches, and all given filters must match.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from ingest.deliver.groups import Entry, GroupConsumer, GroupReader
 from ingest.keys import Keys
+from ingest.redis_conn import is_cluster
 
 __all__ = ["ItemFilter", "consume_group", "live", "live_channels", "replay"]
 
@@ -75,6 +79,9 @@ def live_channels(keys: Keys, f: ItemFilter) -> list[str]:
 async def live(redis: aioredis.Redis, channels: Sequence[str], f: ItemFilter, emit: Emit,
                ready: Callable[[], None] = lambda: None) -> None:
     """Pub/Sub until cancelled."""
+    if is_cluster(redis):
+        await _live_sharded(cast(RedisCluster, redis), channels, f, emit, ready)
+        return
     pubsub = redis.pubsub()
     try:
         await pubsub.subscribe(*channels)
@@ -84,6 +91,61 @@ async def live(redis: aioredis.Redis, channels: Sequence[str], f: ItemFilter, em
                 emit(None, message["data"])
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _live_sharded(cluster: RedisCluster, channels: Sequence[str], f: ItemFilter, emit: Emit,
+                        ready: Callable[[], None]) -> None:
+    """Sharded Pub/Sub (SSUBSCRIBE) on a cluster: one connection to the master of each
+    channel's slot. A failover or a moved slot ends the subscription (the connection
+    drops, or the server sends `sunsubscribe`): the nodes are looked up again and it
+    resumes; what was published meanwhile is missed, as Pub/Sub is best effort."""
+    by_node: dict[tuple[str, int], list[str]] = {}
+    for channel in channels:
+        by_node.setdefault(_master_of(cluster, channel), []).append(channel)
+    started = asyncio.Event()
+    tasks = [asyncio.create_task(_follow_shard(cluster, address, names, f, emit, started))
+             for address, names in by_node.items()]
+    try:
+        await started.wait()
+        ready()
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _follow_shard(cluster: RedisCluster, address: tuple[str, int], channels: list[str],
+                        f: ItemFilter, emit: Emit, started: asyncio.Event) -> None:
+    while True:
+        client = aioredis.Redis(host=address[0], port=address[1])
+        pubsub = client.pubsub()
+        try:
+            await pubsub.execute_command("SSUBSCRIBE", *channels)
+            while True:
+                reply = await pubsub.parse_response(block=True)
+                kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+                if kind == "ssubscribe":
+                    started.set()
+                elif kind == "smessage" and f.matches_raw(reply[2]):
+                    emit(None, reply[2])
+                elif kind == "sunsubscribe":
+                    break
+        except (RedisError, OSError):
+            await asyncio.sleep(1.0)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
+        with contextlib.suppress(RedisError, OSError):
+            await cluster.initialize()  # the slot map after a failover or a move
+            address = _master_of(cluster, channels[0])
+
+
+def _master_of(cluster: RedisCluster, channel: str) -> tuple[str, int]:
+    node = cluster.get_node_from_key(channel)
+    if node is None:
+        raise RedisError(f"no master holds the slot of {channel} now")
+    return str(node.host), int(node.port)
 
 
 async def replay(

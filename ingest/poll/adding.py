@@ -24,6 +24,7 @@ from ingest.poll.enqueue import enqueue_parse
 from ingest.poll.fetch import check_scheme, conditional_get
 from ingest.poll.registry import add_feed, load_feed
 from ingest.push.discover import discover_push
+from ingest.redis_conn import atomic_pipeline
 from ingest.settings import Settings
 
 __all__ = ["Added", "AddRequest", "NotAFeed", "add_from_url"]
@@ -58,7 +59,7 @@ class Added:
 async def _register_fetched(
     settings: Settings, redis: aioredis.Redis, pool: ArqRedis, req: AddRequest, fetched: Fetched,
 ) -> tuple[str, bool]:
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     feed_id, created = await add_feed(redis, keys, req.url, interval=req.interval, tags=req.tags,
                                       full_text=req.full_text)
     state = await load_feed(redis, keys, feed_id)
@@ -68,7 +69,7 @@ async def _register_fetched(
     await enqueue_parse(pool, spec, fetched)
     next_due = time.time() + max(req.interval or settings.default_interval, settings.min_interval)
     found = discover_push(fetched.headers, fetched.body, fetched.final_url)  # WebSub hub (#11)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.hset(keys.feed(feed_id), mapping={
             "hub": found.hub, "self_url": found.self_url,
             "etag": fetched.headers.get("etag", ""),
@@ -91,7 +92,7 @@ async def add_from_url(
     page without feeds).
     """
     check_scheme(req.url, settings)
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     result = await conditional_get(session, req.url, settings)
     if isinstance(result, FetchFailed):
         if not req.force:

@@ -20,24 +20,11 @@ import redis.asyncio as aioredis
 from ingest.deliver.events import publish_events
 from ingest.keys import Keys
 from ingest.poll.schedule import FeedState
+from ingest.redis_conn import atomic_pipeline
 
 __all__ = ["FEED_STATES", "disable_feed", "edit_feed", "feed_row", "feed_state", "poll_now"]
 
 FEED_STATES = ("new", "ok", "failing", "disabled")
-
-# KEYS[1] schedule; ARGV: now_ms, feed hash prefix, ids... -> how many were made due.
-# Only scheduled (enabled) feeds that no poller holds a lease on.
-_MAKE_DUE = """
-local n = 0
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', KEYS[1], id) and redis.call('HEXISTS', ARGV[2] .. id, 'lease') == 0 then
-    redis.call('ZADD', KEYS[1], ARGV[1], id)
-    n = n + 1
-  end
-end
-return n
-"""
 
 
 def _when(epoch: float | None) -> str | None:
@@ -95,7 +82,7 @@ async def disable_feed(redis: aioredis.Redis, keys: Keys, feed_id: str, reason: 
     current = await redis.hget(keys.feed(feed_id), "disabled_reason")
     if current:
         return False
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.hset(keys.feed(feed_id), "disabled_reason", reason)
         pipe.zrem(keys.schedule, feed_id)
         await pipe.execute()
@@ -113,5 +100,14 @@ async def poll_now(redis: aioredis.Redis, keys: Keys, feed_ids: Sequence[str] | 
         feed_ids = [i.decode() for i in await redis.zrange(keys.schedule, 0, -1)]
     if not feed_ids:
         return 0
-    script = redis.register_script(_MAKE_DUE)
-    return int(await script(keys=[keys.schedule], args=[int(now * 1000), keys.feed(""), *feed_ids]))
+    # Scheduled and not claimed right now (a claimed feed is being fetched).
+    async with redis.pipeline(transaction=False) as pipe:
+        for feed_id in feed_ids:
+            pipe.zscore(keys.schedule, feed_id)
+            pipe.hexists(keys.feed(feed_id), "lease")
+        replies = await pipe.execute()
+    due = [i for i, score, leased in zip(feed_ids, replies[::2], replies[1::2], strict=True)
+           if score is not None and not leased]
+    if due:
+        await redis.zadd(keys.schedule, dict.fromkeys(due, int(now * 1000)), xx=True)
+    return len(due)

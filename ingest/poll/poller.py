@@ -76,7 +76,7 @@ class Poller:
         self.session = session
         self.scheduler = scheduler
         self.completions = CompletionBatcher(scheduler)
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys.for_settings(settings)
         self.rules = rules_from(settings)
         self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
                                settings.host_cooldown_cap)

@@ -60,7 +60,7 @@ def _iso(epoch: float) -> str:
 class _Shell:
     def __init__(self, settings: Settings, redis: aioredis.Redis, session: aiohttp.ClientSession) -> None:
         self.settings, self.redis, self.session = settings, redis, session
-        self.keys = Keys(settings.namespace)
+        self.keys = Keys.for_settings(settings)
         self.rules = rules_of(settings)
 
     async def event(self, kind: str, sub: Subscription, **extra: object) -> None:
@@ -138,7 +138,7 @@ async def reconcile(settings: Settings, redis: aioredis.Redis, session: aiohttp.
                     now: float | None = None) -> list[Action]:
     """One pass: read, plan, act. Returns what was done (tests and logs read it)."""
     now = time.time() if now is None else now
-    keys = Keys(settings.namespace)
+    keys = Keys.for_settings(settings)
     shell = _Shell(settings, redis, session)
     subs = await load_subscriptions(redis, keys)
     if not subs and not shell.rules.subscribing:

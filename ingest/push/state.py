@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
+from ingest.redis_conn import atomic_pipeline
 
 __all__ = ["Subscription", "delete_subscription", "load_subscription", "load_subscriptions",
            "mark_feed", "note_polled_news", "save_subscription"]
@@ -78,14 +79,14 @@ async def load_subscriptions(redis: aioredis.Redis, keys: Keys) -> list[Subscrip
 
 async def save_subscription(redis: aioredis.Redis, keys: Keys, sub: Subscription) -> None:
     mapping = {k: (v if isinstance(v, str) else repr(v)) for k, v in dataclasses.asdict(sub).items()}
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.hset(keys.push_subscription(sub.token), mapping=mapping)
         pipe.sadd(keys.push_subscriptions, sub.token)
         await pipe.execute()
 
 
 async def delete_subscription(redis: aioredis.Redis, keys: Keys, token: str) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
+    async with atomic_pipeline(redis) as pipe:
         pipe.delete(keys.push_subscription(token))
         pipe.srem(keys.push_subscriptions, token)
         await pipe.execute()

@@ -19,6 +19,7 @@ from arq.connections import ArqRedis
 
 from ingest.jobcodec import deserialize_job, serialize_job
 from ingest.keys import Keys
+from ingest.redis_conn import data_client
 from ingest.settings import Settings
 from ingest.store import Sink, open_sink
 from ingest.web.access import auth_middleware, install_cors
@@ -44,13 +45,12 @@ class Services:
 
     @classmethod
     def of(cls, settings: Settings) -> Services:
-        url = settings.effective_redis_url
         # No socket timeout: SSE readers block in XREAD; connecting fails fast instead.
-        redis = aioredis.Redis.from_url(url, socket_connect_timeout=3)
-        arq = ArqRedis(aioredis.ConnectionPool.from_url(url, socket_connect_timeout=3),
+        redis = data_client(settings, socket_connect_timeout=3)
+        arq = ArqRedis(aioredis.ConnectionPool.from_url(settings.effective_queue_url, socket_connect_timeout=3),
                        job_serializer=serialize_job, job_deserializer=deserialize_job,
-                       default_queue_name=Keys(settings.namespace).queue)
-        return cls(settings=settings, keys=Keys(settings.namespace), redis=redis, arq=arq)
+                       default_queue_name=Keys.for_settings(settings).queue)
+        return cls(settings=settings, keys=Keys.for_settings(settings), redis=redis, arq=arq)
 
     async def sink(self) -> Sink:
         async with self._lock:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -80,6 +81,7 @@ class ArticleFetcher:
                  settings: Settings) -> None:
         self.session = session
         self.redis = redis
+        self.queue: Any = None  # arq's pool, for deferred follow-ups (the worker sets it)
         self.keys = keys
         self.settings = settings
         self.slots = HostSlots.from_settings(redis, keys, settings)

@@ -45,7 +45,7 @@ async def fetch_article(ctx: dict[str, Any], spec: dict[str, Any], record: str, 
     if updated.article_status == "pending":
         delay = follow_up_delay(attempt, settings.job_retry_seconds)
         log.info("article page of %s: %s; try %d in %.0f s", item.link, outcome.error, attempt + 1, delay)
-        await app.redis.enqueue_job(FOLLOW_UP_TASK, spec, record, attempt + 1, _defer_by=delay)
+        await app.queue.enqueue_job(FOLLOW_UP_TASK, spec, record, attempt + 1, _defer_by=delay)
         return {"item": item.id, "article_status": "pending", "error": outcome.error}
     # A final state: the article's text, or the feed's text saying why not ("failed" after
     # the last try, "paywalled", ...). Either is delivered as a new version, so no record
@@ -53,7 +53,7 @@ async def fetch_article(ctx: dict[str, Any], spec: dict[str, Any], record: str, 
     if updated.content_source != "article":
         log.info("article page of %s: %s; the feed's text stays, marked %s", item.link, outcome.error,
                  updated.article_status)
-    state = (await app.deliverer.states([item.id]))[0]
+    state = (await app.deliverer.states(feed.feed_id, [item.id]))[0]
     if state.version != item.version:
         return {"item": item.id, "article_status": "superseded"}
     clustered = await app.clusters.assign([updated])

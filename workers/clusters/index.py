@@ -17,9 +17,17 @@ of its most similar candidate at or above the pair's threshold (by script:
 else starts its own cluster, whose id is its own item id. Copies within one
 document see each other too.
 
-An item's entry is its cluster id (32 hex characters) followed by its
-encoded `Sample`; an entry in an older format (a MinHash signature) still
-gives its item's cluster, and is never a candidate.
+An item's entry is byte 0x03, its cluster id (16 bytes) and its encoded
+`Sample`; an entry of before #13 (the cluster id in 32 hex characters, then
+the sample or a MinHash signature) still gives its item's cluster. A band key
+is 9 bytes after the prefix (band index, its two MinHash values) and holds the
+16-byte id of the first item seen with it (#13: ~24 keys per item, so every
+byte of theirs counts; docs/redis.md has the figures).
+
+On a Redis Cluster the keys are spread over every node: the reads are split
+by slot (`mget_any`) and the writes are one pipeline of SETs instead of the
+script (which needs its keys in one slot); the outcome is the same, SET NX
+per band.
 
 Concurrency: two workers that see the first two copies of a story at the
 same instant may both start a cluster; the band keys are set with NX, so the
@@ -38,6 +46,7 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.models import Item
+from ingest.redis_conn import is_cluster, mget_any
 from ingest.settings import Settings
 from workers.clusters.sketch import Sample, Sketch, band_candidates, choose_cluster, sketch_text
 
@@ -66,8 +75,38 @@ def sketch_item(item: Item) -> Sketch | None:
     return sketch_text(f"{item.title}\n{item.content_text or item.summary}")
 
 
+_ENTRY = b"\x03"  # the entry format of #13: raw cluster id, then the sample
+
+
+def _id_bytes(item_id: str) -> bytes:
+    """A 128-bit hex id as its 16 bytes (any other id as it is)."""
+    try:
+        return bytes.fromhex(item_id) if len(item_id) == _ID_LENGTH else item_id.encode()
+    except ValueError:
+        return item_id.encode()
+
+
+def _entry(cluster: str, sample: Sample) -> bytes:
+    packed = _id_bytes(cluster)
+    if len(packed) != 16:  # not a 128-bit hex id: the format of before #13
+        return cluster.encode() + sample.encode()
+    return _ENTRY + packed + sample.encode()
+
+
+def _band_key(band: str) -> bytes:
+    """A sketch's band ("<index>:<16 hex>") as 9 bytes."""
+    index, values = band.split(":", 1)
+    return bytes((int(index),)) + bytes.fromhex(values)
+
+
+def _item_id(raw: bytes) -> str:
+    return raw.hex() if len(raw) == 16 else raw.decode("ascii", "replace")
+
+
 def _split(raw: bytes | None) -> tuple[str, Sample | None] | None:
     """(cluster id, sample) of a stored entry; the sample is None in an older format."""
+    if raw and raw[:1] == _ENTRY and len(raw) > 17:
+        return raw[1:17].hex(), Sample.decode(raw[17:])
     if not raw or len(raw) <= _ID_LENGTH:
         return None
     try:
@@ -137,6 +176,7 @@ class ClusterIndex:
         self.thresholds = thresholds
         self.ttl = ttl_seconds
         self._remember_script = redis.register_script(_REMEMBER_LUA)
+        self.cluster = is_cluster(redis)
 
     @classmethod
     def from_settings(cls, redis: aioredis.Redis, keys: Keys, settings: Settings) -> ClusterIndex:
@@ -151,14 +191,14 @@ class ClusterIndex:
         sketches = [(item.id, sketch_item(item)) for item in items]
         bands = sorted({b for _, s in sketches if s for b in s.bands})
         item_keys = [self.keys.cluster_item(item.id) for item in items]
-        raw = await self.redis.mget(item_keys + [self.keys.cluster_band(b) for b in bands])
+        raw = await mget_any(self.redis, [*item_keys, *(self.keys.cluster_band_packed(_band_key(b)) for b in bands)])
         own = {
             item.id: entry[0]
             for item, r in zip(items, raw, strict=False)
             if (entry := _split(r)) is not None
         }
         hits = {
-            band: r.decode("ascii", "replace")
+            band: _item_id(r)
             for band, r in zip(bands, raw[len(items) :], strict=True)
             if r
         }
@@ -172,7 +212,7 @@ class ClusterIndex:
         })
         candidates: dict[str, tuple[str, Sample]] = {}
         if wanted:
-            found = await self.redis.mget([self.keys.cluster_item(i) for i in wanted])
+            found = await mget_any(self.redis, [self.keys.cluster_item(i) for i in wanted])
             for i, r in zip(wanted, found, strict=True):
                 entry = _split(r)
                 if entry is not None and entry[1] is not None:
@@ -191,19 +231,27 @@ class ClusterIndex:
         hits: Mapping[str, str],
     ) -> None:
         entries: list[str] = []
-        bands: dict[str, str] = {}
-        values: list[bytes | str] = []
+        bands: dict[bytes, bytes] = {}
+        values: list[bytes] = []
         for (item_id, sketch), cluster in zip(sketches, clusters, strict=True):
             if sketch is None:
                 continue
             entries.append(self.keys.cluster_item(item_id))
-            values.append(cluster.encode("ascii") + sketch.sample.encode())
+            values.append(_entry(cluster, sketch.sample))
             for band in sketch.bands:
                 if band not in hits:
-                    bands.setdefault(self.keys.cluster_band(band), item_id)
+                    bands.setdefault(self.keys.cluster_band_packed(_band_key(band)), _id_bytes(item_id))
         if not entries:
             return
+        if self.cluster:  # keys of every slot: a pipeline, split by node
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, value in zip(entries, values, strict=True):
+                    pipe.set(key, value, ex=self.ttl)
+                for band_key, first in bands.items():
+                    pipe.set(band_key, first, ex=self.ttl, nx=True)
+                await pipe.execute()
+            return
         await self._remember_script(
-            keys=entries + list(bands),
+            keys=[*entries, *bands],
             args=[self.ttl, len(entries), *values, *bands.values()],
         )
