@@ -168,3 +168,24 @@ async def test_a_view_too_old_to_trust_sends_every_poll_through_redis(settings: 
         assert gate.is_shared("quiet.example")
     finally:
         await redis.aclose()
+
+
+async def test_a_request_goes_ahead_when_redis_cannot_give_a_slot(caplog: pytest.LogCaptureFixture) -> None:
+    """Redis down or failing over: a poll of a shared host is paced by its own process
+    rather than failed, and handing the slot back does not raise (its lease ends it)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    slots = HostSlots(dead, Keys("t"), per_host=1, min_delay=0.0, lease_seconds=5)
+    ran = False
+    try:
+        async with slots.slot("news.example"):
+            ran = True
+        await slots.release("news.example", "some-token")
+    finally:
+        await dead.aclose()
+    assert ran
+    assert "shared host slots unavailable" in caplog.text

@@ -132,8 +132,15 @@ class HostSlots:
         """Hold one of the host's slots for a request, starting no earlier than its pacing
         allows. `article`: announce the host as shared (the article fetchers)."""
         token = uuid.uuid4().hex
-        while (wait_ms := await self._try(host, token, article)) != 0:
-            await asyncio.sleep(_FULL_RETRY if wait_ms < 0 else wait_ms / 1000)
+        try:
+            while (wait_ms := await self._try(host, token, article)) != 0:
+                await asyncio.sleep(_FULL_RETRY if wait_ms < 0 else wait_ms / 1000)
+        except (RedisError, OSError) as e:
+            # Redis down or failing over: the request goes ahead, paced by this process's
+            # own limits alone (the poller's HostPacer), rather than fail for want of a slot.
+            log.warning("%s: shared host slots unavailable (%s); paced by this process alone", host, e)
+            yield
+            return
         try:
             yield
         finally:
@@ -144,8 +151,12 @@ class HostSlots:
         await self._try(host, token, False, adopted_ms=max(int(running_for * 1000), 0))
 
     async def release(self, host: str, token: str) -> None:
-        # Shielded: a cancelled request still gives its slot back.
-        await asyncio.shield(self.redis.zrem(self.keys.host_slots(host), token))
+        # Shielded: a cancelled request still gives its slot back. When Redis cannot be
+        # told, the slot's lease runs out by itself (`lease_ms`).
+        try:
+            await asyncio.shield(self.redis.zrem(self.keys.host_slots(host), token))
+        except (RedisError, OSError) as e:
+            log.warning("%s: host slot not given back (%s); its lease ends it", host, e)
 
 
 @dataclass
