@@ -142,10 +142,6 @@ class Keys:
         sample (workers/clusters/sketch.py `Sample`)."""
         return f"{self.ns}:cluster:item:{item_id}"
 
-    def cluster_band(self, band: str) -> str:
-        """Before #13: LSH band "<index>:<its MinHash values in hex>" -> the first item's id."""
-        return f"{self.ns}:cluster:band:{band}"
-
     def cluster_band_packed(self, band: bytes) -> bytes:
         """LSH band as 9 bytes (its index, its two MinHash values) -> 16-byte id of the first
         item seen with it (workers/clusters/index.py); short, as there are 24 per item."""

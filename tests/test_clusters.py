@@ -241,7 +241,7 @@ async def test_entries_of_the_previous_format_keep_their_cluster_and_are_never_c
     await client.set(keys.cluster_item(seed.id), b"c" * 32 + old_signature)
     sketch = sketched(seed)
     for band in sketch.bands:  # even a band pointing at it finds no usable sample
-        await client.set(keys.cluster_band(band), seed.id)
+        await client.set(keys.cluster_band_packed(band), seed.id)
     index = ClusterIndex.from_settings(client, keys, settings)
     [again] = await index.assign([seed])
     assert again.cluster_id == "c" * 32  # its cluster, from the old entry
@@ -253,6 +253,6 @@ async def test_entries_of_the_previous_format_keep_their_cluster_and_are_never_c
     await client.set(keys.cluster_item(seed.id), b"d" * 32 + old_signature)
     await client.delete(keys.cluster_item(copy.id))
     for band in sketched(other).bands:
-        await client.set(keys.cluster_band(band), seed.id)
+        await client.set(keys.cluster_band_packed(band), seed.id)
     [alone] = await index.assign([other])
     assert alone.cluster_id == other.id

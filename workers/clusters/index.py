@@ -93,12 +93,6 @@ def _entry(cluster: str, sample: Sample) -> bytes:
     return _ENTRY + packed + sample.encode()
 
 
-def _band_key(band: str) -> bytes:
-    """A sketch's band ("<index>:<16 hex>") as 9 bytes."""
-    index, values = band.split(":", 1)
-    return bytes((int(index),)) + bytes.fromhex(values)
-
-
 def _item_id(raw: bytes) -> str:
     return raw.hex() if len(raw) == 16 else raw.decode("ascii", "replace")
 
@@ -127,7 +121,7 @@ class Thresholds:
 def plan_clusters(
     items: Sequence[tuple[str, Sketch | None]],
     own: Mapping[str, str],
-    hits: Mapping[str, str],
+    hits: Mapping[bytes, str],
     candidates: Mapping[str, tuple[str, Sample]],
     thresholds: Thresholds,
 ) -> list[str]:
@@ -191,7 +185,7 @@ class ClusterIndex:
         sketches = [(item.id, sketch_item(item)) for item in items]
         bands = sorted({b for _, s in sketches if s for b in s.bands})
         item_keys = [self.keys.cluster_item(item.id) for item in items]
-        raw = await mget_any(self.redis, [*item_keys, *(self.keys.cluster_band_packed(_band_key(b)) for b in bands)])
+        raw = await mget_any(self.redis, [*item_keys, *(self.keys.cluster_band_packed(b) for b in bands)])
         own = {
             item.id: entry[0]
             for item, r in zip(items, raw, strict=False)
@@ -228,7 +222,7 @@ class ClusterIndex:
         self,
         sketches: Sequence[tuple[str, Sketch | None]],
         clusters: Sequence[str],
-        hits: Mapping[str, str],
+        hits: Mapping[bytes, str],
     ) -> None:
         entries: list[str] = []
         bands: dict[bytes, bytes] = {}
@@ -240,7 +234,7 @@ class ClusterIndex:
             values.append(_entry(cluster, sketch.sample))
             for band in sketch.bands:
                 if band not in hits:
-                    bands.setdefault(self.keys.cluster_band_packed(_band_key(band)), _id_bytes(item_id))
+                    bands.setdefault(self.keys.cluster_band_packed(band), _id_bytes(item_id))
         if not entries:
             return
         if self.cluster:  # keys of every slot: a pipeline, split by node

@@ -83,6 +83,7 @@ U32 = npt.NDArray[np.uint32]
 # Bin edges of the one-permutation MinHash over the 32-bit shingle ids.
 _EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint64(NUM_PERM)
 _BINS = np.arange(NUM_PERM, dtype=np.int64)
+_BAND_INDEX = [bytes((i,)) for i in range(BANDS)]
 _STEP = np.uint32(fixed_words("densify", 1)[0] & 0xFFFFFFFF | 1)
 
 
@@ -119,7 +120,9 @@ class Sample:
 class Sketch:
     """An item's LSH band keys and its shingle sample."""
 
-    bands: tuple[str, ...]  # one key per band: "<band index>:<its rows in hex>"
+    # One per band: its index (1 byte), then its ROWS MinHash values (4 bytes each,
+    # little-endian): already the band's key in the index, with no text in between.
+    bands: tuple[bytes, ...]
     sample: Sample
 
 
@@ -151,10 +154,10 @@ def sketch_text(text: str) -> Sketch | None:
     ids, share = shingle_ids_and_share(text)
     if len(ids) < MIN_SHINGLES:
         return None
-    # The band's own bytes, in hex, are its key: already uniform hash values.
-    signature = _signature(ids).astype("<u4").tobytes().hex()
-    width = ROWS * 8
-    bands = tuple(f"{i}:{signature[i * width : (i + 1) * width]}" for i in range(BANDS))
+    # The band's own bytes are its key: already uniform hash values.
+    signature = _signature(ids).astype("<u4").tobytes()
+    width = ROWS * 4
+    bands = tuple(_BAND_INDEX[i] + signature[i * width : (i + 1) * width] for i in range(BANDS))
     sample = Sample(
         ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
         complete=len(ids) <= SAMPLE_SIZE,
@@ -217,7 +220,7 @@ def choose_cluster(
     return best[1] if best else None
 
 
-def band_candidates(bands: Sequence[str], hits: Mapping[str, str], own_id: str) -> list[str]:
+def band_candidates(bands: Sequence[bytes], hits: Mapping[bytes, str], own_id: str) -> list[str]:
     """Item ids sharing a band with this item (itself excluded): at most MAX_CANDIDATES,
     those sharing the most bands first (ties: the first band's)."""
     counts: dict[str, int] = {}
