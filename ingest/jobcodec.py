@@ -49,8 +49,29 @@ def serialize_job(data: dict[str, Any]) -> bytes:
     return packed
 
 
+_LONG_BYTES = 200
+
+
+class _Abridged(dict[Any, Any]):
+    """A map holding a long bytes value (a fetched body): arq logs every job's arguments
+    with repr(), and the repr of a 70 KB body cost more than the log line is worth
+    (~1% of a worker's CPU); it shows as its length instead."""
+
+    def __repr__(self) -> str:
+        shown = (f"{k!r}: <{len(v)} bytes>" if isinstance(v, bytes) and len(v) > _LONG_BYTES
+                 else f"{k!r}: {v!r}" for k, v in self.items())
+        return "{" + ", ".join(shown) + "}"
+
+
+def _abridge(value: dict[Any, Any]) -> dict[Any, Any]:
+    if any(isinstance(v, bytes) and len(v) > _LONG_BYTES for v in value.values()):
+        return _Abridged(value)
+    return value
+
+
 def deserialize_job(data: bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(data, ext_hook=_decode, raw=False, strict_map_key=False)
+    value = msgpack.unpackb(data, ext_hook=_decode, raw=False, strict_map_key=False,
+                            object_hook=_abridge)
     if not isinstance(value, dict):
         raise ValueError("a job is a msgpack map")
     return value

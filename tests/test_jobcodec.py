@@ -65,3 +65,16 @@ async def test_a_pickled_job_planted_in_redis_runs_nothing(
     assert await client.zscore(Keys(settings.namespace).queue, "planted") is None  # taken and failed
     assert not canary.exists()
     await client.aclose()
+
+
+def test_a_job_holding_a_body_logs_its_length_not_its_bytes() -> None:
+    """arq logs each job's arguments with repr(): a fetched body shows as its length."""
+    from arq.utils import args_to_string
+
+    body = b"<rss>" + b"x" * 70_000 + b"</rss>"
+    job = deserialize_job(serialize_job({"f": "parse_feed", "a": [{"url": "u"}, {"body": body, "status": 200}],
+                                         "k": {}}))
+    fetched = job["a"][1]
+    assert fetched["body"] == body and fetched == {"body": body, "status": 200}
+    shown = args_to_string(job["a"], job["k"])
+    assert "<70011 bytes>" in shown and "xxxx" not in shown and "'status': 200" in shown
