@@ -118,7 +118,8 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path, full_text: str =
             elif phase == "paced":  # every feed gains items; feeds due at half the cold phase's feed rate
                 pace = 0.5 * results["cold"].feeds / max(results["cold"].seconds, 1e-9)
             expect = expectation.new_in_round(round_)
-            spy = _profile(service, args.profile) if args.profile and phase == args.profile_phase else None
+            spy = (_profile(service, args.profile, args.profile_gil)
+                   if args.profile and phase == args.profile_phase else None)
             results[phase] = service.phase(expect, args.timeout, pace, settle=full_text != "off")
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -155,11 +156,15 @@ class Expectation:
         return new
 
 
-def _profile(service: Service, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy on `ingest run` and its children during one phase (collapsed stacks to `out`)."""
+def _profile(service: Service, out: Path, gil_only: bool = False) -> subprocess.Popen[bytes]:
+    """py-spy on `ingest run` and its children during one phase (collapsed stacks to `out`).
+
+    `gil_only`: only threads holding the GIL are sampled, so the shares are of the CPU
+    spent in Python (waits drop out; C code that releases the GIL, SQLite's, too)."""
     assert service.proc is not None
+    extra = ["--gil", "--nonblocking"] if gil_only else []
     spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
-                            "--subprocesses", "--format", "raw", "--rate", "200", "-o", str(out)],
+                            "--subprocesses", *extra, "--format", "raw", "--rate", "200", "-o", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attaches
     return spy
@@ -362,6 +367,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
+    p.add_argument("--profile-gil", action="store_true",
+                   help="with --profile: sample only threads holding the GIL (CPU spent in Python)")
     p.add_argument("--profile-phase", choices=INGEST_PHASES, default="cold", help="the phase --profile records")
     args = p.parse_args(argv)
     if args.quick:
