@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from ingest.daemon import make_worker
 from ingest.embedded import RedisServer
@@ -69,6 +70,14 @@ def feed_server() -> Iterator[FeedServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client of the session's private redis-server, closed after the test."""
+    c = aioredis.Redis.from_url(settings.redis_url)
+    yield c
+    await c.aclose()
 
 
 @pytest.fixture

@@ -38,12 +38,6 @@ def site() -> Iterator[ArticleSite]:
     server.stop()
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
-
 
 @pytest.fixture
 def full_text_settings(settings: Settings) -> Settings:

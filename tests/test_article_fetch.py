@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,6 @@ def site() -> Iterator[ArticleSite]:
     yield server
     server.stop()
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def test_a_kept_page_reads_back_as_it_was_and_a_damaged_one_as_nothing() -> None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
@@ -106,12 +104,6 @@ async def test_a_database_from_before_first_seen_is_migrated_at_open(tmp_path: P
         assert conn.execute("SELECT first_seen_at FROM items WHERE id = 'item00001'"
                             ).fetchall() == [("2026-11-30T01:00:00Z",)]
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def test_ingest_items_cluster_shows_the_first_outlet_and_those_since(

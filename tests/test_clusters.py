@@ -12,7 +12,6 @@ Test data (tests/data/clusters/, written for these tests from the seed story):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -143,12 +142,6 @@ def test_plan_joins_the_most_similar_candidate_and_keeps_an_items_cluster() -> N
 
 # --- the shared index in Redis, through the real pipeline ------------------------------
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _fetched(path: Path, body: bytes | None = None) -> tuple[FeedSpec, Fetched]:

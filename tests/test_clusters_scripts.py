@@ -14,7 +14,6 @@ docs/normalization.md reports.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -150,12 +149,6 @@ def test_copies_clear_the_threshold_and_hard_negatives_stay_under_it(language: s
 
 # --- through the pipeline and the shared index in Redis -------------------------------
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def _deliver(client: aioredis.Redis, settings: Settings, items: list[WireItem]) -> list[Item]:

@@ -10,11 +10,10 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from ingest.embedded import RedisServer
@@ -27,13 +26,6 @@ from tests.feedserver import FeedServer
 from tests.helpers import stop_process, stream_records
 from tests.records import fill_stream, record
 from tests.test_delivery import _feed
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def stored_ids(storage_url: str) -> list[str]:

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,12 +39,6 @@ def hostile_feed(attributes: int) -> bytes:
     return (f'<rss version="2.0"><channel><title>Hostile</title><item {attrs}><title>x</title>'
             f"<guid>hostile-1</guid></item></channel></rss>").encode()
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _start(settings: Settings, log: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:

@@ -35,12 +35,6 @@ def _feed(n: int, prefix: str = "s") -> bytes:
     return f'<rss version="2.0"><channel><title>Feed {prefix}</title>{body}</channel></rss>'.encode()
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
-
 
 @pytest.fixture
 async def job_ctx(settings: Settings) -> AsyncIterator[dict[str, Any]]:

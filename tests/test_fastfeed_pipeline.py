@@ -10,8 +10,6 @@ not delivered again. Both on the real pipeline and the private Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -20,19 +18,12 @@ from ingest.deliver.publish import Deliverer
 from ingest.deliver.state import digest8, pack_state, parse_state
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
-from ingest.settings import Settings
 from tests.helpers import stream_records
 from workers.limits import Limits
 from workers.pipeline import ProcessedFeed, process_document
 
 KEYS = Keys("fast")
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def _process(client: aioredis.Redis, body: bytes, fast: bool) -> ProcessedFeed:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -19,19 +18,11 @@ from ingest.deliver.publish import Deliverer
 from ingest.errors import ParseError
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
-from ingest.settings import Settings
 from tests.helpers import stream_records
 from workers.limits import Limits
 from workers.parse import parse_feed_bytes
 from workers.pipeline import ProcessedFeed, process_document
 from workers.xmlguard import entity_refusal
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _items(*bodies: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -25,12 +24,6 @@ from tests.helpers import (
 
 MEDIA_RSS = "feeds/rss2-mediarss.xml"  # a front page of 6 stories with Media RSS pictures
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def test_enqueue_delivers_to_stream_channels_and_sqlite_once(

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,6 @@ from tests.feedserver import FeedServer
 from tests.helpers import stop_process, stream_records
 from tests.test_deadline import _worker_pids
 from tests.test_delivery import _feed
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _run(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:

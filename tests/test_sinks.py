@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -19,13 +18,6 @@ from ingest.store.base import ItemQuery, Sink, parse_time
 from ingest.store.consume import SinkConsumer, decode_record, newest_per_item
 from ingest.store.sqlite import _MIGRATIONS
 from tests.records import fill_stream, record
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _ids(records: list[dict[str, object]]) -> list[object]:

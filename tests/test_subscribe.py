@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
 
 from ingest.deliver.subscribe import ItemFilter, consume_group, live_channels, replay
@@ -14,13 +12,6 @@ from ingest.keys import Keys
 from ingest.settings import Settings
 from tests.helpers import run_cli
 from tests.records import fill_stream, record
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 def _lines(out: str) -> list[tuple[str, dict[str, object]]]:

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -72,12 +71,6 @@ class Receiver:
         if self._runner:
             await self._runner.cleanup()
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(settings.redis_url)
-    yield c
-    await c.aclose()
 
 
 async def _run_until(consumer: WebhookConsumer, stop: asyncio.Event, done, timeout: float) -> None:  # type: ignore[no-untyped-def]
