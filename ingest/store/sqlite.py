@@ -17,9 +17,10 @@ feed with a description alone) is not indexed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -237,14 +238,8 @@ class SQLiteSink:
 
     def _upsert_sync(self, rows: list[dict[str, Any]]) -> int:
         assert self._conn is not None
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self._conn) as conn:
             conn.executemany(_UPSERT, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._unindexed += len(rows)
         if (self._unindexed >= _FTS_BATCH_ROWS
                 or time.monotonic() - self._indexed_at >= _FTS_BATCH_SECONDS):
@@ -254,15 +249,9 @@ class SQLiteSink:
     def _index_pending_sync(self) -> None:
         """Feed the full-text index every row written since it was last fed (any sink's)."""
         assert self._conn is not None
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self._conn) as conn:
             for statement in _INDEX_PENDING:
                 conn.execute(statement)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._unindexed = 0
         self._indexed_at = time.monotonic()
 
@@ -319,22 +308,30 @@ class SQLiteSink:
             await asyncio.to_thread(conn.close)
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE (the write lock at once, so a busy database waits here, not
+    mid-way), COMMIT on success, ROLLBACK on anything raised, which propagates."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations not yet applied, each in its own transaction."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     for number, script in enumerate(_MIGRATIONS, start=1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if (row[0] or 0) < number:
                 for statement in _statements(script):
                     conn.execute(statement)
                 conn.execute("DELETE FROM schema_version")
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 def _statements(script: str) -> list[str]:
