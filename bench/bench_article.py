@@ -61,7 +61,7 @@ def read(url: str, html: bytes) -> None:
 
 
 def readability_summary(url: str, html: bytes) -> None:
-    from readability import Document  # type: ignore[import-not-found]
+    from readability import Document
 
     Document(html).summary(html_partial=True)
 

@@ -48,7 +48,7 @@ from ingest.embedded import RedisServer  # noqa: E402
 from ingest.keys import Keys  # noqa: E402
 from ingest.models import FeedSpec, Item  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
-from tests.conftest import FEEDS_DIR as FEEDS  # noqa: E402
+from tests.corpus import FEEDS_DIR as FEEDS  # noqa: E402
 from tests.wiresets import LANGUAGES, items_of, load  # noqa: E402
 from workers.clusters.index import ClusterIndex, sketch_item  # noqa: E402
 from workers.clusters.sketch import similarity, threshold_for  # noqa: E402

@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def billion_laughs() -> bytes:
     return _rss(_item("b", description="&lol9;"), f"<!DOCTYPE rss [\n{decls}]>\n")
 
 
-CASES = {
+CASES: dict[str, Callable[[], bytes]] = {
     "quadratic": lambda: quadratic(),
     "quadratic-300": lambda: quadratic(300),
     "billion-laughs": billion_laughs,

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -112,7 +113,8 @@ def redis_calls(url: str) -> int:
 
     client = redis.Redis.from_url(url)
     try:
-        return sum(int(v["calls"]) for v in client.info("commandstats").values())
+        stats = cast(dict[str, dict[str, Any]], client.info("commandstats"))
+        return sum(int(v["calls"]) for v in stats.values())
     finally:
         client.close()
 
@@ -122,7 +124,7 @@ def redis_memory_mib(url: str) -> float:
 
     client = redis.Redis.from_url(url)
     try:
-        return int(client.info("memory")["used_memory"]) / 2**20
+        return int(cast(dict[str, Any], client.info("memory"))["used_memory"]) / 2**20
     finally:
         client.close()
 

@@ -49,7 +49,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -125,7 +125,8 @@ def run_ingest(farm: Farm, args: argparse.Namespace, tmp: Path, full_text: str =
                 spy.send_signal(signal.SIGINT)
                 spy.wait(60)
         processes = service.processes()
-        stream_bytes = int(service.client.memory_usage(service.keys.items_stream) or 0)  # type: ignore[union-attr]
+        assert service.client is not None
+        stream_bytes = int(cast(int, service.client.memory_usage(service.keys.items_stream)) or 0)
         items = sum(r.entries for r in results.values())
         mem = {"redis_per_100k_mib": (service.used_memory() - base_mem) * 100_000 / max(items, 1) / 2**20,
                "stream_per_100k_mib": stream_bytes * 100_000 / max(items, 1) / 2**20}

@@ -34,6 +34,7 @@ from typing import Any
 from arq.worker import Worker
 
 from ingest.embedded import RedisServer
+from ingest.errors import WorkersCannotStart
 from ingest.keys import Keys
 from ingest.poll.fetch import new_session
 from ingest.poll.poller import Poller
@@ -44,11 +45,24 @@ from ingest.store import open_sink
 from ingest.store.consume import SinkConsumer, default_consumer_name
 from ingest.supervise import WorkerProcesses
 
-__all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever"]
+__all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever", "worker_code_problem"]
 
 log = logging.getLogger(__name__)
 
 WORKER_OPTIONS = "workers.settings:worker_options"
+
+
+def worker_code_problem() -> str | None:
+    """Why the worker code does not import, or None.
+
+    `ingest` never imports `workers` (it enqueues jobs by name), so a broken install
+    (a dependency missing, or a release that moved a module) shows only here: once,
+    at a worker's start, with the error that says which package."""
+    try:
+        importlib.import_module(WORKER_OPTIONS.partition(":")[0])
+    except Exception as e:  # noqa: BLE001 - any import-time failure is the same verdict
+        return f"the worker code does not import: {type(e).__name__}: {e}"
+    return None
 
 
 def make_worker(settings: Settings, handle_signals: bool, **ctx: Any) -> Worker:
@@ -171,6 +185,8 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         await session.close()
         await pool.aclose()
         await redis.aclose()
+    if workers.fatal:
+        raise WorkersCannotStart(workers.fatal)
 
 
 # --- Webhook delivery (#5): one supervised consumer-group part per configured webhook. ---

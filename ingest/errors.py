@@ -9,6 +9,7 @@
     │   └── URLRefused               the URL's scheme or address is not allowed (SSRF guard)
     ├── ParseError                   the body is not a feed we can read
     ├── DeliveryConflict             concurrent jobs kept racing on the same items (retryable)
+    ├── WorkersCannotStart           the worker code does not import (a broken install): no retry helps
     └── StorageError                 the storage sink could not write or read
 
 Foreign errors (aiohttp, feedparser, redis, sqlite3) are wrapped `from e` in
@@ -30,6 +31,7 @@ __all__ = [
     "SettingsError",
     "StorageError",
     "URLRefused",
+    "WorkersCannotStart",
 ]
 
 
@@ -71,3 +73,10 @@ class DeliveryConflict(IngestError):
 
 class StorageError(IngestError):
     """The storage backend failed to read or write."""
+
+
+class WorkersCannotStart(IngestError):
+    """The worker code does not import (a missing or incompatible package).
+
+    Restarting cannot mend an install, so `ingest run` stops with this error instead
+    of restarting its workers every few seconds while looking alive."""

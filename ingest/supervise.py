@@ -15,7 +15,10 @@ reaches the child exactly). The child
 * touches PATH on every heartbeat (workers/liveness.py).
 
 The supervisor
-* restarts a worker that exits, with backoff (0.5 s doubling to 30 s, reset
+* stops the whole service when a worker exits with CANNOT_START_STATUS (its
+  code does not import: a broken install), saying why, instead of restarting it
+  every few seconds while the service looks alive (#19);
+* restarts a worker that exits otherwise, with backoff (0.5 s doubling to 30 s, reset
   after a minute of good health), logging and counting it (`worker_restarts`
   in <ns>:stats), and frees the dead worker's jobs at once
   (ingest/liveness.py `reap`), so they run again within a poll;
@@ -46,12 +49,20 @@ from ingest.keys import Keys
 from ingest.liveness import new_worker_id, reap
 from ingest.settings import ENV_PREFIX, Settings
 
-__all__ = ["WorkerProcesses", "restart_delay", "settings_environ"]
+__all__ = ["CANNOT_START_STATUS", "WorkerProcesses", "cannot_start_file", "restart_delay", "settings_environ"]
 
 log = logging.getLogger(__name__)
 
 STARTUP_LIMIT = 60.0  # seconds a new worker may take before its first heartbeat
 HEALTHY_AFTER = 60.0  # a worker that ran this long restarts with the shortest delay
+# A worker exits with this when its code does not import (`ingest worker`, ingest/cli/main.py),
+# after writing why to `cannot_start_file(alive_file)`: the supervisor stops the service.
+CANNOT_START_STATUS = 3
+
+
+def cannot_start_file(alive_file: str | Path) -> Path:
+    """Where a supervised worker that cannot import writes why, beside its heartbeat file."""
+    return Path(f"{alive_file}.cannot-start")
 
 
 def settings_environ(settings: Settings, base: dict[str, str]) -> dict[str, str]:
@@ -94,6 +105,9 @@ class WorkerProcesses:
                             + settings.worker_heartbeat_ttl / 3)
         self.children: dict[int, _Child] = {}
         self.restarts = 0
+        # Why the worker code cannot start (a broken install), once a worker said so: the
+        # service stops instead of restarting workers forever (`ingest run` exits with it).
+        self.fatal: str | None = None
         self._stopping = False
         self._dir = Path(tempfile.mkdtemp(prefix="ingest-workers-"))
         self._env = settings_environ(settings, dict(os.environ))
@@ -114,6 +128,9 @@ class WorkerProcesses:
             code = await self._watch(child, stop)
             if stop.is_set() or self._stopping:
                 return
+            if code == CANNOT_START_STATUS:
+                self._give_up(child, stop)
+                return
             ran = time.monotonic() - child.started
             self.restarts += 1
             freed = await self._free_jobs(child.worker_id)
@@ -125,6 +142,18 @@ class WorkerProcesses:
                 await self.redis.hincrby(self.keys.stats, "worker_restarts", 1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    def _give_up(self, child: _Child, stop: asyncio.Event) -> None:
+        """A worker whose code does not import: stop the whole service, saying why."""
+        try:
+            reason = cannot_start_file(child.alive_file).read_text(encoding="utf-8").strip()
+        except OSError:
+            reason = ""
+        self.fatal = reason or f"worker process {child.worker_id} exited with code {CANNOT_START_STATUS}"
+        log.critical("worker processes cannot start: %s; stopping the service (a restart cannot mend "
+                     "an install: reinstall, e.g. `pip install --require-hashes -r requirements/service.txt`)",
+                     self.fatal)
+        stop.set()
 
     async def _start(self, n: int) -> _Child:
         worker_id = new_worker_id() + f"-w{n}"

@@ -73,9 +73,17 @@ def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
 @click.pass_context
 def worker(ctx: click.Context, supervised: bool, worker_id: str, alive_file: str) -> None:
     """Run one arq worker process against the configured Redis (for more machines or cores)."""
-    from ingest.daemon import run_worker_forever
+    from ingest.daemon import run_worker_forever, worker_code_problem
+    from ingest.supervise import CANNOT_START_STATUS, cannot_start_file
 
-    run_async(run_worker_forever(settings_of(ctx), worker_id, alive_file, supervised))
+    settings = settings_of(ctx)
+    problem = worker_code_problem()
+    if problem:  # a broken install: say so once and exit, rather than fail every job
+        click.echo(f"error: {problem}", err=True)
+        if alive_file:
+            cannot_start_file(alive_file).write_text(problem, encoding="utf-8")
+        sys.exit(CANNOT_START_STATUS)
+    run_async(run_worker_forever(settings, worker_id, alive_file, supervised))
 
 
 def _describe(result: dict[str, Any]) -> str:
