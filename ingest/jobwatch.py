@@ -1,9 +1,9 @@
 """What `ingest enqueue --wait` can say about a job it stopped waiting for.
 
 "No result within 120 s; is a worker running?" was printed even when a
-worker was simply busy with the job (#12). A `fetch_once` job now records
-which worker runs it and since when (`mark_running`, called by the task);
-when the wait ends without a result, `job_progress` reads that and arq's own
+worker was simply busy with the job (#12). Every worker notes which jobs it
+runs and since when in `<ns>:running` (ingest/liveness.py, the same note the
+reaper reads); when the wait ends without a result, `job_progress` reads that and arq's own
 state, and `wait_message` (pure) says what is known: still queued (and how
 many jobs are ahead), waiting for a retry, or running since when on which
 worker.
@@ -11,34 +11,16 @@ worker.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from arq.jobs import Job, JobStatus
 
 from ingest.keys import Keys
+from ingest.liveness import read_running_note
 
-__all__ = ["JobProgress", "job_progress", "mark_running", "wait_message", "worker_name"]
-
-
-def worker_name() -> str:
-    """host:pid, the name a person can find the process by."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-async def mark_running(redis: aioredis.Redis, keys: Keys, job_id: str | None, ttl: float,
-                       now: datetime | None = None) -> None:
-    """Record that this process runs `job_id` now (kept `ttl` seconds at most)."""
-    if not job_id:
-        return
-    since = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    value = orjson.dumps({"worker": worker_name(), "since": since})
-    await redis.set(keys.job_running(job_id), value, px=max(int(ttl * 1000), 1000))
+__all__ = ["JobProgress", "job_progress", "wait_message"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +38,8 @@ async def job_progress(redis: aioredis.Redis, keys: Keys, job: Job) -> JobProgre
     info = await job.info()
     job_try = info.job_try if info else None
     if status == JobStatus.in_progress:
-        raw = await redis.get(keys.job_running(job.job_id))
-        marker: dict[str, Any] = orjson.loads(raw) if raw else {}
-        return JobProgress(status.value, job_try=job_try, worker=marker.get("worker"),
-                           since=marker.get("since"))
+        worker, since = read_running_note(await redis.hget(keys.running_jobs, job.job_id))  # type: ignore[misc]
+        return JobProgress(status.value, job_try=job_try, worker=worker, since=since)
     if status == JobStatus.queued:
         rank = await redis.zrank(keys.queue, job.job_id)
         return JobProgress(status.value, ahead=rank, job_try=job_try)

@@ -211,12 +211,9 @@ class Keys:
 
     @property
     def running_jobs(self) -> str:
-        """Hash arq job id -> id of the worker running it (set at job start, removed after)."""
+        """Hash arq job id -> JSON {worker, since}: who runs it, since when (set at job
+        start, removed after). The reaper and `enqueue --wait` read the same note."""
         return f"{self.ns}:running"
-
-    def job_running(self, job_id: str) -> str:
-        """Which worker runs a `fetch_once` job and since when (JSON; expires with the job)."""
-        return f"{self.ns}:job:{job_id}:running"
 
     # Consumer groups.
 

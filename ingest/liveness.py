@@ -27,13 +27,14 @@ import os
 import secrets
 import socket
 import time
+from datetime import UTC, datetime
 
 import redis
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 
-__all__ = ["beat", "beat_sync", "forget_job", "new_worker_id", "note_job", "reap"]
+__all__ = ["beat", "beat_sync", "forget_job", "new_worker_id", "note_job", "read_running_note", "reap", "running_note"]
 
 
 def new_worker_id() -> str:
@@ -56,8 +57,28 @@ def beat_sync(client: redis.Redis, keys: Keys, worker_id: str, ttl: float, jobs:
     client.set(keys.worker(worker_id), _payload(jobs), px=int(ttl * 1000))
 
 
+def running_note(worker_id: str, now: datetime | None = None) -> str:
+    """Pure: the value of a job's field in `<ns>:running`: who runs it and since when.
+
+    One key serves both readers: the reaper (which worker: is its heartbeat gone?)
+    and `ingest enqueue --wait` (where and since when, for a person)."""
+    since = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps({"worker": worker_id, "since": since}, separators=(",", ":"))
+
+
+def read_running_note(raw: bytes | str | None) -> tuple[str | None, str | None]:
+    """Pure: (worker id, since) from a `<ns>:running` value; a bare id was written before #19."""
+    if not raw:
+        return None, None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if not text.startswith("{"):
+        return text, None
+    note = json.loads(text)
+    return note.get("worker"), note.get("since")
+
+
 async def note_job(client: aioredis.Redis, keys: Keys, job_id: str, worker_id: str) -> None:
-    await client.hset(keys.running_jobs, job_id, worker_id)
+    await client.hset(keys.running_jobs, job_id, running_note(worker_id))
 
 
 async def forget_job(client: aioredis.Redis, keys: Keys, job_id: str, worker_id: str) -> None:
@@ -65,8 +86,16 @@ async def forget_job(client: aioredis.Redis, keys: Keys, job_id: str, worker_id:
     await client.eval(_FORGET, 1, keys.running_jobs, job_id, worker_id)
 
 
-_FORGET = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+# The worker id inside a note (JSON since #19; a bare id before, during a rolling upgrade).
+_OWNER = """
+local function owner(note)
+  if note and string.sub(note, 1, 1) == '{' then return cjson.decode(note)['worker'] end
+  return note
+end
+"""
+
+_FORGET = _OWNER + """
+if owner(redis.call('HGET', KEYS[1], ARGV[1])) == ARGV[2] then
   return redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 0
@@ -76,12 +105,12 @@ return 0
 # prefix, ARGV[2] = arq's in-progress prefix, ARGV[3] = a worker known dead (its heartbeat
 # may not have expired yet) or "".
 # Atomic, so two reapers never both hand on a job a live worker has just taken.
-_REAP = """
+_REAP = _OWNER + """
 local freed = {}
 local dead = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local job, worker = entries[i], entries[i + 1]
+  local job, worker = entries[i], owner(entries[i + 1])
   local gone = dead[worker]
   if gone == nil then
     gone = (worker == ARGV[3]) or (redis.call('EXISTS', ARGV[1] .. worker) == 0)

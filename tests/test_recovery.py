@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.liveness import beat, note_job, reap
+from ingest.liveness import beat, forget_job, note_job, read_running_note, reap
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings, load_settings
 from ingest.supervise import restart_delay, settings_environ
@@ -71,7 +71,8 @@ async def test_a_worker_process_killed_mid_job_has_its_job_run_again_within_seco
         job = await pool.enqueue_job("fetch_once", url)
         assert job is not None
         await _until_fetching(feed_server, "/custom/killed.xml")
-        owner = (await client.hget(keys.running_jobs, job.job_id) or b"").decode()
+        owner, _ = read_running_note(await client.hget(keys.running_jobs, job.job_id))
+        assert owner is not None
         pids = await _worker_pids(client, keys, 2, 10)
         os.kill(pids[owner], signal.SIGKILL)
         killed_at = time.monotonic()
@@ -144,6 +145,24 @@ async def test_the_reaper_frees_only_the_jobs_of_workers_whose_heartbeat_is_gone
     assert await client.hkeys(keys.running_jobs) == [b"j1"]
     assert await client.exists(keys.worker("known-dead")) == 0
     assert (await client.hgetall(keys.stats))[b"jobs_reaped"] == b"3"
+
+
+async def test_one_running_note_serves_the_reaper_and_enqueue_wait(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    """`<ns>:running` holds who runs a job and since when (#19: it was two keys); a bare
+    worker id written before the change is still read and reaped (rolling upgrade)."""
+    keys = Keys(settings.namespace)
+    await note_job(client, keys, "new", "w-new")
+    await client.hset(keys.running_jobs, "old", "w-old")
+    worker, since = read_running_note(await client.hget(keys.running_jobs, "new"))
+    assert worker == "w-new" and since is not None and since.endswith("Z")
+    assert read_running_note(await client.hget(keys.running_jobs, "old")) == ("w-old", None)
+    await forget_job(client, keys, "new", "someone-else")  # not ours: stays
+    assert await client.hexists(keys.running_jobs, "new")
+    await forget_job(client, keys, "new", "w-new")
+    assert sorted(await reap(client, keys)) == ["old"]  # no heartbeat for w-old
+    assert await client.hlen(keys.running_jobs) == 0
 
 
 def test_a_worker_process_gets_exactly_its_parents_settings() -> None:

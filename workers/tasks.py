@@ -37,7 +37,6 @@ from redis.exceptions import RedisError
 from ingest.counters import PUSHED_HEADER
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
-from ingest.jobwatch import mark_running
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
@@ -155,8 +154,6 @@ async def fetch_once(ctx: dict[str, Any], url: str) -> dict[str, Any]:
     app = WorkerContext.of(ctx)
 
     async def body() -> dict[str, Any]:
-        # For `enqueue --wait`: which worker runs this, since when (#12).
-        await mark_running(app.queue, app.keys, ctx.get("job_id"), app.settings.job_timeout + 10)
         spec = await feed_spec_for_url(app.redis, app.keys, url)
         try:
             fetched = await fetch(app.session, url, app.settings)
