@@ -158,11 +158,14 @@ class Settings:
 
     @property
     def worker_processes(self) -> int:
-        """Worker processes `ingest run` starts: `workers` ("auto": one per core), 0 if run_workers is off."""
+        """Worker processes `ingest run` starts: `workers` ("auto": one per usable core, a
+        container's CPU limit included), 0 if run_workers is off."""
         if not self.run_workers:
             return 0
         if self.workers == "auto":
-            return os.cpu_count() or 1
+            from ingest.cpus import usable_cores
+
+            return usable_cores()
         return int(self.workers)
 
     @property

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.cpus import quota_cores, usable_cores
 from ingest.errors import SettingsError
 from ingest.settings import Settings, load_settings
 from tests.conftest import INGEST, REPO
@@ -126,3 +127,17 @@ def test_test_variables_do_not_disturb_settings(tmp_path: Path) -> None:
                           timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env})
     assert proc.returncode == 1, proc.stderr
     assert "configuration error" not in proc.stderr and "only http and https" in proc.stderr
+
+
+@pytest.mark.parametrize(("cpu_max", "cores"), [
+    ("max 100000", None), ("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1),
+    ("", None), ("garbage", None), ("0 100000", None),
+])
+def test_a_containers_cpu_quota_limits_auto_workers(cpu_max: str, cores: int | None) -> None:
+    assert quota_cores(cpu_max) == cores
+
+
+def test_auto_workers_are_never_more_than_the_cores_this_process_may_use() -> None:
+    import os
+
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
