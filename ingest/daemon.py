@@ -34,12 +34,12 @@ from typing import Any
 from arq.worker import Worker
 
 from ingest.embedded import RedisServer
-from ingest.errors import WorkersCannotStart
+from ingest.errors import RedisUnavailable, WorkersCannotStart
 from ingest.keys import Keys
 from ingest.poll.fetch import new_session
 from ingest.poll.poller import Poller
 from ingest.poll.scheduler import Scheduler, new_token
-from ingest.redis_conn import connect, connect_arq
+from ingest.redis_conn import connect, connect_arq, connect_queue
 from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.consume import SinkConsumer, default_consumer_name
@@ -118,9 +118,18 @@ async def _stop_worker(worker: Worker, grace: float) -> None:
         await worker.close()
 
 
+FIRST_RETRY = 0.5  # seconds before the first retry; doubled each time up to MAX_RETRY
+MAX_RETRY = 10.0
+
+
+def next_retry(delay: float) -> float:
+    """The wait after `delay`: doubled, capped, so a long outage costs a try every 10 s."""
+    return min(delay * 2, MAX_RETRY)
+
+
 async def _supervise(name: str, run_once: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
     """Run a part until stop; if it fails (Redis down), log and start it again with backoff."""
-    delay = 0.5
+    delay = FIRST_RETRY
     while not stop.is_set():
         try:
             await run_once()
@@ -131,7 +140,28 @@ async def _supervise(name: str, run_once: Callable[[], Awaitable[None]], stop: a
             log.error("%s stopped: %s: %s; restarting in %.1f s", name, type(e).__name__, e, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 10.0)
+            delay = next_retry(delay)
+
+
+async def _wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
+    """Wait until the data's and the queue's Redis answer; False if stopped first.
+
+    Started beside its Redis (compose, systemd), the service may come up first:
+    it waits with backoff, saying each time what it waits for, instead of exiting
+    1 and counting on a restart policy. Once running, the parts ride out an
+    outage themselves (`_supervise`)."""
+    delay = FIRST_RETRY
+    while not stop.is_set():
+        try:
+            for open_client in (connect, connect_queue):
+                await (await open_client(settings)).aclose()
+            return True
+        except RedisUnavailable as e:
+            log.warning("waiting for Redis: %s; retrying in %.1f s", e, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = next_retry(delay)
+    return False
 
 
 def _install_signals(stop: asyncio.Event) -> None:
@@ -228,7 +258,8 @@ async def run_service(settings: Settings, stop: asyncio.Event | None = None) -> 
         )
         await asyncio.to_thread(server.start)
     try:
-        await _run_parts(settings, stop)
+        if await _wait_for_redis(settings, stop):
+            await _run_parts(settings, stop)
     finally:
         if server is not None:
             await asyncio.to_thread(server.stop)

@@ -3,6 +3,7 @@ and a killed daemon's feeds are picked up by another once their lease runs out."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -100,3 +101,60 @@ def test_a_killed_daemons_feeds_are_taken_over_after_the_lease(
     first = min(h.start for h in taken)
     assert time.time() - (time.monotonic() - first) >= claimed_at + lease - 1.0
     client.close()
+
+
+# --- A daemon started before its Redis (compose brings both up at once) waits for it. ---
+
+
+def _log_says(path: Path, text: str) -> bool:
+    return text in path.read_text(errors="replace")
+
+
+def test_a_daemon_started_before_its_redis_waits_for_it_and_then_runs(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from ingest.embedded import RedisServer
+    from tests.conftest import free_port
+
+    port = free_port()
+    absent = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0")
+    proc = _daemon(absent, tmp_path, "early")
+    log = tmp_path / "early.log"
+    server = RedisServer(directory=tmp_path / "redis", socket_path=tmp_path / "redis.sock", port=port)
+    try:
+        assert wait_until(lambda: _log_says(log, "waiting for Redis"), 30), log.read_text()
+        assert proc.poll() is None, log.read_text()  # still there, not exit 1
+        text = log.read_text()
+        assert f"cannot reach Redis at redis://127.0.0.1:{port}/0" in text
+        assert "retrying in 0.5 s" in text
+        (tmp_path / "redis").mkdir()
+        server.start()
+        assert wait_until(lambda: _log_says(log, "service ready"), 30), log.read_text()
+    finally:
+        code = stop_process(proc, 30)
+        server.stop()
+    assert code == 0, log.read_text()
+
+
+def test_a_daemon_waiting_for_redis_stops_at_once_on_sigterm(settings: Settings, tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    absent = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    proc = _daemon(absent, tmp_path, "never")
+    log = tmp_path / "never.log"
+    assert wait_until(lambda: _log_says(log, "waiting for Redis"), 30), log.read_text()
+    started = time.monotonic()
+    code = stop_process(proc, 30)
+    assert code == 0, log.read_text()
+    assert time.monotonic() - started < 5  # the backoff's sleep is cut short by the signal
+    assert "service ready" not in log.read_text()
+
+
+def test_the_retry_delay_doubles_up_to_ten_seconds() -> None:
+    from ingest.daemon import FIRST_RETRY, MAX_RETRY, next_retry
+
+    delays = [FIRST_RETRY]
+    for _ in range(8):
+        delays.append(next_retry(delays[-1]))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
+    assert MAX_RETRY == 10.0
