@@ -6,6 +6,8 @@
 #   make test-latest  - the suite on the newest versions pyproject.toml allows (.venv-latest, no lock)
 #   make lock         - re-resolve requirements/*.txt after a pyproject.toml change (UPGRADE=1: newest)
 #   make lock-check   - do the locks still answer pyproject.toml? (CI runs it)
+#   make image        - the container image from the lock (podman; base from Debian, image/)
+#   make image-test   - build the images and run tests/test_image.py (image + compose)
 # The locks pin every package with hashes (tools/lock.py, docs/decisions.md): what a user
 # installs is what the suite tested.
 PYTHON ?= python3
@@ -14,7 +16,7 @@ PY := $(VENV)/bin/python
 LATEST ?= .venv-latest
 UV_VERSION ?= 0.13.9
 
-.PHONY: run test bench test-latest lock lock-check lint clean
+.PHONY: run test bench test-latest lock lock-check lint clean image image-test
 
 $(VENV)/.venv-made:
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -60,6 +62,17 @@ lock: $(VENV)/.installed-dev
 
 lock-check: $(VENV)/.installed-dev
 	$(PY) tools/lock.py --check
+
+# The container image (docs/deployment.md): podman, runc and mmdebstrap from Debian, no
+# registry needed. The base image is built once and kept (FORCE=1 image/base.sh rebuilds it).
+image:
+	bash image/build.sh
+
+# Opt-in (TEST_IMAGE=1): `make test` skips tests/test_image.py, which builds images.
+image-test: $(VENV)/.installed-dev
+	bash image/build.sh
+	bash image/services.sh
+	TEST_IMAGE=1 $(PY) -m pytest tests/test_image.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(LATEST) *.egg-info .pytest_cache
