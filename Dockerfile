@@ -22,9 +22,10 @@ RUN if [ ! -f "$PIP_CERT" ]; then unset PIP_CERT; fi \
 COPY pyproject.toml README.md /src/
 COPY ingest /src/ingest
 COPY workers /src/workers
+# pip compiles the bytecode here, as the image's user could not at run time: 35 MB that
+# halve the imports of every process (worker starts, `ingest` commands): docs/deployment.md.
 RUN if [ ! -f "$PIP_CERT" ]; then unset PIP_CERT; fi \
-    && python -m pip --python /opt/ingest/bin/python install --quiet --no-deps /src \
-    && find /opt/ingest -name __pycache__ -prune -exec rm -rf {} +
+    && python -m pip --python /opt/ingest/bin/python install --quiet --no-deps /src
 
 # --- the image: the venv alone, no source beside it -------------------------------
 # The source stays in the build stage: a copy of ingest/ in the working directory
