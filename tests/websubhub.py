@@ -46,6 +46,7 @@ class WebSubHub:
     verifications: list[Verification] = field(default_factory=list)
     subscriptions: dict[tuple[str, str], HubSubscription] = field(default_factory=dict)
     documents: dict[str, bytes] = field(default_factory=dict)  # served at /feeds/<name> (the publisher)
+    pages: dict[str, bytes] = field(default_factory=dict)  # HTML served at /pages/<name> (its articles)
     port: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -59,6 +60,7 @@ class WebSubHub:
         app = web.Application()
         app.router.add_post("/hub", self._subscribe)
         app.router.add_get("/feeds/{name}", self._document)
+        app.router.add_get("/pages/{name}", self._page)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -84,6 +86,15 @@ class WebSubHub:
         if body is None:
             raise web.HTTPNotFound()
         return web.Response(body=body, content_type="application/atom+xml")
+
+    def page_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/pages/{name}"
+
+    async def _page(self, request: web.Request) -> web.Response:
+        body = self.pages.get(request.match_info["name"])
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
 
     async def _subscribe(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
