@@ -45,7 +45,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.service import Service  # noqa: E402
-from tests.websubhub import WebSubHub  # noqa: E402
+from tests.websubhub import WebSubHub, article_page  # noqa: E402
 
 WITHIN = 10.0  # the issue's bound: a push's item on the stream within 10 s
 
@@ -59,16 +59,6 @@ def atom(hub: str, topic: str, entries: range, page: str = "https://pub.example/
     return (f"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>Bench</title>"
             f"<id>urn:bench</id><updated>2026-11-30T10:00:00Z</updated><link rel='hub' href='{hub}'/>"
             f"<link rel='self' href='{topic}'/>{body}</feed>").encode()
-
-
-def article_html(n: int) -> bytes:
-    """The article page of story `n`: a few paragraphs, longer than its teaser."""
-    paragraph = (f"<p>Story number {n} in full. The council met on Tuesday evening and agreed, after a long "
-                 "debate about the budget, to repair the old bridge before the winter, to open the library "
-                 "on Sundays and to plant two hundred trees along the river. Residents who spoke at the "
-                 "meeting welcomed the decision but asked for a timetable.</p>")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {n}</title></head>"
-            f"<body><article><h1>Story {n}</h1>{paragraph * 4}</article></body></html>").encode()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -136,7 +126,7 @@ async def sequential(hub: WebSubHub, watch: StreamWatch, topic: str, numbers: ra
     published: dict[str, float] = {}
     for n in numbers:
         await asyncio.sleep(gap)
-        hub.pages[str(n)] = article_html(n)
+        hub.pages[str(n)] = article_page(n)
         body = atom(hub.url, topic, range(n, n + 1), hub.page_url(""))
         started = time.perf_counter()
         assert await hub.publish(topic, body) == [202]
@@ -182,7 +172,7 @@ async def measure(args: argparse.Namespace, svc: Service) -> dict[str, Any]:
     await hub.start()
     teasers, plain = hub.feed_url("bench"), hub.feed_url("burst")
     hub.documents["bench"] = atom(hub.url, teasers, range(0, 1), hub.page_url(""))
-    hub.pages["0"] = article_html(0)
+    hub.pages["0"] = article_page(0)
     hub.documents["burst"] = atom(hub.url, plain, range(10_000_000, 10_000_001))
     redis = aioredis.Redis.from_url(svc.redis_server.url)
     watcher: asyncio.Task[None] | None = None

@@ -19,7 +19,17 @@ from aiohttp import web
 
 from ingest.push.signature import sign
 
-__all__ = ["HubSubscription", "Verification", "WebSubHub"]
+__all__ = ["HubSubscription", "Verification", "WebSubHub", "article_page"]
+
+
+def article_page(n: int) -> bytes:
+    """The article page of story `n` (served at /pages/<n>): paragraphs longer than a teaser."""
+    paragraph = (f"<p>Story number {n} in full. The council met on Tuesday evening and agreed, after a long "
+                 "debate about the budget, to repair the old bridge before the winter, to open the library "
+                 "on Sundays and to plant two hundred trees along the river. Residents who spoke at the "
+                 "meeting welcomed the decision but asked for a timetable.</p>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {n}</title></head>"
+            f"<body><article><h1>Story {n}</h1>{paragraph * 4}</article></body></html>").encode()
 
 
 @dataclass
@@ -47,6 +57,8 @@ class WebSubHub:
     subscriptions: dict[tuple[str, str], HubSubscription] = field(default_factory=dict)
     documents: dict[str, bytes] = field(default_factory=dict)  # served at /feeds/<name> (the publisher)
     pages: dict[str, bytes] = field(default_factory=dict)  # HTML served at /pages/<name> (its articles)
+    page_hits: dict[str, int] = field(default_factory=dict)  # requests for /pages/<name>, by name
+    page_gate: asyncio.Event | None = None  # when set: pages are answered only once it is set
     port: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -91,7 +103,11 @@ class WebSubHub:
         return f"http://127.0.0.1:{self.port}/pages/{name}"
 
     async def _page(self, request: web.Request) -> web.Response:
-        body = self.pages.get(request.match_info["name"])
+        name = request.match_info["name"]
+        self.page_hits[name] = self.page_hits.get(name, 0) + 1
+        if self.page_gate is not None:
+            await asyncio.wait_for(self.page_gate.wait(), 60)  # bounded, as every wait here
+        body = self.pages.get(name)
         if body is None:
             raise web.HTTPNotFound()
         return web.Response(body=body, content_type="text/html", charset="utf-8")
