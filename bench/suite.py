@@ -465,8 +465,8 @@ def run_push(args: argparse.Namespace) -> list[str]:
     t0 = time.monotonic()
     out = bench_push.run_service(push_args, args.workers)
     print(f"push: {time.monotonic() - t0:.1f} s", flush=True)
-    return [f"WebSub push, publish at a loopback hub -> item on the stream (`ingest run`, full_text auto, "
-            f"host_min_delay 1 s; bench/bench_push.py):", *(f"  {line}" for line in bench_push.report(out, "default"))]
+    return ["WebSub push, publish at a loopback hub -> item on the stream (`ingest run`, full_text auto, "
+            "host_min_delay 1 s; bench/bench_push.py):", *(f"  {line}" for line in bench_push.report(out, "default"))]
 
 
 def _write_json(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:
