@@ -370,7 +370,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default="ingest,reader,plain", help="contenders to run, comma separated")
     p.add_argument("--log-level", default="INFO", help="log_level of `ingest run` (INFO, as users run it)")
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
-    p.add_argument("--push", type=int, default=20, help="WebSub pushes one at a time, per mode (0: no push phase)")
+    p.add_argument("--push", type=int, default=None,
+                   help="WebSub pushes one at a time, per mode (default 20; --quick 10; 0: no push phase)")
     p.add_argument("--push-batch", type=int, default=None, help="pushes of the push burst (default 500; --quick 100)")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
@@ -381,7 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
         args.push_batch = 100 if args.push_batch is None else args.push_batch
+        args.push = 10 if args.push is None else args.push
     args.push_batch = 500 if args.push_batch is None else args.push_batch
+    args.push = 20 if args.push is None else args.push
     big = args.full_text is None
     args.feeds = args.feeds if args.feeds is not None else (1000 if big else 200)
     args.items = args.items if args.items is not None else (30 if big else 10)
