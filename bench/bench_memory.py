@@ -13,7 +13,8 @@ of two kinds:
 For each kind, the stream `<ns>:items` is filled with --items entries as the
 delivery script writes them (XADD MAXLEN ~, field `item`), once per
 `stream_record` setting, alternating (json, zstd, json, zstd): `used_memory`
-growth and MEMORY USAGE, per 100k entries. Then the CPU per entry of encoding
+growth and MEMORY USAGE, per 100k entries, and the server's CPU per XADD
+(INFO cpu: copying a 1 KB value instead of 3-7 KB). Then the CPU per entry of encoding
 (what a worker adds per delivered item) and decoding (what every consumer adds),
 best of --rounds, interleaved.
 
@@ -73,10 +74,17 @@ async def used(client: aioredis.Redis) -> int:
     return int((await client.info("memory"))["used_memory"])
 
 
-async def fill(client: aioredis.Redis, keys: Keys, values: list[bytes], n: int) -> tuple[int, int]:
-    """used_memory growth and MEMORY USAGE of a stream of n entries cycling through `values`."""
+async def server_cpu(client: aioredis.Redis) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def fill(client: aioredis.Redis, keys: Keys, values: list[bytes], n: int) -> tuple[int, int, float]:
+    """used_memory growth, MEMORY USAGE and server CPU seconds of a stream of n entries
+    cycling through `values`."""
     await client.flushall()
     base = await used(client)
+    cpu = await server_cpu(client)
     deadline = time.monotonic() + 300
     for start in range(0, n, BATCH):
         if time.monotonic() > deadline:
@@ -85,25 +93,27 @@ async def fill(client: aioredis.Redis, keys: Keys, values: list[bytes], n: int) 
             for i in range(start, min(start + BATCH, n)):
                 pipe.xadd(keys.items_stream, {"item": values[i % len(values)]}, maxlen=n, approximate=True)
             await pipe.execute()
+    cpu = await server_cpu(client) - cpu
     grown = await used(client) - base
     usage = int(await client.memory_usage(keys.items_stream, samples=0) or 0)
     await client.flushall()
-    return grown, usage
+    return grown, usage, cpu
 
 
 def cpu_per_entry(records: list[bytes], rounds: int) -> tuple[float, float]:
-    """Best-of-rounds µs per entry to encode a record's JSON and to decode the frame."""
+    """Best-of-rounds µs of CPU (process time: a busy machine preempts us) per entry to
+    encode a record's JSON and to decode the frame."""
     frames = [encode_item(r, "zstd") for r in records]
     best_encode = best_decode = float("inf")
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         for r in records:
             encode_item(r, "zstd")
-        best_encode = min(best_encode, time.perf_counter() - started)
-        started = time.perf_counter()
+        best_encode = min(best_encode, time.process_time() - started)
+        started = time.process_time()
         for f in frames:
             decode_item(f)
-        best_decode = min(best_decode, time.perf_counter() - started)
+        best_decode = min(best_decode, time.process_time() - started)
     return best_encode / len(records) * 1e6, best_decode / len(records) * 1e6
 
 
@@ -118,16 +128,17 @@ async def bench(url: str, n: int, rounds: int) -> None:
         mean_zstd = sum(map(len, frames)) / len(frames)
         print(f"{kind}: {len(records)} records, mean JSON {mean_json:,.0f} B, zstd frame {mean_zstd:,.0f} B "
               f"({mean_json / mean_zstd:.1f}x)")
-        figures: dict[str, list[tuple[int, int]]] = {"json": [], "zstd": []}
+        figures: dict[str, list[tuple[int, int, float]]] = {"json": [], "zstd": []}
         for _ in range(2):  # A, B, A, B
             for name, values in (("json", records), ("zstd", frames)):
                 figures[name].append(await fill(client, keys, values, n))
         for name, runs in figures.items():
-            grown = min(g for g, _ in runs)
-            usage = min(u for _, u in runs)
+            grown = min(g for g, _, _ in runs)
+            usage = min(u for _, u, _ in runs)
+            cpu = min(c for _, _, c in runs)
             print(f"  stream_record = {name!r}: {n:,} entries; used_memory +{grown / MIB:,.1f} MiB, "
                   f"MEMORY USAGE {usage / MIB:,.1f} MiB -> per 100k entries {grown * per / MIB:,.1f} MiB "
-                  f"({grown / n:,.0f} B an entry)")
+                  f"({grown / n:,.0f} B an entry); redis-server CPU {cpu / n * 1e6:.1f} µs per XADD")
         encode_us, decode_us = cpu_per_entry(records, rounds)
         print(f"  CPU per entry: encode {encode_us:.1f} µs, decode {decode_us:.1f} µs (best of {rounds})")
     await client.aclose()
