@@ -33,7 +33,9 @@ from tests.conftest import DATA_DIR
 from tests.corpus import GOLDEN_DIR
 from tests.helpers import run_cli, stored_rows
 from tests.records import fill_stream, record
+from tests.test_web_sse import _open
 from tests.test_webhooks import SECRET, Receiver, _run_until
+from tests.webserver import api_server
 from workers.pipeline import process_document
 
 
@@ -171,6 +173,18 @@ async def test_sink_subscribe_and_replay_give_the_json_of_json_and_compressed_en
     got: list[bytes] = []
     await replay(client, keys, "0", ItemFilter(feeds=("a",)), lambda _, raw: got.append(raw), follow=False)
     assert [orjson.loads(g) for g in got] == [r for r in records if r["feed_id"] == "a"]
+
+
+async def test_the_live_stream_sends_the_json_of_both_encodings_and_skips_a_damaged_entry(
+    settings: Settings, client: aioredis.Redis
+) -> None:
+    keys = Keys(settings.namespace)
+    records, _ = await _mixed_stream(client, keys)
+    async with api_server(settings) as api:
+        response, events = await _open(api, "/api/v1/items/stream?from=0")
+        got = await events.items(12)
+        response.close()
+    assert [orjson.loads(e["data"]) for e in got] == records
 
 
 async def test_a_webhook_gets_the_json_of_a_compressed_entry_signed(
