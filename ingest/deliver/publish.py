@@ -231,7 +231,7 @@ class Deliverer:
         self.retention_days = max(1, -(-retention_seconds // 86400))
         self.max_versions = max_versions
         self.stream_record = stream_record  # "json" or "zstd": the stream's `item` value
-        self._dictionary_shared = stream_record != "zstd"
+        self._dictionary_due = 0.0 if stream_record == "zstd" else float("inf")
         self.cluster = is_cluster(redis)
         if self.cluster:
             self._script = redis.register_script(_DELIVER_LUA.replace("EMIT", _EMIT_OUTBOX)
@@ -299,9 +299,11 @@ class Deliverer:
         for item, fingerprint in batch:
             record = item_to_json(item)
             value = encode_item(record, self.stream_record)
+            # The channels' JSON: not when the stream carries it already, nor on a cluster
+            # (the outbox's records are published after the append, decompressed there).
             args += [field_of(item.id), item.version - 1, digest8(state_hash(item)), digest8(fingerprint),
-                     value, b"" if value is record else record]
-        if batch and not self._dictionary_shared:
+                     value, b"" if value is record or self.cluster else record]
+        if batch and time.monotonic() >= self._dictionary_due:
             await self._share_dictionary()
         args += [field_of(item_id) for item_id in touch]
         seen = self.keys.item_states(feed_id)
@@ -313,10 +315,11 @@ class Deliverer:
         return [int(r) for r in codes]
 
     async def _share_dictionary(self) -> None:
-        """Once per process: the dictionary of the stream's zstd frames into Redis, for
-        consumers that do not ship it (docs/consumers.md). Never overwritten: it is immutable."""
+        """The dictionary of the stream's zstd frames into Redis, for consumers that do not
+        ship it (docs/consumers.md), before the first frame; then hourly, in case the key was
+        deleted or evicted. SET NX: it is immutable, never overwritten."""
         await self.redis.set(self.keys.record_dictionary(DICT_ID), dictionary(DICT_ID), nx=True)
-        self._dictionary_shared = True
+        self._dictionary_due = time.monotonic() + 3600
 
     async def _flush(self, feed_id: str, tags: Sequence[str], epoch: bytes, first: int,
                      box: Sequence[bytes], counts: Sequence[int]) -> None:

@@ -13,8 +13,8 @@ The value of the entry's one field, `item`, says which it is by its first byte:
 * the zstd magic number (28 B5 2F FD): a zstd frame of the record's JSON
   (`stream_record = "zstd"`), compressed with the dictionary whose id its frame
   header carries. The dictionaries ship in ingest/data/record-<id>.zdict and are
-  copied to Redis under `<ns>:dict:<id>` by the first delivery, for consumers in
-  other languages (docs/consumers.md).
+  copied to Redis under `<ns>:dict:<id>` before the first frame made with them,
+  for consumers in other languages (docs/consumers.md).
 
 Pub/Sub channels, the sinks, webhooks, `ingest subscribe` and the HTTP live
 stream always carry the JSON: only the stream's stored copy is compressed.
