@@ -45,6 +45,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     stream_maxlen: int = 100_000
+    stream_record: str = "zstd"
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
@@ -237,6 +238,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
                                            for o in s.cors_origins.split(",") if o.strip())
      else "must be '*' or a comma-separated list of http(s):// origins"),
+    ("stream_record", lambda s: None if s.stream_record in ("json", "zstd")
+     else "must be json or zstd"),
     ("full_text", lambda s: None if s.full_text in ("off", "auto", "always")
      else "must be off, auto or always"),
     ("public_url", lambda s: None if _scheme_in(s.public_url, ("http", "https")) and "?" not in s.public_url
