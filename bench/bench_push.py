@@ -45,6 +45,7 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.service import Service  # noqa: E402
+from ingest.deliver.streamcodec import decode_item  # noqa: E402
 from tests.websubhub import WebSubHub, article_page  # noqa: E402
 
 WITHIN = 10.0  # the bound: a push's item on the stream within 10 s
@@ -87,7 +88,7 @@ class StreamWatch:
                 for entry_id, fields in entries:
                     self.last = entry_id
                     self.entries += 1
-                    record = orjson.loads(fields[b"item"])
+                    record = orjson.loads(decode_item(fields[b"item"]))
                     self.first.setdefault(record["title"], now)
                     if record.get("content_source") == "article":
                         self.article.setdefault(record["title"], now)
