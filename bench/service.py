@@ -32,6 +32,7 @@ import orjson
 import redis
 
 from bench.procstat import cpu_seconds, describe_tree, tree
+from ingest.deliver.streamcodec import decode_item
 from ingest.embedded import RedisServer
 from ingest.keys import Keys
 
@@ -245,7 +246,7 @@ class Service:
             if not chunk:
                 return
             for entry_id, fields in chunk:  # type: ignore[union-attr]
-                yield int(entry_id.split(b"-")[0]), orjson.loads(fields[b"item"])
+                yield int(entry_id.split(b"-")[0]), orjson.loads(decode_item(fields[b"item"]))
             start = b"(" + chunk[-1][0]  # type: ignore[index]
 
     def last_stream_id(self) -> bytes:

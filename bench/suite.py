@@ -20,6 +20,11 @@ Phases, in this order on each database:
          other at half the cold phase's rate of feeds: the fetch-to-stream latency of a
          service that keeps up (half the documents; fewer entries each, so less than half the load)
 
+  push   (ingest only, after the runs; bench/bench_push.py) WebSub pushes from a loopback
+         hub to a fresh `ingest run` with the users' full-text and politeness defaults:
+         --push teasers pushed one at a time, one after another and with 1 s idle
+         before each, then a burst of --push-batch pushes x 10 items, 16 at a time
+
 Reported: median and spread (min-max) over runs; CPU per entry (from /proc,
 the whole process tree; for ingest with and without its redis-server);
 fetch-to-stream latency p50/p99 (stream entry id time minus the record's
@@ -366,6 +371,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default="ingest,reader,plain", help="contenders to run, comma separated")
     p.add_argument("--log-level", default="INFO", help="log_level of `ingest run` (INFO, as users run it)")
     p.add_argument("--timeout", type=float, default=600, help="longest phase, seconds")
+    p.add_argument("--push", type=int, default=None,
+                   help="WebSub pushes one at a time, per mode (default 20; --quick 10; 0: no push phase)")
+    p.add_argument("--push-batch", type=int, default=None, help="pushes of the push burst (default 500; --quick 100)")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--profile", type=Path, help="py-spy one phase of ingest into this file (collapsed stacks)")
     p.add_argument("--profile-gil", action="store_true",
@@ -374,6 +382,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.feeds, args.items, args.runs, args.timeout = 100, 10, 1, 120
+        args.push_batch = 100 if args.push_batch is None else args.push_batch
+        args.push = 10 if args.push is None else args.push
+    args.push_batch = 500 if args.push_batch is None else args.push_batch
+    args.push = 20 if args.push is None else args.push
     big = args.full_text is None
     args.feeds = args.feeds if args.feeds is not None else (1000 if big else 200)
     args.items = args.items if args.items is not None else (30 if big else 10)
@@ -437,11 +449,28 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"run {run + 1} {name}: {summary} ({time.monotonic() - t0:.1f} s)", flush=True)
     finally:
         farm.stop()
+    push = run_push(args) if args.push and "ingest" in contenders else []
     print()
     print(report(runs, args))
+    if push:
+        print("\n" + "\n".join(push))
     print(f"\nsuite took {time.monotonic() - started:.0f} s")
     if args.json:
         _write_json(args.json, runs)
+
+
+def run_push(args: argparse.Namespace) -> list[str]:
+    """The push phase (#21): bench/bench_push.py on a service of its own; its report lines."""
+    from bench import bench_push
+
+    push_args = bench_push.parser().parse_args(
+        ["--sequential", str(args.push), "--gaps", "0,1", "--batch", str(args.push_batch),
+         "--per-push", "10", "--concurrency", "16", "--log-level", args.log_level])
+    t0 = time.monotonic()
+    out = bench_push.run_service(push_args, args.workers)
+    print(f"push: {time.monotonic() - t0:.1f} s", flush=True)
+    return ["WebSub push, publish at a loopback hub -> item on the stream (`ingest run`, full_text auto, "
+            "host_min_delay 1 s; bench/bench_push.py):", *(f"  {line}" for line in bench_push.report(out, "default"))]
 
 
 def _write_json(path: Path, runs: dict[str, list[dict[str, Any]]]) -> None:

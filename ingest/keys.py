@@ -47,13 +47,17 @@ class Keys:
 
     @property
     def items_stream(self) -> str:
-        """Stream of item records; each entry has one field, `item`, the record's JSON."""
+        """Stream of item records; each entry has one field, `item`: the record's JSON or a zstd frame of it."""
         return self._items
 
     @property
     def items_channel(self) -> str:
         """Pub/Sub channel carrying every new or changed item (same JSON as the stream)."""
         return f"{self.ns}:items"
+
+    def record_dictionary(self, dict_id: int) -> str:
+        """The zstd dictionary (raw bytes) that stream entries naming `dict_id` were compressed with."""
+        return f"{self.ns}:dict:{dict_id}"
 
     def feed_channel(self, feed_id: str) -> str:
         """Pub/Sub channel carrying the items of one feed."""

@@ -142,7 +142,7 @@ class Item:
     # (the article page, fetched and extracted; summary keeps the feed's text) (#15).
     content_source: str = "feed"
     # The article page's state when content_source is "feed" though the page was wanted:
-    # "pending" (past the deadline, or failed and retried: a new version follows),
+    # "pending" (past the deadline, pushed (#21), or failed and retried: a new version follows),
     # "failed", "paywalled", "robots" (disallowed), "refused" (URL guard), "too_large",
     # "empty" (no story found); else null.
     article_status: str | None = None

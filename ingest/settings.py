@@ -45,6 +45,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     stream_maxlen: int = 100_000
+    stream_record: str = "zstd"
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
@@ -109,6 +110,7 @@ class Settings:
     public_url: str = ""
     push_poll_interval: int = 3600
     push_lease_seconds: int = 86400
+    push_full_text_deadline: float = 0.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -220,6 +222,7 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("host_min_delay", lambda s: None if s.host_min_delay >= 0 else "must not be negative"),
     ("host_cooldown_cap", lambda s: None if s.host_cooldown_cap >= 0 else "must not be negative"),
     ("full_text_page_ttl", lambda s: None if s.full_text_page_ttl >= 0 else "must not be negative"),
+    ("push_full_text_deadline", lambda s: None if s.push_full_text_deadline >= 0 else "must not be negative"),
     ("min_interval", lambda s: None if s.min_interval <= s.max_interval else "must not exceed max_interval"),
     ("allow_networks", lambda s: _networks_problem(s.allow_networks)),
     ("proxy", lambda s: None if _scheme_in(s.proxy, ("http", "https")) else "must be an http:// or https:// URL"),
@@ -235,6 +238,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
     ("cors_origins", lambda s: None if all(o == "*" or o.startswith(("http://", "https://"))
                                            for o in s.cors_origins.split(",") if o.strip())
      else "must be '*' or a comma-separated list of http(s):// origins"),
+    ("stream_record", lambda s: None if s.stream_record in ("json", "zstd")
+     else "must be json or zstd"),
     ("full_text", lambda s: None if s.full_text in ("off", "auto", "always")
      else "must be off, auto or always"),
     ("public_url", lambda s: None if _scheme_in(s.public_url, ("http", "https")) and "?" not in s.public_url

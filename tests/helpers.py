@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 
+from ingest.deliver.streamcodec import decode_item
 from ingest.keys import Keys
 from ingest.models import feed_id_for_url
 from ingest.settings import Settings
@@ -39,7 +40,7 @@ async def run_cli(settings: Settings, *args: str, timeout: float = 60) -> tuple[
 
 
 async def stream_records(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
-    return [orjson.loads(fields[b"item"]) for _, fields in await client.xrange(keys.items_stream)]
+    return [orjson.loads(decode_item(fields[b"item"])) for _, fields in await client.xrange(keys.items_stream)]
 
 
 async def drain_sink(client: aioredis.Redis, settings: Settings, consumer: str = "test") -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from ingest.deliver.streamcodec import encode_item
 from ingest.keys import Keys
 
 
@@ -26,12 +27,14 @@ def record(i: int, *, version: int = 1, feed: str = "feeda", text: str = "",
     }
 
 
-async def fill_stream(client: aioredis.Redis, keys: Keys, records: list[dict[str, Any]]) -> list[bytes]:
-    """XADD each record as the deliverer does (field `item`); return the entry ids."""
+async def fill_stream(client: aioredis.Redis, keys: Keys, records: list[dict[str, Any]],
+                      stream_record: str = "json") -> list[bytes]:
+    """XADD each record as the deliverer does (field `item`, its JSON or with `stream_record`
+    "zstd" a zstd frame of it); return the entry ids."""
     ids: list[bytes] = []
     for start in range(0, len(records), 500):
         async with client.pipeline(transaction=False) as pipe:
             for r in records[start:start + 500]:
-                pipe.xadd(keys.items_stream, {"item": orjson.dumps(r)})
+                pipe.xadd(keys.items_stream, {"item": encode_item(orjson.dumps(r), stream_record)})
             ids += await pipe.execute()
     return ids

@@ -184,3 +184,34 @@ def test_outcomes_and_backoff() -> None:
     assert wants_page(item, FeedSpec("f", "http://f/"), on)
     assert not wants_page(item, FeedSpec("f", "http://f/", full_text="off"), on)  # the feed's own mode wins
     assert wants_page(item, FeedSpec("f", "http://f/", full_text="always"), Settings(full_text="off"))
+
+
+def test_a_pushed_document_has_its_own_page_deadline() -> None:
+    from ingest.settings import Settings
+    from workers.article.complete import page_deadline
+
+    settings = Settings(full_text_deadline=10.0, push_full_text_deadline=0.0)
+    assert page_deadline(settings, pushed=False) == 10.0
+    assert page_deadline(settings, pushed=True) == 0.0
+    assert page_deadline(Settings(push_full_text_deadline=2.5), pushed=True) == 2.5
+
+
+async def test_a_deadline_of_zero_fetches_no_page_and_marks_the_wanted_items_pending() -> None:
+    """A push (#21): no page is fetched before delivery; what wants one goes out pending."""
+    from typing import Any, cast
+
+    from ingest.models import FeedSpec
+    from ingest.settings import Settings
+    from workers.article.complete import complete_items
+
+    class NoFetch:
+        async def page(self, url: str) -> Any:
+            raise AssertionError(f"{url} fetched before delivery")
+
+    long_text = "word " * 200
+    items = [_item(id="teaser"), _item(id="whole", content_text=long_text, summary=long_text),
+             _item(id="nolink", link=None)]
+    out = await complete_items(items, FeedSpec(feed_id="f", url="http://f/"), cast(Any, NoFetch()),
+                               Settings(full_text="auto"), deadline=0.0)
+    assert [(i.id, i.article_status, i.content_source) for i in out] == [
+        ("teaser", "pending", "feed"), ("whole", None, "feed"), ("nolink", None, "feed")]

@@ -9,6 +9,11 @@ then reads the document under the deadline, in Python, where the alarm
 stops it. A million attributes overflow lxml's buffer limit and take the
 same way. These run in this process with the deadline installed, on whatever
 lxml is installed (`make test` on the lock, `make test-latest` on the newest).
+
+The same flood inside HTML (an entry's escaped content or summary, an article
+page) reached libxml2's HTML parser (~11 s for 60,000) and nh3 (~1.7 s), also
+uninterruptible: workers/htmlguard.py keeps such a tag without its attributes
+before either parser sees it, in one linear scan.
 """
 
 from __future__ import annotations
@@ -20,9 +25,16 @@ from collections.abc import Iterator
 import lxml
 import pytest
 
+from bench.farm import FarmSpec, feed_body
+from tests.conftest import DATA_DIR
+from tests.fuzz.target import records_of
 from tests.test_deadline import hostile_feed
 from workers import deadline
+from workers.article.extract import extract_article
+from workers.article.metadata import page_meta
 from workers.fastfeed import parse_fast
+from workers.htmlguard import MAX_ATTRIBUTES, defuse_attribute_floods, defuse_attribute_floods_bytes
+from workers.normalize.clean import html_to_paragraphs, sanitize_html
 from workers.parse import parse_feed_bytes
 
 DEADLINE = 2.0
@@ -63,3 +75,81 @@ def test_an_attribute_flood_is_stopped_at_the_parse_deadline(count: int, armed_d
     # The alarm fired and was obeyed: not the minutes of an unbounded parse, nor C
     # code running on past it (loose bound: a shared machine).
     assert DEADLINE <= time.monotonic() - began < DEADLINE + 5, lxml.__version__
+
+
+def _flood_tag(count: int, value: str = "x>") -> str:
+    """A tag of `count` attributes whose values hold `>`: a scan for `[^<>]` runs misses it."""
+    return "<div " + " ".join(f'a{i}="{value}"' for i in range(count)) + ">"
+
+
+STORY = "<p>The story's first paragraph.</p><p>And its second.</p>"
+
+
+@pytest.mark.parametrize("count", [60_000, 1_000_000])
+def test_an_html_attribute_flood_reaches_no_parser(count: int, armed_deadline: None) -> None:
+    fragment = f"<p>Lead.</p>{_flood_tag(count)}{STORY}</div>"
+    token = deadline.start(DEADLINE)
+    try:
+        with deadline.section():  # the deadline would stop a Python loop; C it cannot
+            paragraphs = html_to_paragraphs(sanitize_html(fragment, "https://news.example/"))
+            raw = html_to_paragraphs(fragment)  # a summary is read without sanitizing first
+    finally:
+        deadline.current_reset(token)
+    expected = ["Lead.", "The story's first paragraph.", "And its second."]
+    assert paragraphs == expected and raw == expected
+
+
+def test_a_feed_entry_carrying_an_html_flood_is_delivered_with_its_text(armed_deadline: None) -> None:
+    # 400 attributes: past the flood limit, within the raw field cap (workers/limits.py)
+    escaped = f"<p>Lead.</p>{_flood_tag(400)}{STORY}</div>".replace("&", "&amp;").replace("<", "&lt;")
+    body = (f'<rss version="2.0"><channel><title>F</title><item><guid>g1</guid><title>T</title>'
+            f"<description>{escaped}</description></item></channel></rss>").encode()
+    token = deadline.start(DEADLINE)
+    try:
+        with deadline.section():
+            [record] = records_of(body)
+    finally:
+        deadline.current_reset(token)
+    assert record.content_text == "Lead.\n\nThe story's first paragraph.\n\nAnd its second."
+
+
+def test_an_article_page_carrying_a_flood_is_read(armed_deadline: None) -> None:
+    words = " ".join(["Word"] * 120)
+    page = (f"<html><head><title>Headline</title></head><body><article><h1>Headline</h1>"
+            f"{_flood_tag(60_000)}<p>{words}.</p><p>{words} again.</p></div></article></body></html>").encode()
+    token = deadline.start(DEADLINE)
+    try:
+        with deadline.section():
+            article = extract_article(page, "https://news.example/a")
+            meta = page_meta(page, "https://news.example/a")
+    finally:
+        deadline.current_reset(token)
+    assert article is not None and "Word Word" in article.content_text
+    assert meta.headline == "Headline"
+
+
+@pytest.mark.parametrize("fragment", [
+    "", "plain text", "a < b and c > d", "<p>x</p>", "<!-- <b c d> --><p>", "</div>", "<a href='x>y'>z</a>",
+    '<img src="data:image/png;base64,' + "A" * 100_000 + '">', "<br/><hr />", "<a b=c/d e>", "<p",
+    "<div " + " ".join(f"a{i}" for i in range(MAX_ATTRIBUTES)) + ">",
+])
+def test_markup_without_a_flood_is_left_exactly_as_it_was(fragment: str) -> None:
+    assert defuse_attribute_floods(fragment) == fragment
+    assert defuse_attribute_floods_bytes(fragment.encode()) == fragment.encode()
+
+
+def test_every_fixture_and_farm_document_is_left_exactly_as_it_was() -> None:
+    documents = [p.read_bytes() for p in sorted(DATA_DIR.rglob("*")) if p.suffix in (".xml", ".html", ".json")]
+    spec = FarmSpec(feeds=4, items=30)
+    documents += [feed_body(spec, feed, 0) for feed in range(4)]
+    assert len(documents) > 20
+    for document in documents:
+        assert defuse_attribute_floods_bytes(document) == document
+        text = document.decode("utf-8", "replace")
+        assert defuse_attribute_floods(text) == text
+
+
+def test_one_attribute_past_the_limit_is_a_flood() -> None:
+    tag = "<div " + " ".join(f"a{i}" for i in range(MAX_ATTRIBUTES + 1)) + ">"
+    assert defuse_attribute_floods(f"x{tag}y</div>") == "x<div>y</div>"
+    assert defuse_attribute_floods(_flood_tag(300, "b'c<d>e")) == "<div>"

@@ -9,6 +9,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ingest.deliver.streamcodec import ZSTD_MAGIC, decode_item
 from ingest.keys import Keys
 from ingest.redis_conn import connect_arq
 from ingest.settings import Settings
@@ -47,7 +48,9 @@ async def test_enqueue_delivers_to_stream_channels_and_sqlite_once(
 
     messages = await collect_messages(pubsub, 12, timeout=10)
     assert len(messages) == 12  # every item on both channels
-    stream_json = [fields[b"item"] for _, fields in await client.xrange(keys.items_stream)]
+    stored = [fields[b"item"] for _, fields in await client.xrange(keys.items_stream)]
+    assert all(v.startswith(ZSTD_MAGIC) for v in stored)  # the default: compressed on the stream
+    stream_json = [decode_item(v) for v in stored]
     assert sorted(messages[::1]) == sorted(stream_json * 2)  # byte for byte the same JSON
 
     assert await drain_sink(client, settings) == 6
@@ -181,7 +184,7 @@ async def test_subscribe_prints_what_the_stream_holds(
         proc.terminate()
         await proc.wait()
     [(_, fields)] = await client.xrange(keys.items_stream)
-    assert printed.rstrip(b"\n") == fields[b"item"]
+    assert printed.rstrip(b"\n") == decode_item(fields[b"item"])
     record = orjson.loads(printed)
     assert record["authors"] == ["Yonhap"]
     assert record["published_at"] == "2020-01-16T12:21:00Z"

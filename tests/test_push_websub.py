@@ -10,6 +10,7 @@ removal, and a hub on a refused address.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,14 +36,14 @@ from ingest.web.server import start_server
 from tests.conftest import INGEST, env_for, free_port, running_worker
 from tests.feedserver import FeedServer
 from tests.helpers import feed_id_of, run_cli, stream_records
-from tests.websubhub import WebSubHub
+from tests.websubhub import WebSubHub, article_page
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def atom(hub: str, self_url: str, entries: range) -> bytes:
+def atom(hub: str, self_url: str, entries: range, page: str = "https://pub.example/") -> bytes:
     items = "".join(
-        f"<entry><id>urn:push:{n}</id><title>Story {n}</title><link href='https://pub.example/{n}'/>"
+        f"<entry><id>urn:push:{n}</id><title>Story {n}</title><link href='{page}{n}'/>"
         f"<updated>2026-11-30T10:{n % 60:02d}:00Z</updated><content type='html'>&lt;p&gt;Body of story {n}."
         f"&lt;/p&gt;</content></entry>" for n in entries)
     return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
@@ -82,8 +83,8 @@ class World:
         return sorted(r["title"] for r in await stream_records(self.redis, self.keys))
 
 
-@pytest.fixture
-async def world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def open_world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[World]:
     port = free_port()
     settings = dataclasses.replace(settings, listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}/",
                                    max_body_bytes=200_000, push_lease_seconds=3600)
@@ -106,6 +107,24 @@ async def world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[Wo
         await hub.close()
 
 
+@pytest.fixture
+async def world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[World]:
+    async with open_world(settings, feed_server) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def teaser_world(settings: Settings, feed_server: FeedServer) -> AsyncIterator[World]:
+    """Full text as users have it (`auto`, a second between two requests to a host), and a
+    poll that waits long for its pages (30 s): only a push's own deadline explains a push
+    delivered sooner (#21). Deferred tries wait a minute: a page asked for during a test
+    was asked at once."""
+    teasers = dataclasses.replace(settings, full_text="auto", full_text_deadline=30.0, host_min_delay=1.0,
+                                  job_retry_seconds=60.0)
+    async with open_world(teasers, feed_server) as opened:
+        yield opened
+
+
 async def _poll_until_hub(world: World, feed_id: str) -> None:
     pool = await connect_arq(world.settings)
     poller = Poller(world.settings, world.redis, pool, world.session,
@@ -125,11 +144,12 @@ async def _poll_until_hub(world: World, feed_id: str) -> None:
         await pool.aclose()
 
 
-async def _subscribed_feed(world: World, name: str) -> tuple[str, str]:
+async def _subscribed_feed(world: World, name: str, page: str = "https://pub.example/",
+                           full_text: str = "") -> tuple[str, str]:
     """A feed announcing the test hub, polled once and subscribed: (feed_id, topic)."""
     topic = world.feeds.url(f"custom/{name}")
-    world.feeds.serve(name, atom(world.hub.url, topic, range(1, 3)), "application/atom+xml")
-    feed_id, _ = await add_feed(world.redis, world.keys, topic)
+    world.feeds.serve(name, atom(world.hub.url, topic, range(1, 3), page), "application/atom+xml")
+    feed_id, _ = await add_feed(world.redis, world.keys, topic, full_text=full_text)
     await _poll_until_hub(world, feed_id)
     state = await load_feed(world.redis, world.keys, feed_id)
     assert state is not None and (state.hub, state.self_url) == (world.hub.url, topic)
@@ -331,6 +351,61 @@ async def test_a_hub_on_a_refused_address_is_never_contacted(world: World) -> No
     finally:
         await named_session.close()
     assert error is not None and "refused" in error and world.hub.requests == []
+
+
+async def _first_version(world: World, title: str) -> dict[str, Any] | None:
+    return next((r for r in await stream_records(world.redis, world.keys) if r["title"] == title), None)
+
+
+async def _with_article(world: World, titles: set[str]) -> bool:
+    records = await stream_records(world.redis, world.keys)
+    return titles <= {r["title"] for r in records if r.get("content_source") == "article"}
+
+
+async def test_a_pushed_teaser_goes_out_at_once_and_its_article_page_follows(teaser_world: World) -> None:
+    """One push at a time on an otherwise idle worker, the article page held back: the item
+    is on the stream with the feed's text (pending) before its page is answered, then the
+    page's text follows as version 2 (#21). The bounds are generous: they catch a push that
+    waits for its page, or a lost wake-up, not a slow machine."""
+    world, hub = teaser_world, teaser_world.hub
+    pages = hub.page_url("")
+    for n in range(1, 5):
+        hub.pages[str(n)] = article_page(n)
+    _, topic = await _subscribed_feed(world, "push-t", pages)
+    # A poll waits for its pages (full_text_deadline): the polled stories come with the article's text.
+    assert await eventually(lambda: _with_article(world, {"Story 1", "Story 2"}), 30)
+
+    hub.page_gate = asyncio.Event()  # pages are answered only once the pushed items are out
+    for n in (3, 4):
+        await asyncio.sleep(1.0)  # the worker idles between pushes
+        assert await hub.publish(topic, atom(hub.url, topic, range(n, n + 1), pages)) == [202]
+        record = await eventually(lambda n=n: _first_version(world, f"Story {n}"), 15)
+        assert record is not None, f"pushed story {n} waited for its article page"
+        assert (record["version"], record["content_source"], record["article_status"]) == (1, "feed", "pending")
+    assert hub.page_hits.get("1") == hub.page_hits.get("2") == 1  # the polled pages, asked once
+
+    async def asked() -> bool:  # the pushed items' first tries are queued at once, not deferred
+        return {"3", "4"} <= set(hub.page_hits)
+
+    assert await eventually(asked, 15), hub.page_hits
+    hub.page_gate.set()
+    assert await eventually(lambda: _with_article(world, {"Story 3", "Story 4"}), 30), hub.page_hits
+    versions = {r["version"] for r in await stream_records(world.redis, world.keys) if r["title"] == "Story 3"}
+    assert versions == {1, 2}  # the feed's text, then the article's: no duplicate, nothing lost
+    assert hub.page_hits["3"] == hub.page_hits["4"] == 1
+
+
+async def test_a_push_keeps_the_feeds_own_full_text_mode(teaser_world: World) -> None:
+    """A feed added with full_text "off" (the setting says auto): neither its polled nor its
+    pushed items ask for an article page."""
+    world, hub = teaser_world, teaser_world.hub
+    _, topic = await _subscribed_feed(world, "push-off", hub.page_url(""), full_text="off")
+    assert await eventually(lambda: _count(world, 2))
+    assert await hub.publish(topic, atom(hub.url, topic, range(3, 4), hub.page_url(""))) == [202]
+    record = await eventually(lambda: _first_version(world, "Story 3"))
+    assert record is not None and record["article_status"] is None and record["content_source"] == "feed"
+    await asyncio.sleep(0.5)  # a follow-up, had one been queued, would have asked by now
+    assert hub.page_hits == {}
 
 
 async def test_ingest_add_records_the_hub_and_feeds_shows_it(settings: Settings, feed_server: FeedServer) -> None:

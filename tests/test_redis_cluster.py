@@ -22,6 +22,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from ingest.deliver.streamcodec import decode_item
 from ingest.deliver.subscribe import ItemFilter, live, replay
 from ingest.embedded import RedisServer
 from ingest.keys import Keys
@@ -78,7 +79,7 @@ async def data(cluster_settings: Settings) -> AsyncIterator[aioredis.Redis]:
 
 async def _entries(client: aioredis.Redis, keys: Keys) -> list[dict[str, Any]]:
     rows = await client.xrange(keys.items_stream, "-", "+")
-    return [orjson.loads(fields[b"item"]) for _, fields in rows]
+    return [orjson.loads(decode_item(fields[b"item"])) for _, fields in rows]
 
 
 def test_keys_one_script_touches_share_a_slot() -> None:

@@ -119,14 +119,15 @@ async def test_filtered_webhook_gets_only_its_feeds_and_tags(settings: Settings,
     assert sorted(receiver.accepted) == ["item00000:1", "item00002:1"]
 
 
+@pytest.mark.parametrize("stream_record", ["json", "zstd"])
 async def test_a_receiver_that_keeps_failing_gets_a_dead_letter_and_retry_sends_again(
-    settings: Settings, client: aioredis.Redis
+    settings: Settings, client: aioredis.Redis, stream_record: str
 ) -> None:
     keys = Keys(settings.namespace)
     receiver = Receiver(fail_first=3)
     await receiver.start()
     settings = dataclasses.replace(settings, webhook_retry_seconds=0.02, webhook_max_attempts=2)
-    await fill_stream(client, keys, [record(1), record(2)])
+    await fill_stream(client, keys, [record(1), record(2)], stream_record)
     stop = asyncio.Event()
     spec = WebhookSpec(name="hook", url=receiver.url, secret=SECRET, start="0")
     consumer = WebhookConsumer(client, keys, spec, settings, stop, consumer="w1")
@@ -135,6 +136,7 @@ async def test_a_receiver_that_keeps_failing_gets_a_dead_letter_and_retry_sends_
     assert [(d.kind, d.fields["group"], d.fields["item_id"]) for d in dead] == [
         ("webhook", "webhook:hook", "item00001"), ("webhook", "webhook:hook", "item00002")]
     assert "HTTP 500" in dead[0].error
+    assert [orjson.loads(d.fields["item"]) for d in dead] == [record(1), record(2)]  # the JSON, readable
     assert receiver.accepted == []
 
     # `ingest dead retry`: back onto this group's own retry stream; the third attempt is accepted.

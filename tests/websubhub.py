@@ -19,7 +19,17 @@ from aiohttp import web
 
 from ingest.push.signature import sign
 
-__all__ = ["HubSubscription", "Verification", "WebSubHub"]
+__all__ = ["HubSubscription", "Verification", "WebSubHub", "article_page"]
+
+
+def article_page(n: int) -> bytes:
+    """The article page of story `n` (served at /pages/<n>): paragraphs longer than a teaser."""
+    paragraph = (f"<p>Story number {n} in full. The council met on Tuesday evening and agreed, after a long "
+                 "debate about the budget, to repair the old bridge before the winter, to open the library "
+                 "on Sundays and to plant two hundred trees along the river. Residents who spoke at the "
+                 "meeting welcomed the decision but asked for a timetable.</p>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {n}</title></head>"
+            f"<body><article><h1>Story {n}</h1>{paragraph * 4}</article></body></html>").encode()
 
 
 @dataclass
@@ -46,6 +56,9 @@ class WebSubHub:
     verifications: list[Verification] = field(default_factory=list)
     subscriptions: dict[tuple[str, str], HubSubscription] = field(default_factory=dict)
     documents: dict[str, bytes] = field(default_factory=dict)  # served at /feeds/<name> (the publisher)
+    pages: dict[str, bytes] = field(default_factory=dict)  # HTML served at /pages/<name> (its articles)
+    page_hits: dict[str, int] = field(default_factory=dict)  # requests for /pages/<name>, by name
+    page_gate: asyncio.Event | None = None  # when set: pages are answered only once it is set
     port: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
@@ -59,6 +72,7 @@ class WebSubHub:
         app = web.Application()
         app.router.add_post("/hub", self._subscribe)
         app.router.add_get("/feeds/{name}", self._document)
+        app.router.add_get("/pages/{name}", self._page)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -84,6 +98,19 @@ class WebSubHub:
         if body is None:
             raise web.HTTPNotFound()
         return web.Response(body=body, content_type="application/atom+xml")
+
+    def page_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/pages/{name}"
+
+    async def _page(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.page_hits[name] = self.page_hits.get(name, 0) + 1
+        if self.page_gate is not None:
+            await asyncio.wait_for(self.page_gate.wait(), 60)  # bounded, as every wait here
+        body = self.pages.get(name)
+        if body is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
 
     async def _subscribe(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

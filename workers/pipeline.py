@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ingest.counters import latency_field, record_processing
+from ingest.counters import PUSHED_HEADER, latency_field, record_processing
 from ingest.deliver.publish import Deliverer
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
 from workers import deadline
-from workers.article.complete import complete_items, schedule_follow_ups
+from workers.article.complete import complete_items, page_deadline, schedule_follow_ups
 from workers.article.fetch import ArticleFetcher
 from workers.clusters.index import ClusterIndex
 from workers.limits import Limits, bound_entry, cap_entries, cap_item
@@ -146,13 +146,14 @@ async def process_document(
         log.warning("feed %s %s: %d entries past max_entries_per_document dropped",
                     spec.feed_id, spec.url, dropped)
 
-    if articles is not None:  # the whole story before delivery, within a deadline (#15)
-        items = await complete_items(items, spec, articles, articles.settings)
+    page_wait = page_deadline(articles.settings, PUSHED_HEADER in fetched.headers) if articles else 0.0
+    if articles is not None:  # the whole story before delivery, within a deadline (#15; a push's own, #21)
+        items = await complete_items(items, spec, articles, articles.settings, page_wait)
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
     if articles is not None:
-        await schedule_follow_ups(articles.queue, spec, delivered, articles.settings)
+        await schedule_follow_ups(articles.queue, spec, delivered, articles.settings, tried=page_wait > 0)
     await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
                             latency=latency_field(fetched.headers),
                             normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)

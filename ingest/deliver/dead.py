@@ -120,17 +120,18 @@ async def dead_letter_entry(
     """Record a stream entry a consumer gave up on, with everything needed to retry it."""
     item_id = ""
     try:
-        record = orjson.loads(entry.raw)
+        item = entry.raw  # the JSON, also of a compressed entry: readable, and retried as JSON
+        record = orjson.loads(item)
         if isinstance(record, dict):
             item_id = str(record.get("id", ""))
-    except orjson.JSONDecodeError:
-        pass
+    except ValueError:  # unreadable (JSON or zstd frame): kept as it was stored
+        item = entry.value
     async with atomic_pipeline(redis) as pipe:
         pipe.xadd(
             keys.dead_stream,
             {"kind": kind, "group": group, "stream": entry.stream, "entry_id": entry.id,
              "item_id": item_id, "error": error[:2000], "deliveries": deliveries,
-             "item": entry.raw, "at": _now_iso()},
+             "item": item, "at": _now_iso()},
             maxlen=DEAD_STREAM_MAXLEN, approximate=True,
         )
         pipe.hincrby(keys.stats, f"{kind}_failures", 1)  # sink_failures, webhook_failures

@@ -62,6 +62,7 @@ from ingest.deliver.state import (
     parse_legacy,
     parse_state,
 )
+from ingest.deliver.streamcodec import DEFAULT_STREAM_RECORD, DICT_ID, decode_item, dictionary, encode_item
 from ingest.errors import DeliveryConflict
 from ingest.keys import Keys
 from ingest.models import Item, item_to_json
@@ -72,8 +73,9 @@ __all__ = ["ItemState", "Deliverer", "parse_state", "state_hash"]
 # KEYS[1] the feed's state hash, KEYS[2] the stream (one Redis) or the feed's
 # outbox (cluster), KEYS[3] stats (one Redis). ARGV: n, maxlen, hash ttl,
 # max_versions, today, oldest day kept, n_channels, channels..., then per item
-# field, expected version, content digest, fingerprint digest, record JSON;
-# then the fields of entries seen unchanged, whose day is restarted here.
+# field, expected version, content digest, fingerprint digest, the stream's `item`
+# value (ingest/deliver/streamcodec.py), the record's JSON for the channels ('' when
+# the same bytes); then the fields of entries seen unchanged, whose day is restarted here.
 _DELIVER_LUA = """
 local n = tonumber(ARGV[1])
 local maxlen, ttl, max_versions = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -91,15 +93,17 @@ if redis.call('HGET', seen, '#pruned') ~= ARGV[5] then
   redis.call('HSET', seen, '#pruned', ARGV[5])
 end
 local first_item = 8 + n_channels
-for t = first_item + n * 5, #ARGV do
+for t = first_item + n * 6, #ARGV do
   local cur = redis.call('HGET', seen, ARGV[t])
   if cur then redis.call('HSET', seen, ARGV[t], day .. string.sub(cur, 3)) end
 end
 local out = {}
 local new, updated, capped = 0, 0, 0
 for i = 1, n do
-  local a = first_item + (i - 1) * 5
+  local a = first_item + (i - 1) * 6
   local field, expected, chash, fp, json = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local pub = ARGV[a + 5]
+  if pub == '' then pub = json end
   local cur = redis.call('HGET', seen, field)
   local cur_version, cur_hash = 0, ''
   if cur then
@@ -130,7 +134,7 @@ FINISH
 
 _EMIT_DIRECT = """redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'item', json)
     for c = 1, n_channels do
-      redis.call('PUBLISH', ARGV[7 + c], json)
+      redis.call('PUBLISH', ARGV[7 + c], pub)
     end"""
 _FINISH_DIRECT = """if new > 0 then redis.call('HINCRBY', KEYS[3], 'items_new', new) end
 if updated > 0 then redis.call('HINCRBY', KEYS[3], 'items_updated', updated) end
@@ -218,6 +222,7 @@ class Deliverer:
         stream_maxlen: int,
         retention_seconds: int,
         max_versions: int = 1000,
+        stream_record: str = DEFAULT_STREAM_RECORD,
     ):
         self.redis = redis
         self.keys = keys
@@ -225,6 +230,8 @@ class Deliverer:
         self.retention_seconds = retention_seconds
         self.retention_days = max(1, -(-retention_seconds // 86400))
         self.max_versions = max_versions
+        self.stream_record = stream_record  # "json" or "zstd": the stream's `item` value
+        self._dictionary_due = 0.0 if stream_record == "zstd" else float("inf")
         self.cluster = is_cluster(redis)
         if self.cluster:
             self._script = redis.register_script(_DELIVER_LUA.replace("EMIT", _EMIT_OUTBOX)
@@ -290,8 +297,14 @@ class Deliverer:
             today, today - self.retention_days, len(channels), *channels,
         ]
         for item, fingerprint in batch:
+            record = item_to_json(item)
+            value = encode_item(record, self.stream_record)
+            # The channels' JSON: not when the stream carries it already, nor on a cluster
+            # (the outbox's records are published after the append, decompressed there).
             args += [field_of(item.id), item.version - 1, digest8(state_hash(item)), digest8(fingerprint),
-                     item_to_json(item)]
+                     value, b"" if value is record or self.cluster else record]
+        if batch and time.monotonic() >= self._dictionary_due:
+            await self._share_dictionary()
         args += [field_of(item_id) for item_id in touch]
         seen = self.keys.item_states(feed_id)
         if not self.cluster:
@@ -300,6 +313,13 @@ class Deliverer:
         codes, counts, epoch, first, box = await self._script(keys=[seen, self.keys.outbox(feed_id)], args=args)
         await self._flush(feed_id, tags, epoch, int(first), box, [int(c) for c in counts])
         return [int(r) for r in codes]
+
+    async def _share_dictionary(self) -> None:
+        """The dictionary of the stream's zstd frames into Redis, for consumers that do not
+        ship it (docs/consumers.md), before the first frame; then hourly, in case the key was
+        deleted or evicted. SET NX: it is immutable, never overwritten."""
+        await self.redis.set(self.keys.record_dictionary(DICT_ID), dictionary(DICT_ID), nx=True)
+        self._dictionary_due = time.monotonic() + 3600
 
     async def _flush(self, feed_id: str, tags: Sequence[str], epoch: bytes, first: int,
                      box: Sequence[bytes], counts: Sequence[int]) -> None:
@@ -316,7 +336,7 @@ class Deliverer:
         async with self.redis.pipeline(transaction=False) as pipe:
             for index in added:
                 for channel in self.channels(feed_id, tags):
-                    pipe.execute_command("SPUBLISH", channel, box[index - 1])
+                    pipe.execute_command("SPUBLISH", channel, decode_item(box[index - 1]))
             for name, count in (("items_new", new), ("items_updated", updated), ("items_version_capped", capped)):
                 if count:
                     pipe.hincrby(self.keys.stats, name, count)

@@ -15,12 +15,18 @@
 
 Filters (`--feed`, `--tag`, `--lang`, each repeatable) apply to every mode;
 within a filter any value matches, and all given filters must match.
+
+Every mode prints the record's JSON, also when the stream stores it as a zstd
+frame (`stream_record = "zstd"`, ingest/deliver/streamcodec.py). An entry that
+cannot be read is skipped with a warning (replay), or left pending and
+dead-lettered like a failed entry (a group).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -31,12 +37,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from ingest.deliver.groups import Entry, GroupConsumer, GroupReader
+from ingest.deliver.streamcodec import decode_item
 from ingest.keys import Keys
 from ingest.redis_conn import is_cluster
 
 __all__ = ["ItemFilter", "consume_group", "live", "live_channels", "replay"]
 
 Emit = Callable[[str | None, bytes], None]  # (stream entry id or None, item JSON)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,10 +173,14 @@ async def replay(
         if not entries and not follow:
             return last
         for eid, fields in entries:
-            raw = fields.get(b"item", b"")
-            if f.matches_raw(raw):
-                emit(eid.decode(), raw)
             last = eid.decode()
+            try:
+                raw = decode_item(fields.get(b"item", b""))
+            except ValueError as e:
+                log.warning("stream entry %s skipped: %s", last, e)
+                continue
+            if f.matches_raw(raw):
+                emit(last, raw)
 
 
 async def consume_group(
@@ -179,10 +191,16 @@ async def consume_group(
     """Print and acknowledge the group's entries; returns how many were read."""
 
     async def handle(entries: Sequence[Entry]) -> Mapping[Entry, str]:
+        failed: dict[Entry, str] = {}
         for entry in entries:
-            if f.matches_raw(entry.raw):
-                emit(entry.id.decode(), entry.raw)  # raises (not acked) if output is gone
-        return {}
+            try:
+                raw = entry.raw
+            except ValueError as e:  # stays pending; dead-lettered after max_attempts
+                failed[entry] = str(e)
+                continue
+            if f.matches_raw(raw):
+                emit(entry.id.decode(), raw)  # raises (not acked) if output is gone
+        return failed
 
     reader = GroupReader(redis, keys, group=group, consumer=consumer, batch_size=100,
                          claim_idle_ms=claim_idle_ms, start_id=start)

@@ -5,7 +5,8 @@ so it gets every item durably, whatever the other consumers do, and several
 `ingest run` processes share one webhook's work without sending an item
 twice. Per entry:
 
-* the body is the item record's JSON exactly as the stream carries it;
+* the body is the item record's JSON exactly as delivered (a compressed stream
+  entry decompressed: the same bytes either way);
 * `X-Ingest-Signature: sha256=<hex HMAC-SHA256 of the body with the secret>`;
   `X-Ingest-Delivery: <stream entry id>` is the same on every retry of one
   delivery, so a receiver can drop a repeat after our own crash (delivery is
@@ -199,8 +200,8 @@ class WebhookConsumer:
         """Every attempt for one entry; None when delivered (or not wanted), else the error."""
         try:
             record = orjson.loads(entry.raw)
-        except orjson.JSONDecodeError as e:
-            return f"unreadable item: {e}"
+        except ValueError as e:  # not JSON, or a zstd frame that cannot be read
+            return str(e) if str(e).startswith("unreadable item") else f"unreadable item: {e}"
         if not isinstance(record, dict) or not matches(self.spec, record):
             return None
         error: str | None = None

@@ -117,7 +117,9 @@ async def accept_push(redis: aioredis.Redis, pool: ArqRedis, keys: Keys, sub: Su
     state = await load_feed(redis, keys, sub.feed_id)
     if state is None:
         return False
-    spec = FeedSpec(feed_id=state.feed_id, url=state.url, title=state.title, tags=state.tags)
+    # The feed as a poll sees it (ingest/poll/poller.py): its own full_text mode included (#21).
+    spec = FeedSpec(feed_id=state.feed_id, url=state.url, title=state.title, tags=state.tags,
+                    full_text=state.full_text)
     at = utc_now_iso()
     headers = {PUSHED_HEADER: "1", **({"content-type": content_type} if content_type else {})}
     fetched = Fetched(url=state.url, final_url=sub.topic, status=200, headers=headers, body=body, fetched_at=at)

@@ -9,6 +9,8 @@ and nothing is sent twice. Without an id the stream starts at its end (only
 new items); `from=0` replays everything the stream still holds.
 
 The filters are those of `ingest subscribe` (feed, tag, lang, repeatable).
+Events carry the record's JSON, also when the stream stores it compressed
+(`stream_record = "zstd"`); an entry that cannot be read is skipped, logged.
 A comment line goes out every `heartbeat` seconds of silence so proxies keep
 the connection open. Slow clients are bounded: a write that cannot complete
 in SLOW_CLIENT_SECONDS ends the response (the client resumes from its last
@@ -29,6 +31,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ingest.deliver.streamcodec import decode_item
 from ingest.deliver.subscribe import ItemFilter
 from ingest.keys import Keys
 from ingest.web.app import SERVICES
@@ -149,10 +152,14 @@ async def _follow(request: web.Request, f: ItemFilter, heartbeat: int, last: str
                 entry_id = eid.decode()
                 if compare_ids(entry_id, last) <= 0:
                     continue
-                raw = fields.get(b"item", b"")
+                last = entry_id
+                try:
+                    raw = decode_item(fields.get(b"item", b""))
+                except ValueError as e:
+                    log.warning("item stream: entry %s skipped: %s", entry_id, e)
+                    continue
                 if f.matches_raw(raw):
                     await out.send(format_event("item", raw, entry_id))
-                last = entry_id
     except (ConnectionResetError, TimeoutError):
         pass  # the client left or stopped reading; it resumes with Last-Event-ID
     except (RedisError, OSError) as e:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import trafilatura
 
+from workers.htmlguard import defuse_attribute_floods, defuse_attribute_floods_bytes
 from workers.normalize.clean import dedupe_paragraphs, fix_mojibake, html_to_paragraphs, sanitize_html
 
 __all__ = ["ArticleText", "article_of_paragraphs", "extract_article"]
@@ -33,6 +34,7 @@ class ArticleText:
 
 def extract_article(html: bytes | str, url: str, iframe_hosts: frozenset[str] = frozenset()) -> ArticleText | None:
     """The page's main text, or None when no story could be found in it."""
+    html = defuse_attribute_floods_bytes(html) if isinstance(html, bytes) else defuse_attribute_floods(html)
     try:
         extracted = trafilatura.extract(
             html, url=url, output_format="html", include_comments=False, include_tables=True,

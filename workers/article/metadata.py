@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import lxml.html
 import orjson
 
+from workers.htmlguard import defuse_attribute_floods_bytes
 from workers.normalize.clean import plain_text
 from workers.normalize.times import iso_utc, parse_date, zone_for_language
 
@@ -146,7 +147,7 @@ def _head_text(doc: Any) -> str:
 def page_meta(html: bytes, url: str) -> PageMeta:
     """Everything the page declares or prints about the story; never raises on bad markup."""
     try:
-        doc = lxml.html.document_fromstring(html)
+        doc = lxml.html.document_fromstring(defuse_attribute_floods_bytes(html))
     except (ValueError, lxml.etree.ParserError):
         return PageMeta()
     language = (doc.get("lang") or "").strip() or None

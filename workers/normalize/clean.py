@@ -24,6 +24,8 @@ import lxml.etree
 import lxml.html
 import nh3
 
+from workers.htmlguard import defuse_attribute_floods
+
 __all__ = ["dedupe_paragraphs", "fix_mojibake", "html_to_paragraphs", "plain_text", "sanitize_html"]
 
 _URL_SCHEMES = {"http", "https", "mailto"}
@@ -103,7 +105,7 @@ def sanitize_html(
     """
     if not fragment:
         return ""
-    fragment = _CONTROL.sub(" ", fragment)  # HTML cannot carry them; lxml refuses them
+    fragment = defuse_attribute_floods(_CONTROL.sub(" ", fragment))  # HTML cannot carry them; lxml refuses them
 
     def resolve(element: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES and base_url:
@@ -181,7 +183,7 @@ def _fragment_root(fragment: str) -> lxml.etree._Element:
     without it. The wrapping and checks are lxml.html's own
     (fragments_fromstring), and its create_parent step is repeated here.
     """
-    elements = lxml.html.fragments_fromstring(fragment, parser=_PLAIN_HTML_PARSER)
+    elements = lxml.html.fragments_fromstring(defuse_attribute_floods(fragment), parser=_PLAIN_HTML_PARSER)
     root = lxml.etree.Element("div")
     if elements and isinstance(elements[0], str):
         root.text = elements.pop(0)
