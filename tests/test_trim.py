@@ -414,3 +414,46 @@ async def _stored_ids(s: Settings) -> list[str]:
     finally:
         await sink.close()
     return [r["id"] for r in rows]
+
+
+async def test_backpressure_is_seen_in_readyz_metrics_status_and_enqueue_and_lifts_by_itself(
+    settings: Settings, client: aioredis.Redis, farm: Farm,
+) -> None:
+    from tests.helpers import run_cli
+    from tests.webserver import api_server
+
+    s = trim_settings(settings, stream_maxlen=30, stream_max_entries=100)
+    keys = Keys(s.namespace)
+    await client.xgroup_create(keys.items_stream, "storage", id="0", mkstream=True)
+    await client.xgroup_create(keys.items_stream, "plain", id="0")
+    await deliver(client, s, 0, 95)
+    trimmer = Trimmer(client, keys, s, durable_group_names(s, keys, ()), "t")
+    result = await trimmer.tick()
+    assert result.busy and "stream_max_entries (100)" in result.busy and "'storage'" in result.busy
+    async with api_server(s) as api:
+        status, body = await api.call("GET", "/readyz")
+        assert status == 503 and "stream_max_entries" in body["problems"]["backpressure"]
+        status, body = await api.call("POST", "/api/v1/enqueue", {"urls": [farm.url("feed/a.xml")]})
+        assert status == 503 and body["error"].startswith("busy, nothing queued")
+        status, text = await api.call("GET", "/metrics")
+        assert "ingest_backpressure 1.0" in text and "ingest_backpressure_engaged_total 1.0" in text
+        assert 'ingest_group_durable{group="storage",state="protected"} 1.0' in text
+        assert 'group="plain"' in text and 'ingest_group_durable{group="plain"' not in text
+        status, page = await api.call("GET", "/")
+        assert "Backpressure: no new work taken" in page and "storage (durable)" in page
+        status, body = await api.call("GET", "/api/v1/stats")
+        assert "stream_max_entries" in body["backpressure"]
+        code, out, _ = await run_cli(s, "status")
+        assert code == 0 and "backpressure: ENGAGED: the item stream holds 95 entries" in out
+        assert "group storage (durable): 0 consumers, 0 pending" in out
+        code, _, err = await run_cli(s, "enqueue", farm.url("feed/a.xml"))
+        assert code == 1 and "busy, nothing queued" in err
+        # The group catches up: the stream is cut to the window, backpressure lifts by itself.
+        read = await client.xreadgroup("storage", "c", {keys.items_stream: ">"})
+        await client.xack(keys.items_stream, "storage", *[eid for eid, _ in read[0][1]])
+        await client.delete(keys.trim_lock)
+        assert (await trimmer.tick()).busy is None
+        status, body = await api.call("GET", "/readyz")
+        assert status == 200
+        code, out, _ = await run_cli(s, "status")
+        assert "backpressure: off" in out
