@@ -258,3 +258,32 @@ async def _wait_for(client: aioredis.Redis, keys: Keys, want: int, timeout: floa
 
 async def _all_keys(client: aioredis.Redis, pattern: str) -> list[bytes]:
     return [k async for k in client.scan_iter(match=pattern)]
+
+
+async def test_the_stream_trimmer_keeps_a_durable_groups_entries_on_the_cluster(
+    cluster_settings: Settings, data: aioredis.Redis
+) -> None:
+    """#20 on the stream's shard: the cut script, the group reads and backpressure."""
+    from ingest.deliver.trim import Trimmer, durable_group_names, read_busy
+    from tests.records import record
+
+    s = dataclasses.replace(cluster_settings, stream_maxlen=100, stream_max_entries=700, stream_max_bytes=0)
+    keys = Keys.for_settings(s)
+    await data.xgroup_create(keys.items_stream, "storage", id="0", mkstream=True)
+    for start in range(0, 700, 100):
+        for i in range(start, start + 100):
+            await data.xadd(keys.items_stream, {"item": orjson.dumps(record(i))})
+    read = await data.xreadgroup("storage", "c1", {keys.items_stream: ">"}, count=300)
+    ids = [eid for eid, _ in read[0][1]]
+    await data.xack(keys.items_stream, "storage", *ids[:250])  # 50 stay pending
+    trimmer = Trimmer(data, keys, s, durable_group_names(s, keys, ()), "cluster-test")
+    result = await trimmer.tick()
+    assert result.trimmed == 250 and result.trimmed_unread == 0
+    assert (await data.xrange(keys.items_stream, count=1))[0][0] == ids[250]
+    busy = await read_busy(data, keys)  # 450 entries of a 700 cap: not yet
+    assert busy is None and result.busy is None
+    for i in range(700, 900):
+        await data.xadd(keys.items_stream, {"item": orjson.dumps(record(i))})
+    await data.delete(keys.trim_lock)
+    assert (await trimmer.tick()).busy is not None  # 650 of 700: backpressure
+    assert "stream_max_entries" in str(await read_busy(data, keys))

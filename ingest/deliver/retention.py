@@ -34,13 +34,19 @@ __all__ = [
     "GroupView",
     "Limits",
     "TrimPlan",
+    "Mark",
     "acked_trim_usable",
+    "advance_marks",
     "after",
+    "cut_of",
     "backpressure_reason",
     "floor_of",
     "id_ms",
     "id_tuple",
     "plan_trim",
+    "window_cut",
+    "window_mark",
+    "with_mark",
 ]
 
 ENGAGE_RATIO = 0.9  # backpressure engages at this share of a cap ...
@@ -178,3 +184,51 @@ def acked_trim_usable(version: tuple[int, ...], groups: Sequence[str], protected
     right only when every group on the stream is a protected durable group
     (a plain group or a released one would then hold the stream too)."""
     return version >= (8, 2) and bool(groups) and set(groups) == set(protected)
+
+
+# Where the window starts, without reading entries (#20). Redis counts no positions
+# between ids, and reading entries to find the cut costs ~40-75 µs each in a script
+# (measured: whole records copied into Lua). So the trimmer keeps marks: at each tick,
+# the stream's last id, and how many entries have been appended after it since, from
+# the stream's length between ticks. The window starts after the newest mark with at
+# least `window` entries after it; entries removed by anyone else only make the counts
+# low, so the cut errs towards keeping more. A burst between two ticks leaves marks far
+# apart: the trimmer then reads the ids of at most REFINE entries after the mark (in C,
+# not in a script) and marks where the window really starts.
+Mark = tuple[str, int]  # (an id the stream ended at, entries appended after it since)
+
+
+def advance_marks(marks: Sequence[Mark], appended: int, last_id: str, step: int) -> tuple[Mark, ...]:
+    """Pure: the marks after `appended` more entries, with a new one at `last_id` once
+    `step` entries came after the newest (bounds the marks to ~window / step)."""
+    grown = tuple((mark_id, n + appended) for mark_id, n in marks)
+    if not grown or (grown[-1][1] >= step and id_tuple(last_id) > id_tuple(grown[-1][0])):
+        grown += ((last_id, 0),)
+    return grown
+
+
+def window_mark(marks: Sequence[Mark], window: int) -> Mark | None:
+    """Pure: the newest mark with at least `window` entries after it, or None (then the
+    window's start is unknown and nothing is cut)."""
+    eligible = [m for m in marks if m[1] >= window]
+    return eligible[-1] if eligible else None
+
+
+def window_cut(marks: Sequence[Mark], window: int) -> str | None:
+    """Pure: the first id the window may start at (XTRIM MINID), or None."""
+    mark = window_mark(marks, window)
+    return after(mark[0]) if mark else None
+
+
+def with_mark(marks: Sequence[Mark], mark: Mark) -> tuple[Mark, ...]:
+    """Pure: the marks with one more (found by reading ids after a burst), in id order."""
+    return tuple(sorted({*marks, mark}, key=lambda m: id_tuple(m[0])))
+
+
+def cut_of(floor: str | None, window_start: str | None) -> str | None:
+    """Pure: the id the stream is cut at: the older of the window's start and the floor."""
+    if window_start is None:
+        return None
+    if floor is None:
+        return window_start
+    return min(floor, window_start, key=id_tuple)

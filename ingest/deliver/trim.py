@@ -8,9 +8,10 @@ commands, whatever the rate of items) and decides (ingest/deliver/retention.py):
 
 * the cut: entries older than both the best-effort window (`stream_maxlen`)
   and the oldest entry a protected durable group has not acknowledged go, by
-  one small script (`XRANGE` below the floor, `XTRIM MINID`), in batches; on
-  Redis 8.2+, when every group on the stream is a protected durable group,
-  one `XTRIM MAXLEN = window ACKED` does the same on the server;
+  one `XTRIM MINID ~` (whole nodes, no entry read); where the window starts is
+  known from marks the trimmer keeps (retention.py); on Redis 8.2+, when every
+  group on the stream is a protected durable group, one
+  `XTRIM MAXLEN ~ window ACKED` does the same on the server;
 * past a hard cap the stream is cut anyway and each entry cut is counted
   (`stream_trimmed_unread`, an error in the log);
 * backpressure: near a cap the key `<ns>:backpressure` says why, and the
@@ -18,7 +19,8 @@ commands, whatever the rate of items) and decides (ingest/deliver/retention.py):
 * durable groups away past `durable_group_timeout` are released: a loud log
   line, a dead letter (kind `group`) and `durable_groups_released`.
 
-With several `ingest run` processes, one lock per tick lets one of them trim.
+With several `ingest run` processes, one of them trims: it holds a lock it
+renews each tick, and another takes over when it stops renewing.
 """
 
 from __future__ import annotations
@@ -39,10 +41,17 @@ from ingest.deliver.dead import dead_letter_group
 from ingest.deliver.retention import (
     GroupView,
     Limits,
+    Mark,
     TrimPlan,
     acked_trim_usable,
+    advance_marks,
+    after,
     backpressure_reason,
+    cut_of,
+    id_tuple,
     plan_trim,
+    window_mark,
+    with_mark,
 )
 from ingest.keys import Keys
 from ingest.settings import Settings
@@ -51,24 +60,16 @@ __all__ = ["TickResult", "Trimmer", "durable_group_names", "limits_of", "read_bu
 
 log = logging.getLogger(__name__)
 
-# Entries read below the floor per script call (the script reads whole entries, ~3 KB each,
-# to find the cut: this bounds its memory and the time Redis spends in it, ~5 ms), and calls
-# per tick: a backlog larger than 10,000 entries (a group that caught up after an outage) is
-# cut over the next ticks. In steady state a tick cuts what arrived since the last one.
-BATCH = 2000
-MAX_BATCHES = 5
+# Entries read at most per tick to place the window's start inside a burst that came
+# between two ticks (XRANGE from the client: ~1-3 ms for 1,000 records of ~3 KB).
+REFINE = 1000
 
-# KEYS[1] the stream; ARGV: window, floor ('' for none), batch. Cuts the oldest entries
-# past the window but none at or after the floor; returns how many it deleted.
-_CUT_LUA = """
-local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
-if excess <= 0 then return 0 end
-local upto = '+'
-if ARGV[2] ~= '' then upto = '(' .. ARGV[2] end
-local head = redis.call('XRANGE', KEYS[1], '-', upto, 'COUNT', math.min(excess, tonumber(ARGV[3])))
-if #head == 0 then return 0 end
-local ms, seq = string.match(head[#head][1], '(%d+)-(%d+)')
-return redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. (tonumber(seq) + 1))
+# KEYS[1] the lock; ARGV: token, ms. The trimmer holding it keeps it (its marks of where
+# the window starts live in its memory); another takes over once it expires.
+_LEAD_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
 """
 
 
@@ -125,7 +126,9 @@ class Trimmer:
         self.interval = settings.stream_trim_seconds
         self.token = token
         self.version: tuple[int, ...] | None = None
-        self._cut = redis.register_script(_CUT_LUA)
+        self._lead = redis.register_script(_LEAD_LUA)
+        self.marks: tuple[Mark, ...] = ()  # where the window starts (retention.advance_marks)
+        self.length_after: int | None = None  # the stream's length after our last tick
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until stop; a failed tick (Redis away) is logged and the next one tried."""
@@ -185,8 +188,9 @@ class Trimmer:
     async def tick(self, now: float | None = None) -> TickResult:
         """One round: read, decide, cut, count, say whether the service is busy."""
         now = time.time() if now is None else now
-        lock_ms = max(100, int(self.interval * 900))
-        if not await self.redis.set(self.keys.trim_lock, self.token, nx=True, px=lock_ms):
+        lock_ms = max(1000, int(self.interval * 3000))
+        if not await self._lead(keys=[self.keys.trim_lock], args=[self.token, lock_ms]):
+            self.marks, self.length_after = (), None  # another trimmer leads; start afresh if we take over
             return TickResult(None)
         read = await self._read()
         if read is None:
@@ -195,7 +199,9 @@ class Trimmer:
         views, names, first, last, length, size = read
         plan = plan_trim(views, self.durable, first, last, length, size, self.limits, int(now * 1000))
         await self._mark(plan, views, now)
-        trimmed = await self._cut_safely(plan, names)
+        appended = max(0, length - self.length_after) if self.length_after is not None else 0
+        self.marks = advance_marks(self.marks, appended, last, max(1, plan.window // 100))
+        trimmed = await self._cut_safely(plan, names, first)
         unread = 0
         if trimmed:
             length = int(await self.redis.xlen(self.keys.items_stream))
@@ -209,22 +215,39 @@ class Trimmer:
                           plan.holder)
                 await self.redis.hincrby(self.keys.stats, "stream_trimmed_unread", unread)  # type: ignore[misc]
                 length -= unread
+        self.length_after = length
         busy = await self._backpressure(length, size, plan, now)
         return TickResult(plan, trimmed, unread, busy)
 
-    async def _cut_safely(self, plan: TrimPlan, groups: Sequence[str]) -> int:
+    async def _cut_safely(self, plan: TrimPlan, groups: Sequence[str], first: str) -> int:
+        """Cut whole nodes before the older of the window's start and the floor."""
         stream = self.keys.items_stream
         if acked_trim_usable(await self._server_version(), groups, plan.protected):
             reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]
-                "XTRIM", stream, "MAXLEN", "=", plan.window, "ACKED")
+                "XTRIM", stream, "MAXLEN", "~", plan.window, "LIMIT", 0, "ACKED")
             return int(reply)
-        total = 0
-        for _ in range(MAX_BATCHES):
-            cut = int(await self._cut(keys=[stream], args=[plan.window, plan.floor or "", BATCH]))
-            total += cut
-            if cut < BATCH:
-                break
-        return total
+        cut = cut_of(plan.floor, await self._window_start(plan.window))
+        if cut is None or id_tuple(cut) <= id_tuple(first):
+            return 0
+        self.marks = tuple(m for m in self.marks if id_tuple(m[0]) >= id_tuple(cut))
+        reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+            "XTRIM", stream, "MINID", "~", cut, "LIMIT", 0)
+        return int(reply)
+
+    async def _window_start(self, window: int) -> str | None:
+        """Where the window starts: after the newest mark with `window` entries after it;
+        closer, by reading ids after it, when a burst put more than 1% of the window there."""
+        mark = window_mark(self.marks, window)
+        if mark is None:
+            return None
+        excess = mark[1] - window
+        if excess > max(1, window // 100):
+            rows = await self.redis.xrange(self.keys.items_stream, min=f"({mark[0]}", count=min(excess, REFINE))
+            if rows:
+                last = _text(rows[-1][0])
+                mark = (last, mark[1] - len(rows))
+                self.marks = with_mark(self.marks, mark)
+        return after(mark[0])
 
     async def _mark(self, plan: TrimPlan, views: Sequence[GroupView], now: float) -> None:
         """Record which groups hold the stream; say so loudly when one is released or back."""
