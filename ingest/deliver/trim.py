@@ -9,9 +9,10 @@ commands, whatever the rate of items) and decides (ingest/deliver/retention.py):
 * the cut: entries older than both the best-effort window (`stream_maxlen`)
   and the oldest entry a protected durable group has not acknowledged go, by
   one `XTRIM MINID ~` (whole nodes, no entry read); where the window starts is
-  known from marks the trimmer keeps (retention.py); on Redis 8.2+, when every
-  group on the stream is a protected durable group, one
-  `XTRIM MAXLEN ~ window ACKED` does the same on the server;
+  known from marks the trimmer keeps (retention.py), refined after a burst by
+  reading at most REFINE ids; on Redis 8.2+, when every group on the stream is
+  a protected durable group, one `XTRIM MAXLEN ~ window ACKED` does the same
+  on the server;
 * past a hard cap the stream is cut anyway and each entry cut is counted
   (`stream_trimmed_unread`, an error in the log);
 * backpressure: near a cap the key `<ns>:backpressure` says why, and the
