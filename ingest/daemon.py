@@ -190,6 +190,7 @@ async def _run_parts(settings: Settings, stop: asyncio.Event) -> None:
         asyncio.create_task(_supervise("poller", lambda: poller.run(stop), stop)),
     ]
     parts += _webhook_parts(settings, redis, keys, stop)
+    parts.append(asyncio.create_task(_supervise("stream trimmer", _trimmer(settings, redis, keys, stop), stop)))
     parts.append(asyncio.create_task(_supervise("http server", lambda: _serve_http(settings, stop), stop)))
     from ingest.push.renew import run_renewal  # WebSub lease renewal (#11)
     parts.append(asyncio.create_task(
@@ -236,6 +237,16 @@ def _webhook_parts(
 
 
 # --- end of webhook delivery ---
+
+
+def _trimmer(settings: Settings, redis: Any, keys: Keys, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """The stream trimmer (#20): keeps the stream for the durable groups, decides backpressure."""
+    from ingest.deliver.trim import Trimmer, durable_group_names
+    from ingest.deliver.webhooks import load_webhooks
+
+    names = [spec.name for spec in load_webhooks(settings.webhooks_file)]
+    trimmer = Trimmer(redis, keys, settings, durable_group_names(settings, keys, names), new_token())
+    return lambda: trimmer.run(stop)
 
 
 async def _serve_http(settings: Settings, stop: asyncio.Event) -> None:

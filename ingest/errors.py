@@ -10,6 +10,7 @@
     ├── ParseError                   the body is not a feed we can read
     ├── DeliveryConflict             concurrent jobs kept racing on the same items (retryable)
     ├── WorkersCannotStart           the worker code does not import (a broken install): no retry helps
+    ├── Busy                         backpressure: the item stream is near its cap (try later)
     └── StorageError                 the storage sink could not write or read
 
 Foreign errors (aiohttp, feedparser, redis, sqlite3) are wrapped `from e` in
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "BodyTooLarge",
+    "Busy",
     "DeliveryConflict",
     "FetchError",
     "HTTPStatusError",
@@ -69,6 +71,11 @@ class ParseError(IngestError):
 
 class DeliveryConflict(IngestError):
     """Other workers kept delivering the same items meanwhile; the job should be retried."""
+
+
+class Busy(IngestError):
+    """The service takes no new work now (backpressure, #20): durable consumer groups lag and
+    the item stream is near its cap. It resumes by itself once they catch up."""
 
 
 class StorageError(IngestError):

@@ -90,6 +90,25 @@ class Keys:
         ingest/deliver/publish.py); in the item stream's slot, written with each append."""
         return f"{self._items}:appended"
 
+    # Retention of the stream for durable groups, backpressure (ingest/deliver/trim.py).
+
+    @property
+    def durable_groups(self) -> str:
+        """Hash durable group name -> "protected" or "released:<epoch s>": which groups hold
+        the item stream from being trimmed; written by the stream trimmer each tick."""
+        return f"{self.ns}:durable"
+
+    @property
+    def backpressure(self) -> str:
+        """JSON {reason, since} while the service takes no new work (the stream is near a
+        cap); absent otherwise. Expires unless the trimmer refreshes it."""
+        return f"{self.ns}:backpressure"
+
+    @property
+    def trim_lock(self) -> str:
+        """Held for one tick by the one trimmer (of several `ingest run`) that trims now."""
+        return f"{self.ns}:trim:lock"
+
     # State.
 
     def item_state(self, item_id: str) -> str:

@@ -46,6 +46,11 @@ class Settings:
     log_format: str = "text"
     stream_maxlen: int = 100_000
     stream_record: str = "zstd"
+    stream_max_entries: int = 1_000_000
+    stream_max_bytes: int = 2_147_483_648
+    durable_groups: str = ""
+    durable_group_timeout: float = 21600.0
+    stream_trim_seconds: float = 1.0
     item_retention_days: int = 90
     max_versions: int = 20
     cluster_threshold: float = 0.5
@@ -171,6 +176,12 @@ class Settings:
         return int(self.workers)
 
     @property
+    def stream_xadd_cap(self) -> int:
+        """The cap delivery's XADD carries (MAXLEN ~): 10% over `stream_max_entries`, so that
+        the trimmer, which counts what it cuts, normally cuts first (#20)."""
+        return self.stream_max_entries + self.stream_max_entries // 10
+
+    @property
     def item_retention_seconds(self) -> int:
         return self.item_retention_days * 86400
 
@@ -244,12 +255,20 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be off, auto or always"),
     ("public_url", lambda s: None if _scheme_in(s.public_url, ("http", "https")) and "?" not in s.public_url
      else "must be an http:// or https:// base URL without a query"),
+    ("stream_max_entries", lambda s: None if s.stream_maxlen <= s.stream_max_entries * 0.75
+     else "must be at least stream_maxlen / 0.75: the best-effort window may take three quarters "
+          "of the cap, the rest is for durable groups that lag"),
+    ("stream_max_bytes", lambda s: None if s.stream_max_bytes >= 0 else "must not be negative (0: no byte cap)"),
+    ("durable_groups", lambda s: None if all(g.strip() and " " not in g.strip()
+                                             for g in s.durable_groups.split(",")) or not s.durable_groups
+     else "must be a comma-separated list of consumer group names"),
     ("embedded_redis_port", lambda s: None if 0 <= s.embedded_redis_port <= 65535
      else "must be a TCP port number or 0"),
 )
 
 _POSITIVE = (
-    "stream_maxlen", "item_retention_days", "max_versions", "cluster_retention_hours",
+    "stream_maxlen", "stream_max_entries", "durable_group_timeout", "stream_trim_seconds",
+    "item_retention_days", "max_versions", "cluster_retention_hours",
     "connect_timeout", "fetch_timeout",
     "max_body_bytes", "max_entity_expansion_bytes", "max_entries_per_document", "max_text_chars",
     "max_content_chars", "max_list_items", "worker_max_jobs", "worker_poll_delay", "job_timeout",

@@ -33,6 +33,7 @@ class GroupInfo:
     pending: int  # delivered to a consumer, not yet acknowledged
     lag: int | None  # entries not yet delivered to the group (Redis 7+; None before)
     lag_seconds: float  # age gap between the newest entry and the group's last delivered one
+    durable: str = ""  # "protected" (the stream waits for it), "released" (away too long), "" (not durable)
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,13 @@ class Snapshot:
     stream_length: int
     dead_letters: int
     groups: list[GroupInfo] = field(default_factory=list)
+    backpressure: str | None = None  # why the service takes no new work now (#20), or None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "counters": self.counters, "queue_depth": self.queue_depth,
             "stream_length": self.stream_length, "dead_letters": self.dead_letters,
-            "groups": [g.__dict__ for g in self.groups],
+            "groups": [g.__dict__ for g in self.groups], "backpressure": self.backpressure,
         }
 
 
@@ -65,7 +67,7 @@ def _id_ms(entry_id: Any) -> int:
     return int(text.split("-")[0] or 0)
 
 
-async def _groups(redis: aioredis.Redis, keys: Keys) -> list[GroupInfo]:
+async def _groups(redis: aioredis.Redis, keys: Keys, durable: dict[str, str]) -> list[GroupInfo]:
     try:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.xinfo_groups(keys.items_stream)
@@ -82,8 +84,9 @@ async def _groups(redis: aioredis.Redis, keys: Keys) -> list[GroupInfo]:
         lag = _field(row, "lag")
         # A group that has read nothing yet lags by the whole stream, not since 1970.
         delivered = _id_ms(_field(row, "last-delivered-id")) or oldest
+        name = name.decode() if isinstance(name, bytes) else str(name)
         out.append(GroupInfo(
-            name=name.decode() if isinstance(name, bytes) else str(name),
+            name=name, durable=durable.get(name, "").partition(":")[0],
             consumers=int(_field(row, "consumers") or 0), pending=int(_field(row, "pending") or 0),
             lag=None if lag is None else int(lag), lag_seconds=max(0, newest - delivered) / 1000,
         ))
@@ -96,10 +99,15 @@ async def read_snapshot(redis: aioredis.Redis, keys: Keys) -> Snapshot:
         pipe.zcard(keys.queue)
         pipe.xlen(keys.items_stream)
         pipe.xlen(keys.dead_stream)
-        raw, queue, length, dead = await pipe.execute()
+        pipe.hgetall(keys.durable_groups)
+        raw, queue, length, dead, durable = await pipe.execute()
     counters = {k.decode(): _number(v) for k, v in raw.items()}
+    marks = {k.decode(): v.decode() for k, v in durable.items()}
+    from ingest.deliver.trim import read_busy
+
     return Snapshot(counters=counters, queue_depth=int(queue), stream_length=int(length),
-                    dead_letters=int(dead), groups=await _groups(redis, keys))
+                    dead_letters=int(dead), groups=await _groups(redis, keys, marks),
+                    backpressure=await read_busy(redis, keys))
 
 
 async def feeds_by_state(redis: aioredis.Redis, keys: Keys) -> dict[str, int]:

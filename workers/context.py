@@ -84,7 +84,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         redis=redis,
         queue=queue,
         session=new_session(settings),
-        deliverer=Deliverer(redis, keys, settings.stream_maxlen, settings.item_retention_seconds,
+        deliverer=Deliverer(redis, keys, settings.stream_xadd_cap, settings.item_retention_seconds,
                             settings.max_versions, settings.stream_record),
         clusters=ClusterIndex.from_settings(redis, keys, settings),
         normalize=NormalizeOptions.from_settings(settings),

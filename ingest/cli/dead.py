@@ -15,7 +15,7 @@ from ingest.settings import Settings
 
 __all__ = ["COMMANDS"]
 
-_KINDS = click.Choice(["parse", "job", "sink", "webhook", "subscriber"])
+_KINDS = click.Choice(["parse", "job", "sink", "webhook", "subscriber", "group"])
 
 
 async def _list(settings: Settings, limit: int, kind: str | None) -> list[DeadEntry]:

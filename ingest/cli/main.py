@@ -18,7 +18,7 @@ from ingest.cli import feeds as cli_feeds
 from ingest.cli import items as cli_items
 from ingest.cli import web as cli_web
 from ingest.cli.common import QuietPipeGroup, run_async, settings_of
-from ingest.errors import SettingsError
+from ingest.errors import Busy, SettingsError
 from ingest.keys import Keys
 from ingest.logs import configure_logging
 from ingest.poll.enqueue import enqueue_fetch, job_outcome
@@ -91,9 +91,23 @@ def _describe(result: dict[str, Any]) -> str:
             f"({result['entries']} entries, feed {result['feed_id']})")
 
 
+async def _refuse_when_busy(settings: Settings) -> None:
+    """Backpressure (#20): say busy, with why, instead of queuing more work."""
+    from ingest.deliver.trim import read_busy
+
+    redis = await connect(settings)
+    try:
+        reason = await read_busy(redis, Keys.for_settings(settings))
+    finally:
+        await redis.aclose()
+    if reason:
+        raise Busy(f"busy, nothing queued: {reason}; try again once the consumer groups catch up")
+
+
 async def _enqueue(settings: Settings, urls: tuple[str, ...], wait: bool, timeout: float) -> int:
     for url in urls:  # a refused URL is said before anything connects (or waits for Redis)
         check_scheme(url, settings)
+    await _refuse_when_busy(settings)
     pool = await connect_arq(settings)
     failures = 0
     try:

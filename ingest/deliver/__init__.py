@@ -7,6 +7,8 @@
     subscribe  `ingest subscribe`: live channels, replay, a group of one's own
     webhooks   signed HTTP delivery through a consumer group
     events     feed state changes on the events channel
+    retention  what the stream may lose, and when to stop taking work (pure, #20)
+    trim       the stream trimmer task: durable groups, caps, backpressure (#20)
 """
 
 __all__: list[str] = []

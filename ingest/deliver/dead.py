@@ -9,6 +9,8 @@ try again:
     sink        a storage sink group        group, stream, entry_id, on the group's retry
     webhook     a webhook group             item_id, error,          stream `<ns>:retry:<group>`
     subscriber  `ingest subscribe --group`  deliveries, item, at
+    group       the stream trimmer (#20)    group, error, at         nothing: a record that a
+                                                                     durable group was released
 
 Putting a consumer's entry back on the item stream itself would hand it to
 every other consumer a second time; the group's own retry stream (read by
@@ -39,6 +41,7 @@ __all__ = [
     "RetryAction",
     "dead_letter",
     "dead_letter_entry",
+    "dead_letter_group",
     "list_dead",
     "retry_action",
     "retry_dead",
@@ -91,6 +94,9 @@ def retry_action(entry: DeadEntry) -> RetryAction:
         if f.get("url"):
             return RetryAction(refetch_url=f["url"])
         return RetryAction(reason="no url recorded")
+    if entry.kind == "group":
+        return RetryAction(reason="a released group is not retried: its consumers read on from where "
+                                  "they are, and it is protected again once they do")
     if entry.kind in _CONSUMER_KINDS:
         if f.get("group"):
             return RetryAction(group=f["group"], item=f.get("item", ""))
@@ -136,6 +142,16 @@ async def dead_letter_entry(
         )
         pipe.hincrby(keys.stats, f"{kind}_failures", 1)  # sink_failures, webhook_failures
         pipe.hincrby(keys.stats, f"dead_letters:{kind}", 1)  # metrics: dead letters by kind
+        await pipe.execute()
+
+
+async def dead_letter_group(redis: aioredis.Redis, keys: Keys, group: str, error: str) -> None:
+    """Record that a durable group was released from holding the item stream (#20)."""
+    async with atomic_pipeline(redis) as pipe:
+        pipe.xadd(keys.dead_stream, {"kind": "group", "group": group, "error": error[:2000], "at": _now_iso()},
+                  maxlen=DEAD_STREAM_MAXLEN, approximate=True)
+        pipe.hincrby(keys.stats, "durable_groups_released", 1)
+        pipe.hincrby(keys.stats, "dead_letters:group", 1)
         await pipe.execute()
 
 

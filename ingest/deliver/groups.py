@@ -126,6 +126,9 @@ class GroupReader:
             stream = name.decode() if isinstance(name, bytes) else name
             gone = [eid for eid, fields in batch if not fields]
             if gone:  # pending, but trimmed from the stream meanwhile: nothing left to do
+                log.warning("%s: %d pending entries were trimmed from %s before they were "
+                            "acknowledged (a plain group past stream_maxlen, a released durable "
+                            "group, or a cap: docs/guarantees.md)", self.group, len(gone), stream)
                 await self.redis.xack(stream, self.group, *gone)
             entries += [Entry(stream, eid, fields) for eid, fields in batch if fields]
         return entries

@@ -7,7 +7,9 @@ are paced by `politeness.HostPacer`, and hosts that article pages are fetched
 from also by their slots in Redis, shared with the workers (`hostslots.PollGate`:
 no Redis round trip per poll for the other hosts). On stop: no new claims, in-flight
 fetches get `shutdown_grace` seconds, and the leases of whatever did not
-finish are released so another daemon can take them at once.
+finish are released so another daemon can take them at once. Under
+backpressure (the item stream near its cap, ingest/deliver/trim.py) no new
+claims either, until it lifts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from redis.exceptions import RedisError
 
 from ingest.counters import record_fetch
 from ingest.deliver.events import publish_events
+from ingest.deliver.trim import read_busy
 from ingest.keys import Keys
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, FetchFailed
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # Longest an idle poller waits before it looks at the schedule again.
 IDLE_LOOK_SECONDS = 0.1
+# Seconds between two looks at the backpressure state (#20).
+BUSY_LOOK_SECONDS = 0.25
 
 
 def rules_from(settings: Settings) -> ScheduleRules:
@@ -85,6 +90,8 @@ class Poller:
         self.rng = random.Random()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.uncounted_crashes = 0  # poll_crashes not yet written (Redis was down)
+        self.busy: str | None = None  # why the service takes no work now (backpressure), or None
+        self._busy_next = 0.0  # monotonic time of the next look at the backpressure state
 
     async def run(self, stop: asyncio.Event) -> None:
         last_prune = time.monotonic()
@@ -95,6 +102,8 @@ class Poller:
             while not stop.is_set():
                 if not await wait_for_room(self.pool, self.keys, self.settings.queue_bound, stop):
                     break
+                if await self._held_back(stop):
+                    continue
                 room = self.settings.poll_batch - len(self.in_flight)
                 claimed: list[tuple[str, dict[bytes, bytes]]] = []
                 if room > 0:
@@ -115,6 +124,25 @@ class Poller:
             gate.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gate
+
+    async def _held_back(self, stop: asyncio.Event) -> bool:
+        """Backpressure (#20): while the item stream is near its cap, claim nothing. Feeds
+        stay due in the schedule (their leases untouched); fetches in flight finish; the
+        state is read at most every BUSY_LOOK_SECONDS, so it costs no round trip per claim."""
+        now = time.monotonic()
+        if now >= self._busy_next:
+            self._busy_next = now + BUSY_LOOK_SECONDS
+            reason = await read_busy(self.redis, self.keys)
+            if reason and not self.busy:
+                log.warning("backpressure: not claiming feeds: %s", reason)
+            elif self.busy and not reason:
+                log.warning("backpressure over: claiming feeds again")
+            self.busy = reason
+        if self.busy is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BUSY_LOOK_SECONDS)
+        return True
 
     def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
         def done(_: asyncio.Task[None]) -> None:

@@ -43,7 +43,8 @@ routes = web.RouteTableDef()
 # exposed as ingest_events_total{name=...} so nothing counted is hidden.
 _OWN_PREFIXES = ("fetch_outcome:", "fetch_seconds", "fetch_bytes", "parse_seconds", "normalize_seconds",
                  "fetch_to_stream_seconds", "push_to_stream_seconds", "dead_letters:", "items_new", "items_updated",
-                 "items_version_capped")
+                 "items_version_capped", "stream_trimmed_unread", "durable_groups_released",
+                 "backpressure_engaged")
 
 
 def _histogram(name: str, doc: str, counters: dict[str, float], field: str,
@@ -92,6 +93,7 @@ class SnapshotCollector(Collector):
         yield _histogram("ingest_push_to_stream_seconds", "From a WebSub push's arrival to its entry on "
                          "the stream", c, "push_to_stream_seconds", LATENCY_BUCKETS)
         yield from self._gauges()
+        yield from self._retention()
         dead = CounterMetricFamily("ingest_dead_letters_written", "Dead letters written, by kind",
                                    labels=["kind"])
         for key, value in sorted(c.items()):
@@ -104,6 +106,30 @@ class SnapshotCollector(Collector):
                 other.add_metric([key], value)
         yield other
         yield from self._redis()
+
+    def _retention(self) -> Iterator[Metric]:
+        """The stream kept for durable groups, and backpressure (#20)."""
+        c, s = self.snap.counters, self.snap
+        yield CounterMetricFamily("ingest_stream_trimmed_unread", "Entries cut from the item stream past a "
+                                  "cap before a durable group acknowledged them (0 unless a cap was hit)",
+                                  value=c.get("stream_trimmed_unread", 0))
+        yield CounterMetricFamily("ingest_durable_groups_released", "Durable groups released from holding the "
+                                  "stream after durable_group_timeout away", value=c.get("durable_groups_released", 0))
+        yield CounterMetricFamily("ingest_backpressure_engaged", "Times backpressure engaged (the stream near "
+                                  "a cap)", value=c.get("backpressure_engaged", 0))
+        yield GaugeMetricFamily("ingest_backpressure", "1 while the service takes no new work (pollers do not "
+                                "claim, enqueue answers busy), else 0", value=1 if s.backpressure else 0)
+        reason = GaugeMetricFamily("ingest_backpressure_reason", "Why backpressure is engaged (only while it is)",
+                                   labels=["reason"])
+        if s.backpressure:
+            reason.add_metric([s.backpressure], 1)
+        yield reason
+        durable = GaugeMetricFamily("ingest_group_durable", "1 for a durable group, by state: protected (the "
+                                    "stream waits for it) or released", labels=["group", "state"])
+        for g in s.groups:
+            if g.durable:
+                durable.add_metric([g.name, g.durable], 1)
+        yield durable
 
     def _redis(self) -> Iterator[Metric]:
         """The Redis server's own view: a reconnect of any part shows as a new connection
@@ -129,11 +155,15 @@ class SnapshotCollector(Collector):
         lag = GaugeMetricFamily("ingest_group_lag_seconds", "Age of the newest entry minus that of the "
                                 "group's last delivered one", labels=["group"])
         consumers = GaugeMetricFamily("ingest_group_consumers", "Consumers in a group", labels=["group"])
+        lag_entries = GaugeMetricFamily("ingest_group_lag_entries", "Entries not yet delivered to the group "
+                                        "(Redis 7+; absent where the server cannot tell)", labels=["group"])
         for g in s.groups:
             pending.add_metric([g.name], g.pending)
             lag.add_metric([g.name], g.lag_seconds)
             consumers.add_metric([g.name], g.consumers)
-        yield from (pending, lag, consumers)
+            if g.lag is not None:
+                lag_entries.add_metric([g.name], g.lag)
+        yield from (pending, lag, consumers, lag_entries)
         feeds = GaugeMetricFamily("ingest_feeds", "Registered feeds by state", labels=["state"])
         for state, count in self.feeds.items():
             feeds.add_metric([state], count)

@@ -78,7 +78,8 @@ def document() -> dict[str, Any]:
     """Pure: the whole document."""
     paths: dict[str, Any] = {
         "/healthz": {"get": {**_op("The process is alive.", errors=()), "security": []}},
-        "/readyz": {"get": {**_op("Redis and the store answer (503 with the reasons when not).", errors=("503",)),
+        "/readyz": {"get": {**_op("Redis and the store answer, no backpressure (503 with the reasons when not).",
+                                       errors=("503",)),
                             "security": []}},
         "/metrics": {"get": _op("Prometheus metrics (text format), service-wide.",
                                 content={"text/plain": {"schema": _STR}})},
@@ -133,7 +134,7 @@ def document() -> dict[str, Any]:
         "/api/v1/poll": {"post": _op("Make every enabled feed due now.", ok="202")},
         "/api/v1/enqueue": {"post": _op(
             "Fetch URLs once through the pipeline: 202 with the job ids, or with wait=true 200 and "
-            "what each delivered.", ok="202", also=("200",),
+            "what each delivered; 503 'busy' under backpressure (nothing queued).", ok="202", also=("200",),
             body={**_obj(urls={**_WORDS, "minItems": 1, "maxItems": 100}, wait=_BOOL,
                          timeout={"type": "number", "minimum": 0, "exclusiveMinimum": True,
                                                   "maximum": 600}), "required": ["urls"]},

@@ -12,7 +12,7 @@ import time
 from html import escape
 from typing import Any
 
-from ingest.web.status import StatusData
+from ingest.web.status import StatusData, group_mark, lag_entries
 
 __all__ = ["chart_svg", "render_page"]
 
@@ -85,12 +85,19 @@ def _feeds(data: StatusData) -> str:
 
 def _groups(data: StatusData) -> str:
     s = data.snapshot
-    rows = "".join(f"<tr><td>{escape(g.name)}</td><td class=num>{g.consumers}</td><td class=num>{g.pending}</td>"
-                   f"<td class=num>{g.lag_seconds:.1f} s</td></tr>" for g in s.groups)
+    rows = "".join(f"<tr><td>{escape(g.name)}{escape(group_mark(g.durable))}</td><td class=num>{g.consumers}</td>"
+                   f"<td class=num>{g.pending}</td><td class=num>{lag_entries(g.lag)}{g.lag_seconds:.1f} s</td></tr>"
+                   for g in s.groups)
     table = (f"<table><tr><th>consumer group</th><th>consumers</th><th>pending</th><th>lag</th></tr>{rows}</table>"
              if rows else '<p class="muted">No consumer group yet.</p>')
-    return (f'<div class="tiles"><div class="tile">queue<b>{s.queue_depth}</b></div>'
-            f'<div class="tile">stream<b>{s.stream_length}</b></div></div>{table}')
+    busy = (f'<div class="err">Backpressure: no new work taken: {escape(s.backpressure)}</div>'
+            if s.backpressure else "")
+    trimmed = int(s.counters.get("stream_trimmed_unread", 0))
+    released = int(s.counters.get("durable_groups_released", 0))
+    losses = (f'<p class="err">{trimmed} entries trimmed unread; {released} durable groups released</p>'
+              if trimmed or released else "")
+    return (f'{busy}<div class="tiles"><div class="tile">queue<b>{s.queue_depth}</b></div>'
+            f'<div class="tile">stream<b>{s.stream_length}</b></div></div>{table}{losses}')
 
 
 def _dead(data: StatusData) -> str:

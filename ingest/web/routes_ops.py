@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from ingest.deliver.dead import list_dead, retry_dead
+from ingest.deliver.trim import read_busy
 from ingest.errors import IngestError, URLRefused
 from ingest.poll.enqueue import enqueue_fetch, job_outcome
 from ingest.poll.manage import poll_now
@@ -23,7 +24,7 @@ __all__ = ["DEAD_KINDS", "MAX_ENQUEUE", "routes"]
 
 routes = web.RouteTableDef()
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
-DEAD_KINDS = ("parse", "job", "sink", "webhook", "subscriber")
+DEAD_KINDS = ("parse", "job", "sink", "webhook", "subscriber", "group")
 MAX_ENQUEUE = 100
 
 
@@ -35,7 +36,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Redis and the store answer; 503 with the reason when one does not."""
+    """Redis and the store answer and the service takes work; 503 with the reason when not
+    (backpressure: the item stream is near its cap, #20)."""
     services = request.app[SERVICES]
     problems: dict[str, str] = {}
     try:
@@ -47,6 +49,10 @@ async def readyz(request: web.Request) -> web.Response:
         await sink.query(_PROBE)
     except (IngestError, OSError, TimeoutError) as e:
         problems["store"] = f"{type(e).__name__}: {e}"
+    if "redis" not in problems:
+        busy = await read_busy(services.redis, services.keys)
+        if busy:
+            problems["backpressure"] = busy
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)
     return json_response({"status": "ready"})
@@ -69,6 +75,9 @@ async def enqueue(request: web.Request) -> web.Response:
     timeout = body.get("timeout", services.settings.enqueue_wait_timeout)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 600:
         raise bad_input("timeout", "must be a number of seconds between 0 and 600")
+    busy = await read_busy(services.redis, services.keys)
+    if busy:  # backpressure (#20): nothing queued; the client tries again later
+        raise ApiError(503, f"busy, nothing queued: {busy}; try again once the consumer groups catch up")
     try:
         jobs = await enqueue_fetch(services.arq, urls, services.settings)
     except URLRefused as e:

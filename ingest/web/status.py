@@ -16,7 +16,7 @@ from ingest.poll.registry import list_feeds
 from ingest.stats import Snapshot, items_per_minute, read_snapshot
 from ingest.web.app import SERVICES
 
-__all__ = ["FAILING_SHOWN", "StatusData", "gather_status", "routes", "status_text"]
+__all__ = ["FAILING_SHOWN", "StatusData", "gather_status", "group_mark", "lag_entries", "routes", "status_text"]
 
 routes = web.RouteTableDef()
 FAILING_SHOWN = 10
@@ -54,6 +54,15 @@ async def gather_status(redis: aioredis.Redis, keys: Keys, now: float | None = N
                       recent_dead=recent, feeds=rows[:FEEDS_SHOWN], feed_count=len(rows))
 
 
+def group_mark(durable: str) -> str:
+    """Pure: how a group's durability shows beside its name."""
+    return {"protected": " (durable)", "released": " (durable, RELEASED)"}.get(durable, "")
+
+
+def lag_entries(lag: int | None) -> str:
+    return "" if lag is None else f"{lag} entries, "
+
+
 def status_text(data: StatusData) -> str:
     """Pure: the page's content for a terminal (`ingest status`)."""
     s = data.snapshot
@@ -61,10 +70,15 @@ def status_text(data: StatusData) -> str:
              f"items/hour:   {sum(n for _, n in data.per_minute)} "
              f"(last 10 min: {' '.join(str(n) for _, n in data.per_minute[-10:])})",
              f"queue depth:  {s.queue_depth}", f"stream:       {s.stream_length} entries",
-             f"dead letters: {s.dead_letters}"]
+             f"dead letters: {s.dead_letters}",
+             f"backpressure: {'ENGAGED: ' + s.backpressure if s.backpressure else 'off'}"]
+    trimmed = int(s.counters.get("stream_trimmed_unread", 0))
+    released = int(s.counters.get("durable_groups_released", 0))
+    if trimmed or released:
+        lines.append(f"trimmed unread: {trimmed} entries; durable groups released: {released}")
     for g in s.groups:
-        lines.append(f"group {g.name}: {g.consumers} consumers, {g.pending} pending, "
-                     f"lag {g.lag_seconds:.1f} s")
+        lines.append(f"group {g.name}{group_mark(g.durable)}: {g.consumers} consumers, {g.pending} pending, "
+                     f"lag {lag_entries(g.lag)}{g.lag_seconds:.1f} s")
     if data.failing:
         lines.append("most failing feeds:")
         lines += [f"  {r['id']}  {r['consecutive_errors']:>3} errors  {r['url']}\n      {r['last_error']}"
