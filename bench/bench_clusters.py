@@ -48,7 +48,7 @@ from ingest.embedded import RedisServer  # noqa: E402
 from ingest.keys import Keys  # noqa: E402
 from ingest.models import FeedSpec, Item  # noqa: E402
 from ingest.settings import Settings  # noqa: E402
-from tests.conftest import FEEDS_DIR as FEEDS  # noqa: E402
+from tests.corpus import FEEDS_DIR as FEEDS  # noqa: E402
 from tests.wiresets import LANGUAGES, items_of, load  # noqa: E402
 from workers.clusters.index import ClusterIndex, sketch_item  # noqa: E402
 from workers.clusters.sketch import similarity, threshold_for  # noqa: E402
@@ -146,7 +146,7 @@ async def bench_memory(url: str, items: list[Item]) -> Memory:
         await index.assign([item])
     after = (await client.info("memory"))["used_memory"]
     count = await client.dbsize()
-    entries = await client.mget([keys.cluster_item(i.id) for i in sketched])
+    entries = await client.mget([keys.cluster_entry(bytes.fromhex(i.id)[:8]) for i in sketched])
     await client.aclose()
     entry = sum(len(e or b"") for e in entries) / len(sketched)
     return Memory((after - before) / len(sketched), count / len(sketched), entry, len(sketched))
