@@ -83,7 +83,7 @@ BUCKETS_PER_RETENTION = 2
 # entry and look every band up in the live buckets, oldest first; claim each
 # band found nowhere for the document's first item with it (HSETNX into the
 # current bucket, whose hash then expires with it). The bands travel as one
-# string of 16-byte records (shard: uint32 little-endian, field: 4 bytes,
+# string of 16-byte records (shard: 4 hex digits, as in the hash's name; field: 4 bytes;
 # handle: 8 bytes) and the answer as one string of 8-byte handles (zeros: not
 # found): a few arguments per document instead of a hundred per item, as the
 # client's cost is per argument. The hashes' names are made here from the
@@ -94,29 +94,33 @@ BUCKETS_PER_RETENTION = 2
 _READ_LUA = """
 local prefix, first, live, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local records = ARGV[5]
-local current = first + live - 1
+local buckets = {}
+for b = 1, live do buckets[b] = prefix .. (first + b - 1) .. ':' end
+local current = buckets[live]
 local entries = #KEYS > 0 and redis.call('MGET', unpack(KEYS)) or {}
-local found, expiring = {}, {}
-local none = string.rep('\0', 8)
+local found, expiring, n = {}, {}, 0
+local none = string.rep('\\0', 8)
+local sub, call = string.sub, redis.call
 for pos = 1, #records, 16 do
-  local shard = ':' .. struct.unpack('<I4', records, pos)
-  local field = string.sub(records, pos + 4, pos + 7)
+  local shard = sub(records, pos, pos + 3)
+  local field = sub(records, pos + 4, pos + 7)
   local hit = false
-  for b = first, current do
-    hit = redis.call('HGET', prefix .. b .. shard, field)
+  for b = 1, live - 1 do
+    hit = call('HGET', buckets[b] .. shard, field)
     if hit then break end
   end
-  if hit then
-    found[#found + 1] = hit
-  else
-    found[#found + 1] = none
-    local key = prefix .. current .. shard
-    redis.call('HSETNX', key, field, string.sub(records, pos + 8, pos + 15))
-    if not expiring[key] then
-      redis.call('EXPIREAT', key, at)
+  if not hit then
+    -- The current bucket: claimed if free (one call for a new band), else read.
+    local key = current .. shard
+    if call('HSETNX', key, field, sub(records, pos + 8, pos + 15)) == 0 then
+      hit = call('HGET', key, field)
+    elseif not expiring[key] then
+      call('EXPIREAT', key, at)
       expiring[key] = true
     end
   end
+  n = n + 1
+  found[n] = hit or none
 end
 return {entries, table.concat(found)}
 """
@@ -162,7 +166,8 @@ class Buckets:
 
 U32 = npt.NDArray[np.uint32]
 _BAND = np.dtype([("index", "u1"), ("values", "<u8")])
-_RECORD = np.dtype([("shard", "<u4"), ("field", "<u4"), ("handle", "S8")])
+_RECORD = np.dtype([("shard", "S4"), ("field", "<u4"), ("handle", "S8")])
+_HEX = np.array([f"{i:04x}".encode() for i in range(1 << 16)], dtype="S4")
 _NONE = bytes(HANDLE_BYTES)
 _BAND_MIX = np.uint64(fixed_words("band", 1)[0] | 1)
 
@@ -206,7 +211,7 @@ def _field(value: np.uint32) -> bytes:
 def _records(shards: U32, fields: U32, handles: Sequence[bytes]) -> bytes:
     """The bands as the read script takes them: 16 bytes each."""
     records = np.empty(len(handles), dtype=_RECORD)
-    records["shard"] = shards
+    records["shard"] = _HEX[shards]
     records["field"] = fields
     records["handle"] = np.frombuffer(b"".join(handles), dtype="S8")
     return records.tobytes()
