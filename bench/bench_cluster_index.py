@@ -18,6 +18,8 @@ each round runs the code of DIR then this tree's, each in its own process
 and its own server, --rounds times interleaved (A, B, A, B): the machine's
 load falls on both alike.
 
+BENCH_INDEX_HASHES=N sets `cluster_index_hashes` (code that has the setting).
+
 Run: .venv/bin/python bench/bench_cluster_index.py [--items 20000] [--compare DIR] [--rounds 2]
 """
 
@@ -79,7 +81,9 @@ async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> d
 
     client = aioredis.Redis.from_url(url)
     keys = Keys("bench")
-    index = ClusterIndex.from_settings(client, keys, Settings())
+    hashes = {"cluster_index_hashes": int(os.environ["BENCH_INDEX_HASHES"])} \
+        if os.environ.get("BENCH_INDEX_HASHES") else {}
+    index = ClusterIndex.from_settings(client, keys, Settings(**hashes))
     template = Item(id="0" * 32, version=1, feed_id="bench", feed_url="https://bench.example/feed",
                     feed_title="bench", url=None, link=None, guid=None, title="", authors=[],
                     published_at=None, updated_at=None, fetched_at="2026-01-01T00:00:00Z",

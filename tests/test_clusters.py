@@ -31,12 +31,14 @@ from workers.clusters.index import (
     plan_clusters,
     sketch_item,
 )
-from workers.clusters.shingles import shingles
+from workers.clusters.shingles import shingle_ids, shingles
 from workers.clusters.sketch import (
     MIN_SHINGLES,
     Sketch,
+    _signature,
     similarity,
     sketch_text,
+    sketch_texts,
     threshold_for,
 )
 from workers.normalize.record import normalize_entry
@@ -237,6 +239,22 @@ async def test_an_item_is_found_for_the_retention_and_not_one_bucket_after(
     assert found.cluster_id == seed.id
     [late] = await index.assign([copies[1]], now=last + 1)
     assert late.cluster_id == copies[1].id  # the seed's bucket is read no more
+
+
+def test_a_documents_sketches_at_once_equal_each_items_own() -> None:
+    """MinHash over a whole document (one search for every item) gives each item the
+    sketch it gets alone, short texts (empty bins, densified) and CJK included."""
+    texts = [text_of(i) for path in [SEED, *VARIANTS, OTHERS] for i in items_of(path)]
+    words = " ".join(texts).split()
+    texts += [" ".join(words[i : i + n]) for i, n in ((0, 3), (5, 9), (40, 14), (90, 30))]
+    texts += ["서울에서 큰 화재가 발생했다 소방당국은", "東京都内で大規模な火災が発生しました", ""]
+    together = sketch_texts(texts)
+    assert together == [sketch_text(t) for t in texts]
+    assert None in together and sum(s is not None for s in together) >= len(texts) - 4
+    for text, sketch in zip(texts, together, strict=True):  # against one item's MinHash
+        if sketch is not None:
+            alone = _signature(shingle_ids(text)).astype("<u4").tobytes()
+            assert b"".join(band[1:] for band in sketch.bands) == alone
 
 
 def test_buckets_cover_the_retention_and_a_band_maps_to_one_slot() -> None:

@@ -65,7 +65,14 @@ from ingest.models import Item
 from ingest.redis_conn import is_cluster, mget_any
 from ingest.settings import Settings
 from workers.clusters.shingles import fixed_words
-from workers.clusters.sketch import Sample, Sketch, band_candidates, choose_cluster, sketch_text
+from workers.clusters.sketch import (
+    Sample,
+    Sketch,
+    band_candidates,
+    choose_cluster,
+    sketch_text,
+    sketch_texts,
+)
 
 __all__ = ["BUCKETS_PER_RETENTION", "Buckets", "ClusterIndex", "Thresholds", "band_slots",
            "plan_clusters", "sketch_item"]
@@ -219,7 +226,11 @@ def _records(shards: U32, fields: U32, handles: Sequence[bytes]) -> bytes:
 
 def sketch_item(item: Item) -> Sketch | None:
     """The sketch of an item's story text: its title and body (or summary)."""
-    return sketch_text(f"{item.title}\n{item.content_text or item.summary}")
+    return sketch_text(_story_text(item))
+
+
+def _story_text(item: Item) -> str:
+    return f"{item.title}\n{item.content_text or item.summary}"
 
 
 _ENTRY = b"\x03"  # the entry format of #13: raw cluster id, then the sample
@@ -346,7 +357,8 @@ class ClusterIndex:
         if not items:
             return []
         bucket = self.buckets.current(time.time() if now is None else now)
-        sketches = [(item.id, sketch_item(item)) for item in items]
+        sketches = list(zip([item.id for item in items],
+                            sketch_texts([_story_text(item) for item in items]), strict=True))
         handles = [_handle(item.id) for item in items]
         first = _first_with_band(sketches, handles)
         bands = sorted(first)
