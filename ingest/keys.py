@@ -154,9 +154,9 @@ class Keys:
 
     def cluster_bands(self, bucket: int, shard: int) -> str:
         """One small hash of LSH bands (#21): the bands first seen in time bucket `bucket`
-        whose hash falls in `shard` (4 hex digits); 4-byte band hash -> 8-byte item
+        whose hash falls in `shard` (6 hex digits); 4-byte band hash -> 8-byte item
         handle. It expires as a whole (workers/clusters/index.py)."""
-        return f"{self.cluster_bands_prefix}{bucket}:{shard:04x}"
+        return f"{self.cluster_bands_prefix}{bucket}:{shard:06x}"
 
     @property
     def cluster_bands_prefix(self) -> str:

@@ -227,8 +227,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be 'auto' (one per core) or a number of processes from 0 to 256"),
     ("worker_heartbeat_ttl", lambda s: None if s.worker_heartbeat_ttl >= 1
      else "must be at least 1 second (the heartbeat is written every third of it)"),
-    ("cluster_index_hashes", lambda s: None if 1 <= s.cluster_index_hashes <= 1 << 16
-     else "must be from 1 to 65536"),
+    ("cluster_index_hashes", lambda s: None if 1 <= s.cluster_index_hashes <= 1 << 24
+     else "must be from 1 to 16777216"),
     ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
      else "must be greater than 0 and at most 1"),
     ("listen", lambda s: _listen_problem(s.listen)),

@@ -90,7 +90,7 @@ BUCKETS_PER_RETENTION = 2
 # entry and look every band up in the live buckets, oldest first; claim each
 # band found nowhere for the document's first item with it (HSETNX into the
 # current bucket, whose hash then expires with it). The bands travel as one
-# string of 16-byte records (shard: 4 hex digits, as in the hash's name; field: 4 bytes;
+# string of 18-byte records (shard: 6 hex digits, as in the hash's name; field: 4 bytes;
 # handle: 8 bytes) and the answer as one string of 8-byte handles (zeros: not
 # found): a few arguments per document instead of a hundred per item, as the
 # client's cost is per argument. The hashes' names are made here from the
@@ -108,9 +108,9 @@ local entries = #KEYS > 0 and redis.call('MGET', unpack(KEYS)) or {}
 local found, expiring, n = {}, {}, 0
 local none = string.rep('\\0', 8)
 local sub, call = string.sub, redis.call
-for pos = 1, #records, 16 do
-  local shard = sub(records, pos, pos + 3)
-  local field = sub(records, pos + 4, pos + 7)
+for pos = 1, #records, 18 do
+  local shard = sub(records, pos, pos + 5)
+  local field = sub(records, pos + 6, pos + 9)
   local hit = false
   for b = 1, live - 1 do
     hit = call('HGET', buckets[b] .. shard, field)
@@ -119,7 +119,7 @@ for pos = 1, #records, 16 do
   if not hit then
     -- The current bucket: claimed if free (one call for a new band), else read.
     local key = current .. shard
-    if call('HSETNX', key, field, sub(records, pos + 8, pos + 15)) == 0 then
+    if call('HSETNX', key, field, sub(records, pos + 10, pos + 17)) == 0 then
       hit = call('HGET', key, field)
     elseif not expiring[key] then
       call('EXPIREAT', key, at)
@@ -173,8 +173,9 @@ class Buckets:
 
 U32 = npt.NDArray[np.uint32]
 _BAND = np.dtype([("index", "u1"), ("values", "<u8")])
-_RECORD = np.dtype([("shard", "S4"), ("field", "<u4"), ("handle", "S8")])
-_HEX = np.array([f"{i:04x}".encode() for i in range(1 << 16)], dtype="S4")
+_RECORD = np.dtype([("shard", "u1", 6), ("field", "<u4"), ("handle", "S8")])
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLES = np.arange(20, -1, -4, dtype=np.uint32)  # 6 hex digits, most significant first
 _NONE = bytes(HANDLE_BYTES)
 _BAND_MIX = np.uint64(fixed_words("band", 1)[0] | 1)
 
@@ -216,9 +217,9 @@ def _field(value: np.uint32) -> bytes:
 
 
 def _records(shards: U32, fields: U32, handles: Sequence[bytes]) -> bytes:
-    """The bands as the read script takes them: 16 bytes each."""
+    """The bands as the read script takes them: 18 bytes each."""
     records = np.empty(len(handles), dtype=_RECORD)
-    records["shard"] = _HEX[shards]
+    records["shard"] = _HEX_DIGITS[(shards[:, None] >> _NIBBLES) & np.uint32(0xF)]
     records["field"] = fields
     records["handle"] = np.frombuffer(b"".join(handles), dtype="S8")
     return records.tobytes()
