@@ -105,8 +105,6 @@ async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> d
     stats = await client.info("commandstats")
     commands = sum(int(v["calls"]) for k, v in stats.items()
                    if k not in ("cmdstat_config", "cmdstat_info"))
-    calls = sum(int(v["calls"]) for k, v in stats.items()
-                if k in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_mget"))
     encodings: dict[str, int] = {}
     async for key in client.scan_iter(match="bench:cbk:*", count=1000):
         encoding = (await client.object("encoding", key)).decode()
@@ -120,7 +118,6 @@ async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> d
         "redis_cpu_us_per_item": (cpu1 - cpu0) / n * 1e6,
         "client_cpu_us_per_item": client_cpu / n * 1e6,
         "commands_per_item": commands / n,
-        "round_trips_per_document": calls / len(documents),
         "band_hash_encodings": encodings,
     }
     await client.aclose()
@@ -175,8 +172,7 @@ def main() -> None:
         print(f"  {name:10} redis {runs[0]['redis_version']}: {median('memory_per_item'):6.0f} B/item, "
               f"{median('keys_per_item'):5.2f} keys/item, redis CPU {median('redis_cpu_us_per_item'):6.1f} µs/item, "
               f"client CPU {median('client_cpu_us_per_item'):6.1f} µs/item, "
-              f"{median('commands_per_item'):5.1f} commands/item, "
-              f"{median('round_trips_per_document'):4.1f} round trips/document")
+              f"{median('commands_per_item'):5.1f} commands/item")
 
 
 if __name__ == "__main__":
