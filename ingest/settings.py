@@ -50,7 +50,7 @@ class Settings:
     cluster_threshold: float = 0.5
     cluster_threshold_cjk: float = 0.35
     cluster_retention_hours: int = 48
-    cluster_index_hashes: int = 4096
+    cluster_index_hashes: int = 16384
     allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0

@@ -332,7 +332,7 @@ class ClusterIndex:
         keys: Keys,
         thresholds: Thresholds,
         ttl_seconds: int,
-        shards: int = 4096,
+        shards: int = 16384,
     ):
         self.redis = redis
         self.keys = keys
