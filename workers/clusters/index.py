@@ -2,11 +2,13 @@
 
 Per document, at most three round trips whatever the number of items:
 
-1. one read script: each item's own entry (an item keeps its cluster across
-   versions) and every LSH band of every item, in each live time bucket;
+1. one script: each item's own entry (an item keeps its cluster across
+   versions), every LSH band of every item looked up in the live time
+   buckets, and each band found nowhere claimed for the document's first item
+   with it (HSETNX);
 2. one MGET: the entries (cluster id + shingle sample) of the candidate items
    those bands point to (at most MAX_CANDIDATES per item), when there are any;
-3. one write script: each item's entry and each band not taken yet (HSETNX).
+3. one script writing each item's entry.
 
 The decision in between is pure (`plan_clusters`): an item joins the cluster
 of its most similar candidate at or above the pair's threshold (by script:
@@ -38,13 +40,13 @@ cluster of its own.
 
 On a Redis Cluster the keys are spread over every node: the reads and the
 writes are pipelines split by node instead of the scripts (which need their
-keys in one slot); the outcome is the same.
+keys in one slot), and the new bands are claimed with the entries, after the
+decision; the outcome is the same.
 
 Concurrency: two workers that see the first two copies of a story at the
-same instant may both start a cluster; the bands are set with HSETNX, so the
-first writer owns them and later copies join its cluster. Reading and writing
-in one Lua script would close that window, but would move the decision into
-Lua; the window is one round trip wide and costs only a split cluster.
+same instant may both start a cluster: the second finds the bands claimed by
+the first, but not yet its entry. The window is one round trip wide and costs
+only a split cluster; closing it would move the decision into Lua.
 """
 
 from __future__ import annotations
