@@ -91,7 +91,9 @@ BUCKETS_PER_RETENTION = 2
 # One Redis (a cluster runs the same steps as pipelines): read each item's
 # entry and look every band up in the live buckets, oldest first; claim each
 # band found nowhere for the document's first item with it (HSETNX into the
-# current bucket, whose hash then expires with it). The bands travel as one
+# current bucket; a hash this creates gets its expiry, told by HLEN = 1: read-only,
+# where an EXPIREAT for every claim would also go to the AOF and the
+# replicas). The bands travel as one
 # string of 18-byte records (shard: 6 hex digits, as in the hash's name; field: 4 bytes;
 # handle: 8 bytes) and the answer as one string of 8-byte handles (zeros: not
 # found): a few arguments per document instead of a hundred per item, as the
@@ -107,7 +109,7 @@ local buckets = {}
 for b = 1, live do buckets[b] = prefix .. (first + b - 1) .. ':' end
 local current = buckets[live]
 local entries = #KEYS > 0 and redis.call('MGET', unpack(KEYS)) or {}
-local found, expiring, n = {}, {}, 0
+local found, n = {}, 0
 local none = string.rep('\\0', 8)
 local sub, call = string.sub, redis.call
 for pos = 1, #records, 18 do
@@ -123,9 +125,8 @@ for pos = 1, #records, 18 do
     local key = current .. shard
     if call('HSETNX', key, field, sub(records, pos + 10, pos + 17)) == 0 then
       hit = call('HGET', key, field)
-    elseif not expiring[key] then
+    elseif call('HLEN', key) == 1 then  -- a new hash: it expires with its bucket
       call('EXPIREAT', key, at)
-      expiring[key] = true
     end
   end
   n = n + 1
