@@ -9,8 +9,9 @@ started here and stopped at the end). Reported per item delivered:
 
   dedup state    the keys/hashes that remember items (`<ns>:item:*` before #13,
                  `<ns>:seen:*` after), by MEMORY USAGE
-  cluster index  item entries (`<ns>:cluster:item:*`) and LSH band keys
-                 (`<ns>:cluster:band:*` before #13, `<ns>:cb:*` after)
+  cluster index  item entries (`<ns>:cluster:item:*`, since #21 `<ns>:ce:*`) and
+                 LSH bands (`<ns>:cluster:band:*` before #13, `<ns>:cb:*` after,
+                 since #21 the hashes `<ns>:cbk:*`)
   stream entry   `<ns>:items` by MEMORY USAGE
   commands       every command the server ran (INFO commandstats, scripts'
                  inner calls included) per document and per item
@@ -46,8 +47,9 @@ NS = "bench"
 def _kind(key: bytes) -> str:
     name = key.decode("latin-1")
     for prefix, kind in ((f"{NS}:item:", "dedup"), (f"{NS}:seen:", "dedup"),
-                         (f"{NS}:cluster:item:", "cluster entries"), (f"{NS}:cluster:band:", "cluster bands"),
-                         (f"{NS}:cb:", "cluster bands"), (f"{NS}:items", "stream")):
+                         (f"{NS}:cluster:item:", "cluster entries"), (f"{NS}:ce:", "cluster entries"),
+                         (f"{NS}:cluster:band:", "cluster bands"), (f"{NS}:cb:", "cluster bands"),
+                         (f"{NS}:cbk:", "cluster bands"), (f"{NS}:items", "stream")):
         if name.startswith(prefix):
             return kind
     return "other"

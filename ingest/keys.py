@@ -161,14 +161,30 @@ class Keys:
     # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
 
     def cluster_item(self, item_id: str) -> str:
-        """An item's cluster id (32 hex characters) followed by its encoded shingle
-        sample (workers/clusters/sketch.py `Sample`)."""
+        """Before #21: an item's entry by its whole id (the entry format of `cluster_entry`);
+        still read for an item's own cluster, never written, they expire."""
         return f"{self.ns}:cluster:item:{item_id}"
 
     def cluster_band_packed(self, band: bytes) -> bytes:
-        """LSH band as 9 bytes (its index, its two MinHash values) -> 16-byte id of the first
-        item seen with it (workers/clusters/index.py); short, as there are 24 per item."""
+        """Before #21: LSH band as 9 bytes (its index, its two MinHash values) -> 16-byte id
+        of the first item seen with it; no longer written or read, they expire."""
         return f"{self.ns}:cb:".encode() + band
+
+    def cluster_entry(self, handle: bytes) -> bytes:
+        """An item's entry in the cluster index by its handle (the first 8 bytes of its
+        id, #21): byte 0x03, its cluster id (16 bytes), its shingle sample."""
+        return f"{self.ns}:ce:".encode() + handle
+
+    def cluster_bands(self, bucket: int, shard: int) -> str:
+        """One small hash of LSH bands (#21): the bands first seen in time bucket `bucket`
+        whose hash falls in `shard` (6 hex digits); 4-byte band hash -> 8-byte item
+        handle. It expires as a whole (workers/clusters/index.py)."""
+        return f"{self.cluster_bands_prefix}{bucket}:{shard:06x}"
+
+    @property
+    def cluster_bands_prefix(self) -> str:
+        """What every `cluster_bands` name starts with (the read script makes them)."""
+        return f"{self.ns}:cbk:"
 
     @property
     def feeds(self) -> str:

@@ -56,6 +56,7 @@ class Settings:
     cluster_threshold: float = 0.5
     cluster_threshold_cjk: float = 0.35
     cluster_retention_hours: int = 48
+    cluster_index_hashes: int = 16384
     allowed_iframe_hosts: str = ""
     user_agent: str = "ingest/0.1 (news feed ingestion service)"
     connect_timeout: float = 10.0
@@ -243,6 +244,8 @@ _CHECKS: tuple[tuple[str, Callable[[Settings], str | None]], ...] = (
      else "must be 'auto' (one per core) or a number of processes from 0 to 256"),
     ("worker_heartbeat_ttl", lambda s: None if s.worker_heartbeat_ttl >= 1
      else "must be at least 1 second (the heartbeat is written every third of it)"),
+    ("cluster_index_hashes", lambda s: None if 1 <= s.cluster_index_hashes <= 1 << 24
+     else "must be from 1 to 16777216"),
     ("cluster_threshold_cjk", lambda s: None if 0 < s.cluster_threshold_cjk <= 1
      else "must be greater than 0 and at most 1"),
     ("listen", lambda s: _listen_problem(s.listen)),

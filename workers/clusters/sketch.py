@@ -59,6 +59,7 @@ __all__ = [
     "choose_cluster",
     "similarity",
     "sketch_text",
+    "sketch_texts",
     "threshold_for",
 ]
 
@@ -83,7 +84,7 @@ U32 = npt.NDArray[np.uint32]
 # Bin edges of the one-permutation MinHash over the 32-bit shingle ids.
 _EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint64(NUM_PERM)
 _BINS = np.arange(NUM_PERM, dtype=np.int64)
-_BAND_INDEX = [bytes((i,)) for i in range(BANDS)]
+_BAND_NUMBERS = np.arange(BANDS, dtype=np.uint8)
 _STEP = np.uint32(fixed_words("densify", 1)[0] & 0xFFFFFFFF | 1)
 
 
@@ -151,19 +152,60 @@ def _signature(ids: U32) -> U32:
 
 def sketch_text(text: str) -> Sketch | None:
     """The sketch of `text`, or None when it has too few shingles to compare."""
-    ids, share = shingle_ids_and_share(text)
-    if len(ids) < MIN_SHINGLES:
-        return None
-    # The band's own bytes are its key: already uniform hash values.
-    signature = _signature(ids).astype("<u4").tobytes()
-    width = ROWS * 4
-    bands = tuple(_BAND_INDEX[i] + signature[i * width : (i + 1) * width] for i in range(BANDS))
-    sample = Sample(
-        ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
-        complete=len(ids) <= SAMPLE_SIZE,
-        cjk_share=round(share * 255),
-    )
-    return Sketch(bands=bands, sample=sample)
+    return sketch_texts([text])[0]
+
+
+def sketch_texts(texts: Sequence[str]) -> list[Sketch | None]:
+    """The sketch of each text (None: too few shingles to compare), the MinHash of all
+    of them at once (#21): one binary search over every text's shingle ids, each
+    id tagged with its text's number in the high 32 bits, instead of a dozen
+    numpy calls per text. The same values as `_signature` of each."""
+    shingled = [shingle_ids_and_share(text) for text in texts]
+    kept = [i for i, (ids, _) in enumerate(shingled) if len(ids) >= MIN_SHINGLES]
+    out: list[Sketch | None] = [None] * len(texts)
+    if not kept:
+        return out
+    signatures = _signatures([shingled[i][0] for i in kept])
+    # Band b of row r: its index, then values 2b and 2b + 1 (little-endian): 9 bytes.
+    rows = np.empty((len(kept), BANDS, 1 + ROWS * 4), dtype=np.uint8)
+    rows[:, :, 0] = _BAND_NUMBERS
+    rows[:, :, 1:] = signatures.astype("<u4").view(np.uint8).reshape(len(kept), BANDS, ROWS * 4)
+    packed = rows.tobytes()
+    width = BANDS * (1 + ROWS * 4)
+    for r, i in enumerate(kept):
+        ids, share = shingled[i]
+        row = packed[r * width : (r + 1) * width]
+        bands = tuple(row[j : j + 1 + ROWS * 4] for j in range(0, width, 1 + ROWS * 4))
+        sample = Sample(
+            ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
+            complete=len(ids) <= SAMPLE_SIZE,
+            cjk_share=round(share * 255),
+        )
+        out[i] = Sketch(bands=bands, sample=sample)
+    return out
+
+
+def _signatures(id_sets: Sequence[U32]) -> U32:
+    """`_signature` of each set of sorted shingle ids (none empty), as one array of
+    rows. Pure."""
+    count = len(id_sets)
+    tags = np.repeat(np.arange(count, dtype=np.uint64) << np.uint64(32),
+                     [len(ids) for ids in id_sets])
+    tagged = np.concatenate(id_sets).astype(np.uint64) | tags  # sorted: by text, then id
+    base = (np.arange(count, dtype=np.uint64) << np.uint64(32))[:, None]
+    firsts = np.searchsorted(tagged, base + _EDGES[:-1])
+    found = tagged[np.minimum(firsts, len(tagged) - 1)]
+    full = (firsts < len(tagged)) & (found < base + _EDGES[1:])
+    values = (found & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    if full.all():
+        return values
+    # Rows with empty bins: the next non-empty bin at or after each bin, wrapping
+    # around once (every row has a non-empty bin: its text has shingles).
+    marks = np.where(full, _BINS, NUM_PERM + np.argmax(full, axis=1)[:, None])
+    after = np.minimum.accumulate(marks[:, ::-1], axis=1)[:, ::-1]
+    picked = np.take_along_axis(values, after % NUM_PERM, axis=1)
+    signatures: U32 = picked + (after - _BINS).astype(np.uint32) * _STEP
+    return signatures
 
 
 def similarity(a: Sample, b: Sample) -> float:
