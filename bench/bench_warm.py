@@ -37,14 +37,18 @@ __all__ = ["main"]
 
 
 def _start(tree: Path, tmp: Path, farm: Farm) -> Service:
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(tree.resolve())  # `ingest import` and `ingest run` import this tree
+    saved, cwd = os.environ.get("PYTHONPATH"), Path.cwd()
+    # `ingest import` and `ingest run` import this tree: `python -m` puts the working
+    # directory first on sys.path, then comes PYTHONPATH.
+    os.environ["PYTHONPATH"] = str(tree.resolve())
+    os.chdir(tree)
     try:
         service = Service(tmp, None)
         service.start_redis()
         service.import_opml(farm.opml(tmp / "farm.opml"))
         service.start()
     finally:
+        os.chdir(cwd)
         if saved is None:
             del os.environ["PYTHONPATH"]
         else:

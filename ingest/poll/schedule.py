@@ -62,10 +62,6 @@ class ScheduleRules:
     push_poll_interval: float = 3600  # fallback poll of a feed a hub pushes (#11)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 @dataclass(frozen=True)
 class FeedState:
     """A feed as the registry stores it (`<ns>:feed:<id>` hash)."""
@@ -98,7 +94,9 @@ class FeedState:
 
     @classmethod
     def from_hash(cls, feed_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> FeedState:
-        data = {_text(k): _text(v) for k, v in raw.items()}
+        # Decoded inline: a claim decodes ~25 fields per feed.
+        data = {(k.decode("utf-8", "replace") if isinstance(k, bytes) else k):
+                (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in raw.items()}
 
         def num(name: str) -> float:
             try:
