@@ -157,11 +157,11 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
 
     try:
         while True:
-            check_url(current, allowed)
+            target = check_url(current, allowed)
             proxy = _proxy_for(current, settings)
             if proxy:
                 await _judge_target_behind_proxy(session, current)
-            async with session.get(current, headers=request_headers, allow_redirects=False,
+            async with session.get(target, headers=request_headers, allow_redirects=False,
                                    proxy=proxy) as response:
                 status = response.status
                 if is_redirect(status):

@@ -133,17 +133,20 @@ def _literal_address(host: str) -> Address | None:
         return legacy_ipv4(host.rstrip("."))
 
 
-def check_url(url: str, allowed: Sequence[Network] = ()) -> None:
+def check_url(url: str, allowed: Sequence[Network] = ()) -> yarl.URL:
     """Refuse a URL before any I/O: wrong scheme, no host, or a literal refused address.
 
     The host judged is `connect_host(url)`, the one the client will use.
     A host that the client takes for an address but that names none we can
     read is refused too (fail closed): it would never reach the resolver.
+    Returns the URL parsed as the client parses it: handing that to the client
+    spares it a second parse (~4 us a request, #21).
     """
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port
-        host = connect_host(url)
+        parsed = yarl.URL(url)  # as aiohttp parses it: connect_host(url)
+        host = parsed.raw_host
     except ValueError as e:
         raise URLRefused(f"refused {url}: malformed URL ({e})") from e
     if parts.scheme not in ("http", "https"):
@@ -153,6 +156,7 @@ def check_url(url: str, allowed: Sequence[Network] = ()) -> None:
     reason = _host_refusal(host, tuple(allowed))
     if reason:
         raise URLRefused(f"refused {url}: {reason}")
+    return parsed
 
 
 @functools.lru_cache(maxsize=4096)
