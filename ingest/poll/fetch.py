@@ -48,7 +48,8 @@ _CHUNK = 64 * 1024
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as 2026-01-05T06:00:00.123456Z (isoformat is C; strftime took ~3 us a poll, #21)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def check_scheme(url: str, settings: Settings | None = None) -> None:
