@@ -80,7 +80,8 @@ async def run(feeds: int, rounds: int, plain: bool, url: str, port: int) -> None
                 break
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - start
-        stats = {k.decode(): int(v) for k, v in (await client.hgetall(keys.stats)).items()}
+        stats = {k.decode(): int(v) for k, v in (await client.hgetall(keys.stats)).items()
+                 if k.startswith(b"polls_")}
         await pool.delete(keys.queue)
         print(f"round {r + 1}: {feeds / elapsed:7.0f} polls/s  rss {rss_mib():6.1f} MiB  {stats}", flush=True)
     stop.set()

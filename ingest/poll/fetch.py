@@ -48,7 +48,8 @@ _CHUNK = 64 * 1024
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as 2026-01-05T06:00:00.123456Z (isoformat is C; strftime took ~3 us a poll, #21)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def check_scheme(url: str, settings: Settings | None = None) -> None:
@@ -157,11 +158,11 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
 
     try:
         while True:
-            check_url(current, allowed)
+            target = check_url(current, allowed)
             proxy = _proxy_for(current, settings)
             if proxy:
                 await _judge_target_behind_proxy(session, current)
-            async with session.get(current, headers=request_headers, allow_redirects=False,
+            async with session.get(target, headers=request_headers, allow_redirects=False,
                                    proxy=proxy) as response:
                 status = response.status
                 if is_redirect(status):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -173,6 +174,8 @@ class PollGate:
     shared: frozenset[str] = frozenset()
     read_at: float = float("-inf")  # monotonic time the view was asked for
     running: dict[str, dict[str, _Running]] = field(default_factory=dict)
+    token_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:16] + ":")  # this poller's
+    sequence: itertools.count[int] = field(default_factory=itertools.count)
 
     def is_shared(self, host: str) -> bool:
         """Must this poll take its slot in Redis? Yes for a shared host, and for every
@@ -186,7 +189,7 @@ class PollGate:
             async with self.slots.slot(host):
                 yield
             return
-        token = uuid.uuid4().hex
+        token = f"{self.token_prefix}{next(self.sequence)}"  # unique; uuid4() cost ~4 us a poll
         polls = self.running.setdefault(host, {})
         polls[token] = running = _Running(time.monotonic())
         try:

@@ -89,6 +89,10 @@ class Poller:
         self.outage = OutageDetector()
         self.rng = random.Random()
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        # A full poller claims again once this many polls have ended, not after each one:
+        # a claim costs two round trips whatever its size (#21).
+        self.refill = max(1, settings.poll_batch // 8)
+        self.room = asyncio.Event()  # set when that much room is free
         self.uncounted_crashes = 0  # poll_crashes not yet written (Redis was down)
         self.busy: str | None = None  # why the service takes no work now (backpressure), or None
         self._busy_next = 0.0  # monotonic time of the next look at the backpressure state
@@ -106,7 +110,7 @@ class Poller:
                     continue
                 room = self.settings.poll_batch - len(self.in_flight)
                 claimed: list[tuple[str, dict[bytes, bytes]]] = []
-                if room > 0:
+                if room >= self.refill or (room > 0 and not self.in_flight):
                     claimed = await self.scheduler.claim_with_state(
                         time.time(), self.settings.lease_seconds, room)
                 for feed_id, raw in claimed:
@@ -147,21 +151,27 @@ class Poller:
     def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
         def done(_: asyncio.Task[None]) -> None:
             self.in_flight.pop(feed_id, None)
+            if self.settings.poll_batch - len(self.in_flight) >= self.refill:
+                self.room.set()
 
         return done
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for room (a poll finishing) or for the next due time (at most IDLE_LOOK_SECONDS).
+        """Wait for room (`refill` polls ending) or for the next due time (at most IDLE_LOOK_SECONDS).
 
         Another process may make a feed due sooner than the schedule said (`ingest
         add`, `ingest enqueue`, the API, a push hub gone quiet): looking again every
         0.1 s notices it within that, for one ZRANGE of a single entry each time.
         """
-        if len(self.in_flight) >= self.settings.poll_batch:
-            waiters: set[asyncio.Future[Any]] = set(self.in_flight.values())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({*waiters, stopper}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
+        if self.settings.poll_batch - len(self.in_flight) < self.refill:
+            # One event rather than asyncio.wait() over every poll in flight (a callback
+            # added to and removed from each of up to poll_batch tasks per wake-up).
+            self.room.clear()
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.room.wait()),
+                                                 asyncio.ensure_future(stop.wait())}
+            await asyncio.wait(waiters, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
             return
         due_in = await self.scheduler.next_due_in(time.time())
         pause = IDLE_LOOK_SECONDS if due_in is None else min(max(due_in, 0.01), IDLE_LOOK_SECONDS)

@@ -25,8 +25,9 @@ Network failures during an outage on our side are not counted.
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +63,6 @@ class ScheduleRules:
     push_poll_interval: float = 3600  # fallback poll of a feed a hub pushes (#11)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 @dataclass(frozen=True)
 class FeedState:
     """A feed as the registry stores it (`<ns>:feed:<id>` hash)."""
@@ -98,29 +95,47 @@ class FeedState:
 
     @classmethod
     def from_hash(cls, feed_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str]) -> FeedState:
-        data = {_text(k): _text(v) for k, v in raw.items()}
+        # One pass over the hash, each field read by its kind, and the instance's fields
+        # filled in one step: a claim reads ~25 fields of every feed it claims, and the
+        # frozen dataclass's __init__ (a setattr per field) was half of the ~15 us (#21).
+        fields: dict[str, Any] = {"feed_id": feed_id, **_HASH_DEFAULTS}
+        for key, value in raw.items():
+            name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+            read = _HASH_READERS.get(name)
+            if read is not None:
+                fields[name] = read(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+        state = cls.__new__(cls)
+        state.__dict__.update(fields)
+        return state
 
-        def num(name: str) -> float:
-            try:
-                return float(data.get(name) or 0)
-            except ValueError:
-                return 0.0
 
-        return cls(
-            feed_id=feed_id, url=data.get("url", ""), title=data.get("title", ""),
-            tags=tuple(t for t in data.get("tags", "").split(",") if t),
-            interval=num("interval"), full_text=data.get("full_text", ""), etag=data.get("etag", ""),
-            last_modified=data.get("last_modified", ""), body_hash=data.get("body_hash", ""),
-            last_fetch_at=data.get("last_fetch_at", ""), last_status=data.get("last_status", ""),
-            last_error=data.get("last_error", ""), consecutive_errors=int(num("consecutive_errors")),
-            disabled_reason=data.get("disabled_reason", ""),
-            redirect_candidate=data.get("redirect_candidate", ""),
-            redirect_count=int(num("redirect_count")), adaptive_interval=num("adaptive_interval"),
-            feed_min_interval=num("feed_min_interval"), items=int(num("items")),
-            added_at=data.get("added_at", ""), hub=data.get("hub", ""),
-            self_url=data.get("self_url", ""), push_expires_at=num("push_expires_at"),
-            last_push_at=data.get("last_push_at", ""), polled_news_at=num("polled_news_at"),
-        )
+def _number(text: str) -> float:
+    try:
+        return float(text or 0)
+    except ValueError:
+        return 0.0
+
+
+def _whole(text: str) -> int:
+    return int(_number(text))
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    return tuple(t for t in text.split(",") if t)
+
+
+def _same(text: str) -> str:
+    return text
+
+
+_KINDS: dict[Any, Callable[[str], Any]] = {float: _number, int: _whole, str: _same}
+# How each stored field is read (a number that does not parse reads as 0), and what a
+# field missing from the hash is: "" or 0.0 / 0.
+_HASH_READERS: dict[str, Callable[[str], Any]] = {
+    f.name: _tags if f.name == "tags" else _KINDS[{"float": float, "int": int}.get(str(f.type), str)]
+    for f in dataclasses.fields(FeedState) if f.name != "feed_id"
+}
+_HASH_DEFAULTS: dict[str, Any] = {name: read("") for name, read in _HASH_READERS.items()}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ to N due feeds and, in the same step, move each one's score to now + lease.
 That moved score *is* the lease: if the daemon dies, the feed simply comes
 due again when the lease runs out and another daemon claims it. The claim
 then writes the claimant's token into each feed's hash (and reads the hash
-back, so a poll needs no further read). Completing is a script on the feed's
+back, so a poll needs no further read), pipelined. Completing is a script on the feed's
 hash that stores the fetch's outcome only if the token is still ours, so a
 daemon that stalled past its lease cannot overwrite the newer claimant's work;
 the next due time is then written to the schedule.
@@ -48,12 +48,6 @@ end
 return ids
 """
 
-# KEYS[1] the feed's hash; ARGV[1] token. Returns the hash (after the token is written).
-_TAKE = """
-redis.call('HSET', KEYS[1], 'lease', ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"""
-
 # KEYS[1] the feed's hash; ARGV: token, field/value pairs. 1 if the lease was ours.
 _COMPLETE = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
@@ -61,6 +55,37 @@ redis.call('HDEL', KEYS[1], 'lease')
 if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
 return 1
 """
+
+# One Redis (not a cluster): complete_many's whole batch in one script call (#21).
+# KEYS: schedule, stats, then each feed's hash. ARGV: token, then per feed: id,
+# next due ms ('' = off the schedule), counter ('' = none), n, then n field/value
+# strings. The same lease check per feed as _COMPLETE; 1 per feed if it was ours.
+_COMPLETE_BATCH = """
+local token, a, out, counts = ARGV[1], 2, {}, {}
+for i = 3, #KEYS do
+  local id, due, counter, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local first = a + 4
+  a = first + n
+  if redis.call('HGET', KEYS[i], 'lease') == token then
+    redis.call('HDEL', KEYS[i], 'lease')
+    if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, first, first + n - 1)) end
+    if due == '' then
+      redis.call('ZREM', KEYS[1], id)
+    else
+      redis.call('ZADD', KEYS[1], due, id)
+    end
+    if counter ~= '' then counts[counter] = (counts[counter] or 0) + 1 end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+for counter, count in pairs(counts) do
+  redis.call('HINCRBY', KEYS[2], counter, count)
+end
+return out
+"""
+
 
 def new_token() -> str:
     """Identifies one daemon process in leases (host, pid, random part)."""
@@ -73,6 +98,7 @@ class Scheduler:
         self.keys = keys
         self.token = token
         self._claim = redis.register_script(_CLAIM)
+        self._complete_batch = redis.register_script(_COMPLETE_BATCH)
 
     async def claim_with_state(
         self, now: float, lease_seconds: float, limit: int
@@ -81,9 +107,18 @@ class Scheduler:
         reply = await self._claim(keys=[self.keys.schedule],
                                   args=[int(now * 1000), int(lease_seconds * 1000), limit])
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in reply]
-        hashes = await eval_many(self.redis, _TAKE, [([self.keys.feed(i)], [self.token]) for i in ids])
-        return [(feed_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-                for feed_id, flat in zip(ids, hashes, strict=True)]
+        if not ids:
+            return []
+        # The token, then the hash: two plain commands per feed in one pipeline. (A script
+        # doing both cost Redis ~12 us of its own per claimed feed, #21; nothing needs the
+        # pair atomic: the lease is the schedule's score, the token only guards completion.)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for feed_id in ids:
+                key = self.keys.feed(feed_id)
+                pipe.hset(key, "lease", self.token)
+                pipe.hgetall(key)
+            replies = await pipe.execute()
+        return list(zip(ids, replies[1::2], strict=True))
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         """Up to `limit` feed ids due at `now`, leased to us for `lease_seconds`."""
@@ -99,10 +134,15 @@ class Scheduler:
     async def complete_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """complete() for many feeds: per feed, whether the lease was still ours.
 
-        Two round trips whatever their number: the outcomes (a script per feed hash,
-        pipelined), then the schedule and the counters of the feeds still ours."""
+        On one Redis, one script call for them all (a script call per feed cost Redis
+        ~12 us of its own per poll, #21). On a cluster, whose feed hashes live in other
+        slots than the schedule, two round trips whatever their number: the outcomes (a
+        script per feed hash, pipelined), then the schedule and the counters of the feeds
+        still ours."""
         if not outcomes:
             return []
+        if not self.keys.cluster:
+            return await self._complete_one_call(outcomes)
         calls: list[tuple[list[str], list[Any]]] = []
         for feed_id, _, updates, _ in outcomes:
             args: list[Any] = [self.token]
@@ -125,6 +165,16 @@ class Scheduler:
                 pipe.hincrby(self.keys.stats, counter, count)
             await pipe.execute()
         return ours
+
+    async def _complete_one_call(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        keys: list[str] = [self.keys.schedule, self.keys.stats]
+        args: list[Any] = [self.token]
+        for feed_id, next_due, updates, counter in outcomes:
+            keys.append(self.keys.feed(feed_id))
+            args += [feed_id, "" if next_due is None else int(next_due * 1000), counter, 2 * len(updates)]
+            for name, value in updates.items():
+                args += [name, value]
+        return [bool(r) for r in await self._complete_batch(keys=keys, args=args)]
 
     async def release(self, feed_ids: Sequence[str], now: float) -> int:
         """Give back feeds we claimed but did not finish: due again at once."""

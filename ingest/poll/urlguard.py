@@ -23,6 +23,7 @@ open 127.0.0.0/8. The decision itself, `refusal_reason`, is a pure function.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -132,30 +133,44 @@ def _literal_address(host: str) -> Address | None:
         return legacy_ipv4(host.rstrip("."))
 
 
-def check_url(url: str, allowed: Sequence[Network] = ()) -> None:
+def check_url(url: str, allowed: Sequence[Network] = ()) -> yarl.URL:
     """Refuse a URL before any I/O: wrong scheme, no host, or a literal refused address.
 
     The host judged is `connect_host(url)`, the one the client will use.
     A host that the client takes for an address but that names none we can
     read is refused too (fail closed): it would never reach the resolver.
+    Returns the URL parsed as the client parses it: handing that to the client
+    spares it a second parse (~4 us a request, #21).
     """
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port
-        host = connect_host(url)
+        parsed = yarl.URL(url)  # as aiohttp parses it: connect_host(url)
+        host = parsed.raw_host
     except ValueError as e:
         raise URLRefused(f"refused {url}: malformed URL ({e})") from e
     if parts.scheme not in ("http", "https"):
         raise URLRefused(f"refused {url}: only http and https URLs are fetched")
     if not host or not parts.hostname:
         raise URLRefused(f"refused {url}: no host")
+    reason = _host_refusal(host, tuple(allowed))
+    if reason:
+        raise URLRefused(f"refused {url}: {reason}")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_refusal(host: str, allowed: tuple[Network, ...]) -> str | None:
+    """check_url's verdict on the host alone (pure): cached, since a poller asks it for
+    every poll and feeds share few hosts (an address's verdict cost 4-7 us a poll, #21)."""
     address = _literal_address(host)
     if address is not None:
         reason = refusal_reason(address, allowed)
         if reason:
-            raise URLRefused(f"refused {url}: {address} is {reason} (see allow_networks)")
+            return f"{address} is {reason} (see allow_networks)"
     elif _looks_like_ip_literal(host):
-        raise URLRefused(f"refused {url}: host {host!r} is neither a name nor a readable address")
+        return f"host {host!r} is neither a name nor a readable address"
+    return None
 
 
 class GuardedResolver(AbstractResolver):

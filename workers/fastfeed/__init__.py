@@ -5,10 +5,13 @@ escaped HTML of a news item alone is ~70 handler calls, 0.7-0.9 ms per entry
 of the benchmark farm (#9). Here lxml builds the tree in C and each element of
 a small, known vocabulary is read the way feedparser's handler for it would
 read it (`feedparser/mixin.py` `pop()` and `namespaces/_base.py`), in document
-order, into the same `FeedParserDict`s with the same keys in the same order.
-So the entry fingerprint (an orjson hash of the entry, key order included),
-every `.get()` alias (`enclosures` from `links`, `updated` falling back on
-`published`) and every record are the ones feedparser gives. The values are
+order, into dicts with the same keys, values and order as feedparser's
+`FeedParserDict`s. They are plain dicts (#21): reading a FeedParserDict costs a
+Python call per key through its aliases, and normalization takes the one alias
+it needs, `enclosures` from `links`, itself (`updated` falling back on
+`published` it never wanted). So the entry fingerprint (an orjson hash of the
+entry, key order included) and every record are the ones feedparser gives; the
+result object around them is still a FeedParserDict. The values are
 decided by feedparser's own helpers: `_parse_date`, `looks_like_html`,
 `_urljoin`, its cp1252 table and its double-encoded-UTF-8 repair.
 

@@ -76,7 +76,9 @@ def parse_fast(body: bytes, response_headers: Mapping[str, str]) -> FeedParserDi
 
 
 def _parse(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
-    result = FeedParserDict(bozo=False, entries=[], feed=FeedParserDict(), headers=dict(headers))
+    # feedparser's result object (workers/parse.py reads `result.entries`), its feed and
+    # entries plain dicts (workers/fastfeed/reader.py says why)
+    result = FeedParserDict(bozo=False, entries=[], feed={}, headers=dict(headers))
     data = convert_to_utf8(headers, body, result)
     if isinstance(result.get("bozo_exception"), (CharacterEncodingOverride, CharacterEncodingUnknown)):
         return None

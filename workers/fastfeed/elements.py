@@ -14,7 +14,6 @@ from typing import Any
 from feedparser.datetimes import _parse_date
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin
-from feedparser.util import FeedParserDict
 
 from workers.fastfeed.reader import (
     ATOM,
@@ -87,7 +86,7 @@ def _link(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> None:
     if "href" in attrs:
         attrs["href"] = _urljoin("", attrs["href"])
     context.setdefault("links", [])
-    context["links"].append(FeedParserDict(attrs))
+    context["links"].append(dict(attrs))
     if "href" in attrs:
         if attrs["rel"] == "alternate" and _FeedParserMixin.map_content_type(attrs["type"]) in HTML_TYPES:
             context["link"] = attrs["href"]
@@ -116,14 +115,14 @@ def _date(element: str) -> Handler:
 
 def _rss_author(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> None:
     attributes(el, _NONE)
-    r.context().setdefault("authors", []).append(FeedParserDict())
+    r.context().setdefault("authors", []).append({})
     r.store("author", leaf_text(el), depth)
     r.sync_author()
 
 
 def _atom_person(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> None:
     attributes(el, _LANG_ONLY)
-    r.context().setdefault("authors", []).append(FeedParserDict())
+    r.context().setdefault("authors", []).append({})
     for child in el:
         if not isinstance(child.tag, str):
             continue
@@ -163,13 +162,13 @@ def _enclosure(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> N
         del attrs["url"]
         attrs["href"] = href
     attrs["rel"] = "enclosure"
-    r.context().setdefault("links", []).append(FeedParserDict(attrs))
+    r.context().setdefault("links", []).append(dict(attrs))
 
 
 def _source(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> None:
     r.once("source")
     attrs = attributes(el, frozenset({"url"}))
-    source = FeedParserDict()
+    source: dict[str, Any] = {}
     if "url" in attrs:
         source["href"] = attrs["url"]
     r.title_depth = -1
@@ -227,7 +226,7 @@ def _generator(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> N
         del attrs["uri"]
         attrs["href"] = _urljoin("", href)
     context = r.context()
-    context["generator_detail"] = FeedParserDict(attrs)
+    context["generator_detail"] = dict(attrs)
     value = r.store("generator", leaf_text(el), depth)
     if "generator_detail" in context:
         context["generator_detail"]["name"] = value
@@ -243,7 +242,7 @@ def _image(r: Reader, el: Any, name: str, depth: int, lang: str | None) -> None:
         raise Decline("image in an entry")
     r.once("image")
     attributes(el, _NONE)
-    r.feed.setdefault("image", FeedParserDict())
+    r.feed.setdefault("image", {})
     r.in_image = True
     r.title_depth = -1
     single = r.single
@@ -350,7 +349,7 @@ def _entry(r: Reader, el: Any, depth: int, lang: str | None) -> None:
     if (r.version == "atom10") != (el.tag == f"{{{ATOM}}}entry"):
         raise Decline("entry of the other format")
     attributes(el, _LANG_ONLY)
-    entry = FeedParserDict()
+    entry: dict[str, Any] = {}
     r.entries.append(entry)
     r.entry, r.depths, r.guidislink, r.title_depth = entry, {}, False, -1
     feed_single, r.single = r.single, set()

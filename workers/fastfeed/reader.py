@@ -34,6 +34,14 @@ HTML_TYPES = frozenset(_FeedParserMixin.html_types)
 _CONTENT_TYPES = {"text": "text/plain", "html": "text/html", "text/plain": "text/plain",
                   "text/html": "text/html"}
 _LINK_REFS = re.compile("&([A-Za-z0-9_]+);")
+# The entries and the feed are plain dicts (#21): a FeedParserDict's every get() is a
+# Python call through its aliases, ~10% of normalizing an entry. What feedparser's
+# __setitem__ does with a name is done here: a value it stores under another name
+# ('url' as 'href', 'date' as 'updated', ...) is stored under that name, so the dicts,
+# and the fingerprints hashed from them, are the same. The one alias normalization
+# reads, `enclosures`, it derives itself (workers/normalize/record.py).
+Dict = dict[str, Any]
+_STORED_AS = {k: v[0] if isinstance(v, list) else v for k, v in FeedParserDict.keymap.items()}
 class Decline(Exception):
     """The document is outside what this reader is sure of: feedparser reads it."""
 
@@ -93,9 +101,9 @@ class Reader:
 
     def __init__(self, version: str) -> None:
         self.version = version
-        self.feed = FeedParserDict()
-        self.entries: list[FeedParserDict] = []
-        self.entry: FeedParserDict | None = None
+        self.feed: Dict = {}
+        self.entries: list[Dict] = []
+        self.entry: Dict | None = None
         self.depths: dict[str, int] = {}
         self.title_depth = -1
         self.has_content = False
@@ -104,12 +112,13 @@ class Reader:
         self.single: set[str] = set()
 
     # --- feedparser's pop(): the value of a text element, and where it is stored
-    def context(self) -> FeedParserDict:
+    def context(self) -> Dict:
         if self.in_image and "image" in self.feed:
-            return self.feed["image"]
+            image: Dict = self.feed["image"]
+            return image
         return self.entry if self.entry is not None else self.feed
 
-    def value(self, raw: str, element: str, params: FeedParserDict | None) -> str:
+    def value(self, raw: str, element: str, params: Dict | None) -> str:
         output = raw.strip()
         if element in _CAN_BE_RELATIVE and output and (element != "id" or self.guidislink):
             output = _urljoin("", output)
@@ -118,14 +127,14 @@ class Reader:
             params["type"] = "text/html"
         return _repaired(output)
 
-    def store(self, element: str, raw: str, depth: int, params: FeedParserDict | None = None) -> str:
+    def store(self, element: str, raw: str, depth: int, params: Dict | None = None) -> str:
         output = self.value(raw, element, params)
         if element == "title" and -1 < self.title_depth <= depth:
             return output
         if self.entry is not None:
             entry = self.entry
             if element == "content":
-                detail = FeedParserDict(params or {})
+                detail = dict(params or {})
                 detail["value"] = output
                 entry.setdefault("content", []).append(detail)
             elif element == "link":
@@ -139,23 +148,23 @@ class Reader:
                 old = self.depths.get(key)
                 if old is None or depth <= old:
                     self.depths[key] = depth
-                    entry[key] = output
+                    entry[_STORED_AS.get(key, key)] = output
                 if params is not None:
-                    detail = FeedParserDict(params)
+                    detail = dict(params)
                     detail["value"] = output
-                    entry[key + "_detail"] = detail
+                    entry[_STORED_AS.get(key + "_detail", key + "_detail")] = detail
         else:
             context = self.context()
             key = "subtitle" if element == "description" else element
-            context[key] = output
+            context[_STORED_AS.get(key, key)] = output
             if key == "link":
                 output = _LINK_REFS.sub(r"&\g<1>", output)
                 context["link"] = output
                 context["links"][-1]["href"] = output
             elif params is not None:
-                detail = FeedParserDict(params)
+                detail = dict(params)
                 detail["value"] = output
-                context[key + "_detail"] = detail
+                context[_STORED_AS.get(key + "_detail", key + "_detail")] = detail
         return output
 
     def once(self, name: str) -> None:
@@ -172,17 +181,17 @@ class Reader:
             context.setdefault(key, value)
 
     # --- text constructs (push_content)
-    def params(self, attrs: Mapping[str, str], default: str, lang: str | None) -> FeedParserDict:
+    def params(self, attrs: Mapping[str, str], default: str, lang: str | None) -> Dict:
         kind = attrs.get("type", default)
         mapped = _CONTENT_TYPES.get(kind)
         if mapped is None:
             raise Decline(f"content type {kind}")
-        return FeedParserDict(type=mapped, language=lang.replace("_", "-") if lang else None, base="")
+        return {"type": mapped, "language": lang.replace("_", "-") if lang else None, "base": ""}
 
     # --- authors (feedparser's _sync_author_detail, verbatim in effect)
     def sync_author(self, key: str = "author") -> None:
         context = self.context()
-        detail = context.get(key + "s", [FeedParserDict()])[-1]
+        detail = context.get(key + "s", [{}])[-1]
         if detail:
             name, email = detail.get("name"), detail.get("email")
             if name and email:
@@ -214,17 +223,17 @@ class Reader:
 
     def save_author(self, key: str, value: str) -> None:
         context = self.context()
-        context.setdefault("author_detail", FeedParserDict())
+        context.setdefault("author_detail", {})
         context["author_detail"][key] = value
         self.sync_author()
-        context.setdefault("authors", [FeedParserDict()])
+        context.setdefault("authors", [{}])
         context["authors"][-1][key] = value
 
     def add_tag(self, term: str | None, scheme: str | None, label: str | None) -> None:
         tags = self.context().setdefault("tags", [])
         if not term and not scheme and not label:
             return
-        value = FeedParserDict(term=term, scheme=scheme, label=label)
+        value = {"term": term, "scheme": scheme, "label": label}
         if value not in tags:
             tags.append(value)
 

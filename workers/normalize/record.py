@@ -159,10 +159,24 @@ def _int_or_none(value: Any) -> int | None:
     return number if 0 <= number < 2**63 else None  # 10^30 is no length; JSON can't carry it
 
 
+def _enclosure_links(entry: Mapping[str, Any]) -> Any:
+    """feedparser's `enclosures` alias, for plain dicts too: the links of rel "enclosure",
+    or None when a link has no rel (the alias's KeyError); without links, the entry's own
+    `enclosures` (a JSON Feed entry; None for feedparser's dicts). The fast XML reader
+    gives plain dicts (#21), so the alias is taken here, alike for every parser."""
+    links = entry.get("links")
+    if links is None:
+        return entry.get("enclosures")
+    try:
+        return [link for link in links if link["rel"] == "enclosure"]
+    except KeyError:
+        return None
+
+
 def _enclosures(entry: Mapping[str, Any], base: str) -> list[Enclosure]:
     found: dict[str, Enclosure] = {}
     candidates: list[tuple[Any, Any, Any]] = []
-    for enc in _maps(entry.get("enclosures")):
+    for enc in _maps(_enclosure_links(entry)):
         candidates.append((enc.get("href") or enc.get("url"), enc.get("type"), enc.get("length")))
     for media in _maps(entry.get("media_content")):
         candidates.append((media.get("url"), media.get("type"), media.get("filesize")))
@@ -194,7 +208,7 @@ def _dates(entry: Mapping[str, Any], language: str | None) -> tuple[Any, Any]:
     zone = zone_for_language(language)
     # A plain dict's get: feedparser's own .get("updated") answers with the *published*
     # date when there is no update date (a deprecated alias), which would invent one.
-    own = dict(entry.items()) if isinstance(entry, dict) else entry
+    own = dict(entry.items()) if isinstance(entry, dict) and type(entry) is not dict else entry
     updated = entry_date(own.get("updated"), own.get("updated_parsed"), zone)
     published = entry_date(entry.get("published"), entry.get("published_parsed"), zone)
     return published or updated, updated
