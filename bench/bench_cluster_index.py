@@ -81,9 +81,10 @@ async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> d
 
     client = aioredis.Redis.from_url(url)
     keys = Keys("bench")
-    hashes = {"cluster_index_hashes": int(os.environ["BENCH_INDEX_HASHES"])} \
-        if os.environ.get("BENCH_INDEX_HASHES") else {}
-    index = ClusterIndex.from_settings(client, keys, Settings(**hashes))
+    settings = Settings()
+    if os.environ.get("BENCH_INDEX_HASHES"):
+        settings = dataclasses.replace(settings, cluster_index_hashes=int(os.environ["BENCH_INDEX_HASHES"]))
+    index = ClusterIndex.from_settings(client, keys, settings)
     template = Item(id="0" * 32, version=1, feed_id="bench", feed_url="https://bench.example/feed",
                     feed_title="bench", url=None, link=None, guid=None, title="", authors=[],
                     published_at=None, updated_at=None, fetched_at="2026-01-01T00:00:00Z",
