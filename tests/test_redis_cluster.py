@@ -185,6 +185,38 @@ async def test_consumer_group_on_the_cluster_reads_each_entry_once(
     assert after == got[2:]
 
 
+async def test_the_stream_trimmer_keeps_a_durable_groups_entries_on_the_cluster(
+    cluster_settings: Settings, data: aioredis.Redis
+) -> None:
+    """#20 on the stream's shard: the group reads, the cut, the lock and backpressure."""
+    from ingest.deliver.trim import Trimmer, durable_group_names, read_busy
+    from tests.records import record
+
+    s = dataclasses.replace(cluster_settings, stream_maxlen=100, stream_max_entries=700, stream_max_bytes=0)
+    keys = Keys.for_settings(s)
+    await data.xgroup_create(keys.items_stream, "storage", id="0", mkstream=True)
+    trimmer = Trimmer(data, keys, s, durable_group_names(s, keys, ()), "cluster-test")
+
+    async def add(start: int, stop: int) -> None:
+        for first in range(start, stop, 100):
+            for i in range(first, first + 100):
+                await data.xadd(keys.items_stream, {"item": orjson.dumps(record(i))})
+            await trimmer.tick()
+
+    await trimmer.tick()
+    await add(0, 700)
+    assert await data.xlen(keys.items_stream) == 700  # "storage" has read nothing yet
+    ids = [eid for eid, _ in await data.xrange(keys.items_stream)]
+    await data.xreadgroup("storage", "c1", {keys.items_stream: ">"}, count=300)
+    await data.xack(keys.items_stream, "storage", *ids[:250])  # 50 stay pending
+    result = await trimmer.tick()
+    first = (await data.xrange(keys.items_stream, count=1))[0][0]
+    assert 200 <= ids.index(first) <= 250 and result.trimmed == ids.index(first)
+    assert result.busy is None and await read_busy(data, keys) is None
+    await add(700, 900)  # ~650 of a 700 cap: backpressure
+    assert "stream_max_entries" in str(await read_busy(data, keys))
+
+
 async def test_a_master_killed_mid_ingest_loses_nothing_and_repeats_nothing(
     cluster: LocalCluster, cluster_settings: Settings, data: aioredis.Redis, farm: Farm
 ) -> None:
@@ -259,35 +291,3 @@ async def _wait_for(client: aioredis.Redis, keys: Keys, want: int, timeout: floa
 
 async def _all_keys(client: aioredis.Redis, pattern: str) -> list[bytes]:
     return [k async for k in client.scan_iter(match=pattern)]
-
-
-async def test_the_stream_trimmer_keeps_a_durable_groups_entries_on_the_cluster(
-    cluster_settings: Settings, data: aioredis.Redis
-) -> None:
-    """#20 on the stream's shard: the group reads, the cut, the lock and backpressure."""
-    from ingest.deliver.trim import Trimmer, durable_group_names, read_busy
-    from tests.records import record
-
-    s = dataclasses.replace(cluster_settings, stream_maxlen=100, stream_max_entries=700, stream_max_bytes=0)
-    keys = Keys.for_settings(s)
-    await data.xgroup_create(keys.items_stream, "storage", id="0", mkstream=True)
-    trimmer = Trimmer(data, keys, s, durable_group_names(s, keys, ()), "cluster-test")
-
-    async def add(start: int, stop: int) -> None:
-        for first in range(start, stop, 100):
-            for i in range(first, first + 100):
-                await data.xadd(keys.items_stream, {"item": orjson.dumps(record(i))})
-            await trimmer.tick()
-
-    await trimmer.tick()
-    await add(0, 700)
-    assert await data.xlen(keys.items_stream) == 700  # "storage" has read nothing yet
-    ids = [eid for eid, _ in await data.xrange(keys.items_stream)]
-    await data.xreadgroup("storage", "c1", {keys.items_stream: ">"}, count=300)
-    await data.xack(keys.items_stream, "storage", *ids[:250])  # 50 stay pending
-    result = await trimmer.tick()
-    first = (await data.xrange(keys.items_stream, count=1))[0][0]
-    assert 200 <= ids.index(first) <= 250 and result.trimmed == ids.index(first)
-    assert result.busy is None and await read_busy(data, keys) is None
-    await add(700, 900)  # ~650 of a 700 cap: backpressure
-    assert "stream_max_entries" in str(await read_busy(data, keys))

@@ -200,7 +200,9 @@ async def test_the_window_applies_to_plain_readers_but_never_past_a_durable_grou
     read = await client.xreadgroup("storage", "c1", {keys.items_stream: ">"})
     await client.xack(keys.items_stream, "storage", *[eid for eid, _ in read[0][1]])
     await trimmer.tick()
-    assert 100 <= await client.xlen(keys.items_stream) <= 110  # caught up: the window alone
+    # Caught up: the window alone, give or take a Redis stream node (MINID ~ cuts whole nodes,
+    # up to stream-node-max-entries, 100; zstd frames are small, so nodes hold that many).
+    assert 100 <= await client.xlen(keys.items_stream) < 200
     assert await client.hget(keys.durable_groups, "storage") == b"protected"
 
 
@@ -348,13 +350,13 @@ async def test_a_durable_group_abandoned_past_its_timeout_is_released_and_counte
     await client.xack(keys.items_stream, "audit", *[eid for eid, _ in read[0][1]][:40])  # 10 pending
     first = await trimmer.tick()
     assert first.plan and first.plan.protected == ("audit",)
-    assert 260 <= await client.xlen(keys.items_stream) <= 270  # held from its oldest pending entry
+    assert 260 <= await client.xlen(keys.items_stream) < 300  # held from its oldest pending entry (whole nodes cut)
     await asyncio.sleep(0.6)  # the consumer is away past durable_group_timeout
     caplog.set_level(logging.ERROR, logger="ingest.deliver.trim")
     await client.delete(keys.trim_lock)
     second = await trimmer.tick()
     assert second.plan and second.plan.released == ("audit",)
-    assert 100 <= await client.xlen(keys.items_stream) <= 110  # the window alone now
+    assert 100 <= await client.xlen(keys.items_stream) < 200  # the window alone now (whole nodes cut)
     assert any("durable group 'audit' released" in r.getMessage() for r in caplog.records)
     assert await client.hget(keys.stats, "durable_groups_released") == b"1"
     dead = await client.xrange(keys.dead_stream)
