@@ -236,7 +236,9 @@ async def test_postgres_cut_while_5000_entries_arrive_loses_nothing_and_stores_n
         assert await client.xlen(keys.items_stream) >= 5000 - consumer.stored  # none of it trimmed
         await proxy.restore()
         await wait_for(lambda: _pending_is_zero(client, keys), 60, "the sink caught up")
-        await wait_for(lambda: _length_at_most(client, keys, 1100), 10, "trimmed to about the window again")
+        # About the window again, not the 5,000: cuts are whole nodes at a mark placed after the
+        # burst, so up to a few hundred more may stay until new entries come (docs/guarantees.md).
+        await wait_for(lambda: _length_at_most(client, keys, 1500), 10, "trimmed to about the window again")
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(sink_task, trim_task), 15)
@@ -323,7 +325,9 @@ async def test_a_webhook_endpoint_down_while_5000_entries_arrive_gets_every_item
         assert await client.xlen(keys.items_stream) >= 5000 - len(receiver.accepted)
         await receiver.start()  # the same port
         await wait_for(lambda: _pending_is_zero(client, keys, "webhook:hook"), 90, "the webhook caught up")
-        await wait_for(lambda: _length_at_most(client, keys, 1100), 10, "trimmed to about the window again")
+        # About the window again, not the 5,000: cuts are whole nodes at a mark placed after the
+        # burst, so up to a few hundred more may stay until new entries come (docs/guarantees.md).
+        await wait_for(lambda: _length_at_most(client, keys, 1500), 10, "trimmed to about the window again")
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(hook_task, trim_task), 15)
