@@ -25,7 +25,9 @@ readable); a better one is a new id in a new file (bench/train_record_dict.py).
 from __future__ import annotations
 
 import functools
+import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import zstandard
@@ -40,7 +42,10 @@ __all__ = [
     "dictionary",
     "encode_item",
     "frame_dict_id",
+    "readable_item",
 ]
+
+log = logging.getLogger(__name__)
 
 STREAM_RECORDS = ("json", "zstd")
 DEFAULT_STREAM_RECORD = "zstd"
@@ -118,3 +123,15 @@ def decode_item(value: bytes) -> bytes:
         return bytes(_decompressor(dict_id).decompress(value))
     except zstandard.ZstdError as e:
         raise ValueError(f"unreadable item: damaged zstd frame ({e})") from None
+
+
+def readable_item(entry_id: str, fields: Mapping[bytes, bytes]) -> bytes | None:
+    """The record's JSON of an entry read without a consumer group, or None, logged.
+
+    A replay (`ingest subscribe --from`, the HTTP live stream) has no group to
+    dead-letter an unreadable entry in: it skips it and says which."""
+    try:
+        return decode_item(fields.get(b"item", b""))
+    except ValueError as e:
+        log.warning("stream entry %s skipped: %s", entry_id, e)
+        return None

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -37,14 +36,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from ingest.deliver.groups import Entry, GroupConsumer, GroupReader
-from ingest.deliver.streamcodec import decode_item
+from ingest.deliver.streamcodec import readable_item
 from ingest.keys import Keys
 from ingest.redis_conn import is_cluster
 
 __all__ = ["ItemFilter", "consume_group", "live", "live_channels", "replay"]
 
 Emit = Callable[[str | None, bytes], None]  # (stream entry id or None, item JSON)
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,12 +172,8 @@ async def replay(
             return last
         for eid, fields in entries:
             last = eid.decode()
-            try:
-                raw = decode_item(fields.get(b"item", b""))
-            except ValueError as e:
-                log.warning("stream entry %s skipped: %s", last, e)
-                continue
-            if f.matches_raw(raw):
+            raw = readable_item(last, fields)
+            if raw is not None and f.matches_raw(raw):
                 emit(last, raw)
 
 

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from ingest.deliver.streamcodec import decode_item
+from ingest.deliver.streamcodec import readable_item
 from ingest.deliver.subscribe import ItemFilter
 from ingest.keys import Keys
 from ingest.web.app import SERVICES
@@ -153,12 +153,8 @@ async def _follow(request: web.Request, f: ItemFilter, heartbeat: int, last: str
                 if compare_ids(entry_id, last) <= 0:
                     continue
                 last = entry_id
-                try:
-                    raw = decode_item(fields.get(b"item", b""))
-                except ValueError as e:
-                    log.warning("item stream: entry %s skipped: %s", entry_id, e)
-                    continue
-                if f.matches_raw(raw):
+                raw = readable_item(entry_id, fields)
+                if raw is not None and f.matches_raw(raw):
                     await out.send(format_event("item", raw, entry_id))
     except (ConnectionResetError, TimeoutError):
         pass  # the client left or stopped reading; it resumes with Last-Event-ID
