@@ -44,6 +44,7 @@ from ingest.settings import Settings
 from ingest.store import open_sink
 from ingest.store.consume import SinkConsumer, default_consumer_name
 from ingest.supervise import WorkerProcesses
+from ingest.wakeup import PromptWorker
 
 __all__ = ["WORKER_OPTIONS", "make_worker", "run_service", "run_worker_forever", "worker_code_problem"]
 
@@ -71,7 +72,7 @@ def make_worker(settings: Settings, handle_signals: bool, **ctx: Any) -> Worker:
     options: Callable[[Settings], dict[str, Any]] = getattr(importlib.import_module(module_name), attr)
     kwargs = options(settings)
     kwargs["ctx"] = {**kwargs["ctx"], **ctx}
-    return Worker(**kwargs, handle_signals=handle_signals)
+    return PromptWorker(**kwargs, handle_signals=handle_signals)
 
 
 async def _discard_worker(worker: Worker) -> None:

@@ -94,6 +94,17 @@ def wait_until(predicate: Callable[[], T], timeout: float, pause: float = 0.05) 
     return None
 
 
+async def wait_until_async(predicate: Callable[[], T], timeout: float, pause: float = 0.05) -> T | None:
+    """wait_until for a test whose event loop must keep running meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(pause)
+    return None
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     """SIGTERM a service started with start_new_session; its exit code, or None if it had
     to be killed (with its whole process group) after `timeout` seconds."""

@@ -23,6 +23,7 @@ from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
 from ingest.poll.fetch import check_scheme
 from ingest.settings import Settings
+from ingest.wakeup import announce
 
 __all__ = ["enqueue_fetch", "enqueue_parse", "job_outcome", "wait_for_room"]
 
@@ -36,6 +37,7 @@ async def enqueue_fetch(pool: ArqRedis, urls: list[str], settings: Settings) -> 
         job = await pool.enqueue_job("fetch_once", url)
         assert job is not None  # no _job_id given, so arq always enqueues
         jobs.append(job)
+    await announce(pool)
     return jobs
 
 
@@ -56,6 +58,7 @@ async def enqueue_parse(pool: ArqRedis, spec: FeedSpec, fetched: Fetched) -> Non
     spec_dict = dataclasses.asdict(spec)
     spec_dict["tags"] = list(spec.tags)
     await pool.enqueue_job("parse_feed", spec_dict, dataclasses.asdict(fetched))
+    await announce(pool)
 
 
 async def wait_for_room(pool: ArqRedis, keys: Keys, bound: int, stop: asyncio.Event) -> bool:

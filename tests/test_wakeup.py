@@ -1,0 +1,105 @@
+"""A queued job starts when it is announced, not at the worker's next poll (ingest/wakeup.py).
+
+The workers here poll every 30 s, so anything that runs within a few seconds
+was started by a wake: the announcement, or the end of another job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+import redis.exceptions
+from arq.connections import ArqRedis, create_pool
+
+from ingest.keys import Keys
+from ingest.redis_conn import arq_redis_settings
+from ingest.settings import Settings
+from ingest.wakeup import PromptWorker, announce, wake_channel
+from tests.conftest import free_port
+from tests.helpers import wait_until_async
+
+SLOW_POLL = 30.0  # seconds: far longer than any wait below
+
+
+async def note_run(ctx: dict[str, Any], tag: str) -> None:
+    ctx["ran"].append((tag, time.monotonic()))
+
+
+@contextlib.asynccontextmanager
+async def prompt_worker(settings: Settings, ran: list[tuple[str, float]],
+                        max_jobs: int = 10) -> AsyncIterator[tuple[PromptWorker, ArqRedis]]:
+    queue = Keys.for_settings(settings).queue
+    pool = await create_pool(arq_redis_settings(settings), default_queue_name=queue)
+    worker = PromptWorker(functions=[note_run], redis_settings=arq_redis_settings(settings),
+                          queue_name=queue, poll_delay=SLOW_POLL, max_jobs=max_jobs,
+                          handle_signals=False, ctx={"ran": ran})
+    task = asyncio.create_task(worker.async_run())
+    try:
+        # Subscribed and past its first look at the (empty) queue: from now on only
+        # a wake or the 30 s poll starts a job.
+        assert await wait_until_async(lambda: worker._listener is not None, timeout=10)
+        await asyncio.sleep(0.3)
+        yield worker, pool
+    finally:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await worker.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await pool.aclose()
+
+
+async def test_an_announced_job_starts_at_once_and_an_unannounced_one_waits(settings: Settings) -> None:
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran) as (worker, pool):
+        await pool.enqueue_job("note_run", "quiet")
+        await asyncio.sleep(1.5)
+        assert ran == [], "a job nobody announced must wait for the next poll"
+
+        await pool.enqueue_job("note_run", "announced")
+        announced_at = time.monotonic()
+        await announce(pool)
+        assert await wait_until_async(lambda: len(ran) == 2, timeout=5)
+        assert {tag for tag, _ in ran} == {"quiet", "announced"}
+        assert all(at - announced_at < 5 for _, at in ran)
+        assert worker.idle_poll == SLOW_POLL
+
+
+async def test_the_end_of_a_job_is_a_wake_for_the_next(settings: Settings) -> None:
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=1) as (_, pool):
+        for n in range(3):
+            await pool.enqueue_job("note_run", f"job {n}")
+        await announce(pool)  # one announcement; room after each job does the rest
+        assert await wait_until_async(lambda: len(ran) == 3, timeout=10)
+
+
+async def test_the_listener_resubscribes_after_its_connection_is_killed(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    ran: list[tuple[str, float]] = []
+    channel = wake_channel(Keys.for_settings(settings).queue).encode()
+    async with prompt_worker(settings, ran) as (_, pool):
+        assert sync_redis.pubsub_numsub(channel) == [(channel, 1)]
+        sync_redis.client_kill_filter(_type="pubsub")
+        assert await wait_until_async(lambda: sync_redis.pubsub_numsub(channel) == [(channel, 1)], timeout=10)
+        await pool.enqueue_job("note_run", "after the kill")
+        await announce(pool)
+        assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
+
+
+async def test_announce_on_a_dead_redis_is_silent() -> None:
+    """The job is queued already (or its enqueue failed loudly): the wake is best effort."""
+    pool = ArqRedis(host="127.0.0.1", port=free_port(), default_queue_name="x:queue",
+                    socket_connect_timeout=1)
+    try:
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await pool.ping()  # nothing listens there
+        await announce(pool)
+    finally:
+        await pool.aclose()
