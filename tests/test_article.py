@@ -7,13 +7,24 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.models import Item
 from tests.conftest import DATA_DIR
 from workers.article.extract import extract_article
 from workers.article.merge import marked, with_article
 from workers.article.metadata import PageMeta, page_meta
-from workers.article.policy import is_paywalled, is_teaser, robots_allows, should_fetch, word_count
+from workers.article.policy import (
+    _TEASER,
+    _TEASER_REACH,
+    has_fewer_words,
+    is_paywalled,
+    is_teaser,
+    robots_allows,
+    should_fetch,
+    word_count,
+)
 
 PAGES = DATA_DIR / "articles"
 SEED_URL = "http://www.koreaherald.com/view.php?ud=20200116000812"
@@ -46,6 +57,36 @@ def test_teasers_and_words() -> None:
     assert not is_teaser("The council met on Monday.")
     assert word_count("한국과 중국") == 5 + 2  # CJK characters count as words
     assert word_count("two words") == 2
+
+
+def test_a_teaser_is_found_at_the_end_of_a_long_story_and_only_there() -> None:
+    story = "The council met on Monday and talked. " * 200  # ~7,600 characters
+    assert is_teaser(story + "Read more")
+    assert is_teaser(story + "Read the full story »")
+    assert not is_teaser("Read more. " + story)
+    # A teaser that fills the window exactly begins at its first character; with a
+    # letter before it ("unread") the word boundary fails as it does in the whole text.
+    longest = "read" + " " * (_TEASER_REACH - 8) + "more"
+    assert is_teaser(story + longest)
+    assert not is_teaser(story + "un" + longest)
+    assert not is_teaser(story[:-2] + "un" + longest)
+
+
+_TEXTS = st.lists(
+    st.sampled_from(["word", "read", "more", "see", "the", "full", "story", "article",
+                     "continue", "reading", "…", "...", "[", "]", "»", ">>", "unread",
+                     "한국", "(Yonhap)", ".", " ", "\n\n", "Read More"]),
+    max_size=120,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS, st.integers(min_value=0, max_value=300))
+def test_the_windowed_teaser_search_and_the_early_word_count_agree_with_the_whole_text(
+    text: str, limit: int
+) -> None:
+    assert is_teaser(text) is bool(_TEASER.search(text.strip()))
+    assert has_fewer_words(text, limit) is (word_count(text) < limit)
 
 
 def test_robots() -> None:

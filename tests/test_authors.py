@@ -56,6 +56,8 @@ def test_entry_then_feed_then_byline() -> None:
         ("... in South Korea. (THAAD)", None),  # not an agency
         ("... die Umsetzung. (Sony)", None),  # a tag, not a credit
         ("... the end.(yonhap)", None),
+        ("... the end. (AP) \n", "AP"),  # trailing space is stripped before the check
+        ("... (Yonhap) reported the ministry said.", None),  # no credit at the end
     ],
 )
 def test_closing_credit(last: str, credit: str | None) -> None:
