@@ -17,7 +17,6 @@ from workers.article.merge import marked, with_article
 from workers.article.metadata import PageMeta, page_meta
 from workers.article.policy import (
     _TEASER,
-    _TEASER_REACH,
     has_fewer_words,
     is_paywalled,
     is_teaser,
@@ -64,29 +63,45 @@ def test_a_teaser_is_found_at_the_end_of_a_long_story_and_only_there() -> None:
     assert is_teaser(story + "Read more")
     assert is_teaser(story + "Read the full story »")
     assert not is_teaser("Read more. " + story)
-    # A teaser that fills the window exactly begins at its first character; with a
-    # letter before it ("unread") the word boundary fails as it does in the whole text.
-    longest = "read" + " " * (_TEASER_REACH - 8) + "more"
-    assert is_teaser(story + longest)
-    assert not is_teaser(story + "un" + longest)
-    assert not is_teaser(story[:-2] + "un" + longest)
+    long_gap = "read" + " " * 300 + "more"  # a match of any length is still found
+    assert is_teaser(story + long_gap)
+    assert not is_teaser(story + "un" + long_gap)  # the word boundary, as forwards
 
 
 _TEXTS = st.lists(
     st.sampled_from(["word", "read", "more", "see", "the", "full", "story", "article",
                      "continue", "reading", "…", "...", "[", "]", "»", ">>", "unread",
-                     "한국", "(Yonhap)", ".", " ", "\n\n", "Read More"]),
+                     "한국", "(Yonhap)", ".", " ", "\n\n", "\t", "Read More", "ſee", "FULL",
+                     "x_", "__", "-", ">", "»…", "]…["]),
     max_size=120,
-).map(" ".join)
+).flatmap(lambda words: st.sampled_from(["", " ", "  "]).map(lambda sep: sep.join(words)))
+
+
+# Every alternative of the pattern, near misses of each, and marks after them.
+_ENDINGS = st.sampled_from([
+    "read more", "See more", "read the full story", "see the full article", "Read The Full Article",
+    "continue reading", "Continue\treading", "[...]", "[ … ]", "...", "…", "… »", "... >>", "...]",
+    "see  the\nfull  story", "ſee more", "unread more", "oversee more", "read moreover",
+    "read the full stories", "continue readings", "discontinue reading", "[..]", "..", "[…", "»",
+])
+_TRAILERS = st.sampled_from(["", ".", "!!", " »", ".....", " ›››››", ")", "a"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXTS, _ENDINGS, _TRAILERS, st.integers(min_value=0, max_value=300))
+def test_the_mirrored_teaser_search_and_the_early_word_count_agree_with_the_plain_ones(
+    text: str, ending: str, trailer: str, limit: int
+) -> None:
+    text = text + " " + ending + trailer
+    assert is_teaser(text) is bool(_TEASER.search(text.strip()))
+    assert has_fewer_words(text, limit) is (word_count(text) < limit)
 
 
 @settings(max_examples=300, deadline=None)
-@given(_TEXTS, st.integers(min_value=0, max_value=300))
-def test_the_windowed_teaser_search_and_the_early_word_count_agree_with_the_whole_text(
-    text: str, limit: int
-) -> None:
+@given(st.text(alphabet="readmoseful thicngvy.…[]»>_ \n한\u017fK", max_size=80))
+def test_the_mirrored_teaser_pattern_agrees_on_any_text(text: str) -> None:
     assert is_teaser(text) is bool(_TEASER.search(text.strip()))
-    assert has_fewer_words(text, limit) is (word_count(text) < limit)
+    assert has_fewer_words(text, 3) is (word_count(text) < 3)
 
 
 def test_robots() -> None:
