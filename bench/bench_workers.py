@@ -119,6 +119,21 @@ def redis_calls(url: str) -> int:
         client.close()
 
 
+def print_commandstats(url: str, entries: int) -> None:
+    """Which commands the run cost, per entry: calls and the server's microseconds
+    (scripts' inner calls are counted under their own names as well as under EVALSHA)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = cast(dict[str, dict[str, Any]], client.info("commandstats"))
+    finally:
+        client.close()
+    print(f"{'command':<28} {'calls/entry':>12} {'us/entry':>10}")
+    for name, v in sorted(stats.items(), key=lambda kv: -float(kv[1]["usec"]))[:20]:
+        print(f"{name:<28} {int(v['calls']) / entries:12.2f} {float(v['usec']) / entries:10.2f}")
+
+
 def redis_memory_mib(url: str) -> float:
     import redis
 
@@ -137,6 +152,8 @@ def main() -> None:
     parser.add_argument("--code", default=str(REPO), help="directory holding the ingest package to run")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--progress", action="store_true", help="print stream/stored counts every 5 s")
+    parser.add_argument("--commandstats", action="store_true",
+                        help="print the Redis commands of the run by calls and server time, per entry")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for the daemon, e.g. --set worker_max_jobs=4")
     args = parser.parse_args()
@@ -192,6 +209,8 @@ def main() -> None:
               f" = {total / took:.0f} entries/s; CPU {cpu:.1f} s = {cpu / total * 1000:.2f} ms per entry"
               f" (daemon + workers); {calls / args.feeds:.0f} Redis commands per feed;"
               f" Redis memory {memory:.0f} MiB")
+        if args.commandstats:
+            print_commandstats(server.url, total)
     finally:
         farm.kill()
         server.stop()
