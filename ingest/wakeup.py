@@ -13,8 +13,10 @@ on `<queue>:wake` (one PUBLISH, sent right after the job), and a
 Redis restart costs one poll delay, never a job. A worker also looks at once
 when one of its jobs ends, since it then has room for another.
 
-Only the wait between two looks changes; how arq reads, claims and runs jobs
-is untouched.
+Only the wait between two looks and the claim change; how arq reads and runs
+jobs is untouched. The claim is arq's own (the job is not running anywhere, is
+still queued and due: mark it in progress), done in one Lua script, one round
+trip, where arq takes a WATCH, EXISTS, ZSCORE and MULTI/EXEC (four) per job.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 __all__ = ["PromptWorker", "announce", "wake_channel"]
@@ -34,6 +38,18 @@ __all__ = ["PromptWorker", "announce", "wake_channel"]
 log = logging.getLogger(__name__)
 
 _RESUBSCRIBE_AFTER = 1.0  # seconds after a lost subscription; polling goes on meanwhile
+
+# arq's claim in one step (Lua runs atomically, as arq's WATCH/MULTI made it):
+# KEYS in-progress key, queue; ARGV job id, now (ms), in-progress timeout (ms).
+# The job's score when this worker may run it, else nil: it runs elsewhere, left
+# the queue (ended), or is not due yet (re-queued with a delay).
+_CLAIM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) == 0 or tonumber(score) > tonumber(ARGV[2]) then return false end
+redis.call('PSETEX', KEYS[1], ARGV[3], '1')
+return score
+"""
 
 
 def wake_channel(queue_name: str) -> str:
@@ -62,6 +78,7 @@ class PromptWorker(Worker):
         self.idle_poll = float(poll_delay)
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._claim: AsyncScript | None = None  # the pool exists once arq's main starts
 
     async def _poll_iteration(self) -> None:
         await super()._poll_iteration()
@@ -73,21 +90,48 @@ class PromptWorker(Worker):
         self._wake.clear()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's start_jobs, on the ids not already running anywhere.
+        """arq's start_jobs: one pipeline to skip the jobs running anywhere, then one
+        script call per claim.
 
         The queue's head holds the jobs in progress (a job leaves the queue when it
-        ends), and arq tries each id it read with a WATCH, EXISTS and ZSCORE of its
-        own: ~40 round trips to step over two busy workers' jobs, at every look.
-        Its own jobs are known here, the others' in-progress keys are read in one
-        pipeline; arq still claims each remaining id atomically, as before."""
-        candidates = [j for j in job_ids if j.decode() not in self.tasks]
+        ends), so every look reads the ids of the jobs running here and in the other
+        workers again: its own are known here, the others' in-progress keys are read
+        in one pipeline, where arq stepped over each with a WATCH, EXISTS and ZSCORE
+        of its own. The rest are claimed as arq claims them (atomically, the script
+        checking again), with its job counter and semaphore kept the same way."""
+        candidates = [j.decode() for j in job_ids if j.decode() not in self.tasks]
         if not candidates:
             return
         async with self.pool.pipeline(transaction=False) as pipe:
             for job_id in candidates:
-                pipe.exists(in_progress_key_prefix + job_id.decode())
+                pipe.exists(in_progress_key_prefix + job_id)
             running = await pipe.execute()
-        await super().start_jobs([j for j, busy in zip(candidates, running, strict=True) if not busy])
+        for job_id, busy in zip(candidates, running, strict=True):
+            if busy:
+                continue
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            if self._claim is None:
+                self._claim = self.pool.register_script(_CLAIM_SCRIPT)
+            try:
+                score = await self._claim(
+                    keys=[in_progress_key_prefix + job_id, self.queue_name],
+                    args=[job_id, timestamp_ms(), int(self.in_progress_timeout_s * 1000)],
+                )
+            except BaseException:
+                self.job_counter -= 1
+                self.sem.release()
+                raise
+            if score is None:  # running elsewhere, ended, or not due yet
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def run_job(self, job_id: str, score: int) -> None:
         try:

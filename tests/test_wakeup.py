@@ -103,3 +103,38 @@ async def test_announce_on_a_dead_redis_is_silent() -> None:
         await announce(pool)
     finally:
         await pool.aclose()
+
+
+async def test_two_workers_run_every_job_once(settings: Settings) -> None:
+    """The one-step claim keeps arq's promise: a job runs in one worker only."""
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=3) as (_, pool), \
+            prompt_worker(settings, ran, max_jobs=3):
+        for n in range(40):
+            await pool.enqueue_job("note_run", f"job {n}")
+        await announce(pool)
+        assert await wait_until_async(lambda: len(ran) >= 40, timeout=20)
+        await asyncio.sleep(0.5)
+        tags = [tag for tag, _ in ran]
+        assert sorted(tags) == sorted(f"job {n}" for n in range(40)), "each job once"
+
+
+async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran) as (worker, pool):
+        busy = await pool.enqueue_job("note_run", "busy elsewhere")
+        assert busy is not None
+        # Another worker holds it (arq's in-progress key), from before this look.
+        sync_redis.psetex(f"arq:in-progress:{busy.job_id}", 60_000, b"1")
+        later = await pool.enqueue_job("note_run", "deferred", _defer_by=60)
+        assert later is not None
+        await worker.start_jobs([busy.job_id.encode(), later.job_id.encode()])
+        await asyncio.sleep(1.0)
+        assert ran == [] and worker.job_counter == 0, "neither claimed, the counter given back"
+
+        sync_redis.delete(f"arq:in-progress:{busy.job_id}")  # the holder died, its key expired
+        await worker.start_jobs([busy.job_id.encode(), later.job_id.encode()])
+        assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
+        assert ran[0][0] == "busy elsewhere"
