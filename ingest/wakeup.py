@@ -24,16 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-__all__ = ["PromptWorker", "announce", "wake_channel"]
+__all__ = ["PromptWorker", "announce", "enqueue_announced", "wake_channel"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,17 @@ _RESUBSCRIBE_AFTER = 1.0  # seconds after a lost subscription; polling goes on m
 # KEYS in-progress key, queue; ARGV job id, now (ms), in-progress timeout (ms).
 # The job's score when this worker may run it, else nil: it runs elsewhere, left
 # the queue (ended), or is not due yet (re-queued with a delay).
+# arq's enqueue_job (no deferral, no expiry of its own) and the announcement in one
+# step: KEYS job key, result key, queue; ARGV expiry (ms), job, score, job id, wake
+# channel. 0 when a job of that id exists or has a result (arq returns None then).
+_ENQUEUE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[5], '')
+return 1
+"""
+
 _CLAIM_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
@@ -64,6 +77,22 @@ async def announce(pool: ArqRedis) -> None:
     poll if this message goes nowhere."""
     with contextlib.suppress(RedisError, OSError):
         await pool.publish(wake_channel(pool.default_queue_name), b"")
+
+
+async def enqueue_announced(pool: ArqRedis, function: str, *args: Any) -> str:
+    """Queue a job to run now, as `pool.enqueue_job(function, *args)` does, and
+    announce it: one round trip where arq's WATCH, EXISTS and MULTI/EXEC and the
+    PUBLISH took four, for every document the poller hands to the workers.
+
+    The job record, its key, score and expiry are arq's own (`serialize_job` with
+    the pool's serializer), so any arq worker runs it. Returns the job id."""
+    job_id = uuid.uuid4().hex
+    now = timestamp_ms()
+    job = serialize_job(function, args, {}, None, now, serializer=pool.job_serializer)
+    queue = pool.default_queue_name
+    await pool.register_script(_ENQUEUE_SCRIPT)(keys=[job_key_prefix + job_id, result_key_prefix + job_id, queue],
+                 args=[pool.expires_extra_ms, job, now, job_id, wake_channel(queue)])
+    return job_id
 
 
 class PromptWorker(Worker):

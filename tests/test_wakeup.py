@@ -15,11 +15,12 @@ import pytest
 import redis
 import redis.exceptions
 from arq.connections import ArqRedis, create_pool
+from arq.jobs import Job, JobStatus
 
 from ingest.keys import Keys
 from ingest.redis_conn import arq_redis_settings
 from ingest.settings import Settings
-from ingest.wakeup import PromptWorker, announce, wake_channel
+from ingest.wakeup import PromptWorker, announce, enqueue_announced, wake_channel
 from tests.conftest import free_port
 from tests.helpers import wait_until_async
 
@@ -138,3 +139,21 @@ async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
         await worker.start_jobs([busy.job_id.encode(), later.job_id.encode()])
         assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
         assert ran[0][0] == "busy elsewhere"
+
+
+async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(settings: Settings) -> None:
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=1) as (_, pool):
+        job_id = await enqueue_announced(pool, "note_run", "one step")
+        job = Job(job_id, redis=pool, _queue_name=pool.default_queue_name,
+                  _deserializer=pool.job_deserializer)
+        assert await wait_until_async(lambda: len(ran) == 1, timeout=5), "announced: no 30 s poll"
+        assert ran[0][0] == "one step"
+        for _ in range(100):
+            if await job.status() == JobStatus.complete:
+                break
+            await asyncio.sleep(0.05)
+        assert await job.status() == JobStatus.complete
+        info = await job.info()
+        assert info is not None and info.function == "note_run" and info.args == ("one step",)
+        assert info.enqueue_time is not None

@@ -23,7 +23,7 @@ from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched
 from ingest.poll.fetch import check_scheme
 from ingest.settings import Settings
-from ingest.wakeup import announce
+from ingest.wakeup import announce, enqueue_announced
 
 __all__ = ["enqueue_fetch", "enqueue_parse", "job_outcome", "wait_for_room"]
 
@@ -55,10 +55,10 @@ async def job_outcome(job: Job, url: str, timeout: float, redis: aioredis.Redis,
 
 
 async def enqueue_parse(pool: ArqRedis, spec: FeedSpec, fetched: Fetched) -> None:
+    """One parse_feed job for a fetched body, queued and announced in one round trip."""
     spec_dict = dataclasses.asdict(spec)
     spec_dict["tags"] = list(spec.tags)
-    await pool.enqueue_job("parse_feed", spec_dict, dataclasses.asdict(fetched))
-    await announce(pool)
+    await enqueue_announced(pool, "parse_feed", spec_dict, dataclasses.asdict(fetched))
 
 
 async def wait_for_room(pool: ArqRedis, keys: Keys, bound: int, stop: asyncio.Event) -> bool:
