@@ -186,6 +186,24 @@ class Keys:
         """What every `cluster_bands` name starts with (the read script makes them)."""
         return f"{self.ns}:cbk:"
 
+    def cluster_hashes_made(self, bucket: int) -> str:
+        """A bitmap of the shards whose band hash of `bucket` was made (and given its
+        expiry) by the read script (#21, decision 140); that it exists says the bucket
+        has band hashes. It expires with them."""
+        return f"{self.cluster_hashes_made_prefix}{bucket}"
+
+    @property
+    def cluster_hashes_made_prefix(self) -> str:
+        """What every `cluster_hashes_made` name starts with."""
+        return f"{self.ns}:cbs:"
+
+    @property
+    def cluster_bands_since(self) -> str:
+        """The first time bucket written with `cluster_hashes_made` bitmaps (#21, decision
+        140): an older bucket may hold band hashes without one (each is read); from
+        this bucket on, a bucket without one holds none (it is not read). No TTL."""
+        return f"{self.ns}:cbv"
+
     @property
     def feeds(self) -> str:
         """Set of every registered feed id (enabled or disabled)."""

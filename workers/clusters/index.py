@@ -91,46 +91,92 @@ BUCKETS_PER_RETENTION = 2
 # One Redis (a cluster runs the same steps as pipelines): read each item's
 # entry and look every band up in the live buckets, oldest first; claim each
 # band found nowhere for the document's first item with it (HSETNX into the
-# current bucket; a hash this creates gets its expiry, told by HLEN = 1: read-only,
-# where an EXPIREAT for every claim would also go to the AOF and the
-# replicas). The bands travel as one
-# string of 18-byte records (shard: 6 hex digits, as in the hash's name; field: 4 bytes;
-# handle: 8 bytes) and the answer as one string of 8-byte handles (zeros: not
-# found): a few arguments per document instead of a hundred per item, as the
-# client's cost is per argument. The hashes' names are made here from the
-# prefix, as they cannot be declared per slot anyway (the cluster's pipeline
-# path does not use this script).
+# current bucket). The bands travel as one string of 18-byte records (shard: 6
+# hex digits, as in the hash's name; field: 4 bytes; handle: 8 bytes) and the
+# answer as one string of 8-byte handles (zeros: not found): a few arguments
+# per document instead of a hundred per item, as the client's cost is per
+# argument. The keys' names are made here from their prefixes, as they cannot
+# be declared per slot anyway (the cluster's pipeline path does not use this).
+#
+# Fewer calls per band (#21, decision 140). Each bucket has a small bitmap,
+# "hashes made" (`<ns>:cbs:<bucket>`, a bit per shard), written by the claims:
+# (1) a claim checks HLEN = 1 (did it create the hash, which then needs its
+# expiry?) only while its shard's bit is clear: about once per hash and bucket
+# instead of once per claim, the bitmap read once per document (one GET of
+# `shards` / 8 bytes); (2) an older live bucket without the bitmap has no band
+# hash, so it is not read at all, unless it is older than `since`, the first
+# bucket written with bitmaps (found once: the newest older live bucket with a
+# band hash and no bitmap, + 1; stored in `<ns>:cbv`), whose hashes may hold
+# bands of before and are read as before.
 # KEYS: the items' entries (new keys, then those of before #21); ARGV: hash
-# prefix, oldest live bucket, live buckets, expiry (epoch s), the records.
+# prefix, oldest live bucket, live buckets, expiry (epoch s), the records,
+# bitmap prefix, the `since` key, shards.
 _READ_LUA = """
 local prefix, first, live, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local records = ARGV[5]
-local buckets = {}
-for b = 1, live do buckets[b] = prefix .. (first + b - 1) .. ':' end
-local current = buckets[live]
-local entries = #KEYS > 0 and redis.call('MGET', unpack(KEYS)) or {}
-local found, n = {}, 0
-local none = string.rep('\\0', 8)
-local sub, call = string.sub, redis.call
+local records, mprefix, marker, shards = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local sub, byte, call = string.sub, string.byte, redis.call
+local band, shift, floor = bit.band, bit.lshift, math.floor
+local current = first + live - 1
+local entries = #KEYS > 0 and call('MGET', unpack(KEYS)) or {}
+
+local function any_hash(b)  -- has bucket b a band hash? (once per deployment)
+  local names = {}
+  for s = 0, shards - 1 do
+    names[#names + 1] = string.format('%s%d:%06x', prefix, b, s)
+    if #names == 1000 or s == shards - 1 then
+      if call('EXISTS', unpack(names)) > 0 then return true end
+      names = {}
+    end
+  end
+  return false
+end
+
+local since = tonumber(call('GET', marker) or '')
+if not since then
+  since = first
+  for b = current - 1, first, -1 do
+    if call('EXISTS', mprefix .. b) == 0 and any_hash(b) then since = b + 1; break end
+  end
+  call('SET', marker, since)
+end
+
+-- The older buckets that may hold bands, oldest first: the first item seen wins.
+local older, n = {}, 0
+for b = first, current - 1 do
+  if b < since or call('EXISTS', mprefix .. b) == 1 then n = n + 1; older[n] = prefix .. b .. ':' end
+end
+local names, mkey = prefix .. current .. ':', mprefix .. current
+local made = call('GET', mkey)
+local fresh = {}
+local found, none = {}, string.rep('\0', 8)
 for pos = 1, #records, 18 do
   local shard = sub(records, pos, pos + 5)
   local field = sub(records, pos + 6, pos + 9)
   local hit = false
-  for b = 1, live - 1 do
-    hit = call('HGET', buckets[b] .. shard, field)
+  for b = 1, n do
+    hit = call('HGET', older[b] .. shard, field)
     if hit then break end
   end
   if not hit then
     -- The current bucket: claimed if free (one call for a new band), else read.
-    local key = current .. shard
+    local key = names .. shard
     if call('HSETNX', key, field, sub(records, pos + 10, pos + 17)) == 0 then
       hit = call('HGET', key, field)
-    elseif call('HLEN', key) == 1 then  -- a new hash: it expires with its bucket
-      call('EXPIREAT', key, at)
+    else
+      if not made then
+        call('SETRANGE', mkey, floor((shards - 1) / 8), '\0')
+        call('EXPIREAT', mkey, at)
+        made = ''
+      end
+      local s = tonumber(shard, 16)
+      if band(byte(made, floor(s / 8) + 1) or 0, shift(1, 7 - s % 8)) == 0 and not fresh[s] then
+        fresh[s] = true
+        if call('HLEN', key) == 1 then call('EXPIREAT', key, at) end  -- it expires with its bucket
+        call('SETBIT', mkey, s, 1)
+      end
     end
   end
-  n = n + 1
-  found[n] = hit or none
+  found[#found + 1] = hit or none
 end
 return {entries, table.concat(found)}
 """
@@ -425,7 +471,8 @@ class ClusterIndex:
         entries, handles = await self._read_script(
             keys=list(entry_keys),
             args=[self.keys.cluster_bands_prefix, readable[0], len(readable),
-                  self.buckets.expire_at(bucket), records],
+                  self.buckets.expire_at(bucket), records, self.keys.cluster_hashes_made_prefix,
+                  self.keys.cluster_bands_since, self.shards],
         )
         found = {
             p: handles[at : at + HANDLE_BYTES]
