@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from workers.clusters.shingles import fixed_words, shingle_ids_and_share
+from workers.clusters.shingles import fixed_words, shingle_sets
 
 __all__ = [
     "BANDS",
@@ -80,6 +80,8 @@ SHORT_TEXT_RAISE = 0.15
 MIN_SHINGLES = 8
 
 U32 = npt.NDArray[np.uint32]
+U64 = npt.NDArray[np.uint64]
+_LOW = np.uint64(0xFFFFFFFF)
 
 # Bin edges of the one-permutation MinHash over the 32-bit shingle ids.
 _EDGES = (np.arange(NUM_PERM + 1, dtype=np.uint64) << np.uint64(32)) // np.uint64(NUM_PERM)
@@ -156,47 +158,48 @@ def sketch_text(text: str) -> Sketch | None:
 
 
 def sketch_texts(texts: Sequence[str]) -> list[Sketch | None]:
-    """The sketch of each text (None: too few shingles to compare), the MinHash of all
-    of them at once (#21): one binary search over every text's shingle ids, each
-    id tagged with its text's number in the high 32 bits, instead of a dozen
-    numpy calls per text. The same values as `_signature` of each."""
-    shingled = [shingle_ids_and_share(text) for text in texts]
-    kept = [i for i, (ids, _) in enumerate(shingled) if len(ids) >= MIN_SHINGLES]
+    """The sketch of each text (None: too few shingles to compare), all at once (#21):
+    the shingles of every text in one pass (`shingle_sets`) and the MinHash in one
+    binary search over every text's shingle ids, each id tagged with its text's
+    number in the high 32 bits, instead of a few dozen numpy calls per text. The
+    same values as `_signature` of each."""
+    sets = shingle_sets(texts)
+    counts = np.diff(sets.offsets)
+    kept = np.flatnonzero(counts >= MIN_SHINGLES)
     out: list[Sketch | None] = [None] * len(texts)
-    if not kept:
+    if not len(kept):
         return out
-    signatures = _signatures([shingled[i][0] for i in kept])
+    signatures = _signatures(sets.tagged, kept)
     # Band b of row r: its index, then values 2b and 2b + 1 (little-endian): 9 bytes.
     rows = np.empty((len(kept), BANDS, 1 + ROWS * 4), dtype=np.uint8)
     rows[:, :, 0] = _BAND_NUMBERS
     rows[:, :, 1:] = signatures.astype("<u4").view(np.uint8).reshape(len(kept), BANDS, ROWS * 4)
     packed = rows.tobytes()
     width = BANDS * (1 + ROWS * 4)
-    for r, i in enumerate(kept):
-        ids, share = shingled[i]
+    ids = (sets.tagged & _LOW).astype("<u4").tobytes()
+    starts, sizes = sets.offsets.tolist(), counts.tolist()
+    for r, i in enumerate(kept.tolist()):
         row = packed[r * width : (r + 1) * width]
         bands = tuple(row[j : j + 1 + ROWS * 4] for j in range(0, width, 1 + ROWS * 4))
+        at, size = starts[i], sizes[i]
         sample = Sample(
-            ids=ids[:SAMPLE_SIZE].astype("<u4").tobytes(),
-            complete=len(ids) <= SAMPLE_SIZE,
-            cjk_share=round(share * 255),
+            ids=ids[4 * at : 4 * (at + min(size, SAMPLE_SIZE))],
+            complete=size <= SAMPLE_SIZE,
+            cjk_share=round(sets.shares[i] * 255),
         )
         out[i] = Sketch(bands=bands, sample=sample)
     return out
 
 
-def _signatures(id_sets: Sequence[U32]) -> U32:
-    """`_signature` of each set of sorted shingle ids (none empty), as one array of
-    rows. Pure."""
-    count = len(id_sets)
-    tags = np.repeat(np.arange(count, dtype=np.uint64) << np.uint64(32),
-                     [len(ids) for ids in id_sets])
-    tagged = np.concatenate(id_sets).astype(np.uint64) | tags  # sorted: by text, then id
-    base = (np.arange(count, dtype=np.uint64) << np.uint64(32))[:, None]
+def _signatures(tagged: U64, rows: npt.NDArray[np.intp]) -> U32:
+    """`_signature` of the texts numbered `rows` (none without ids) in `tagged` (every
+    text's sorted shingle ids, tagged with its number in the high 32 bits), as one
+    array of rows. Pure."""
+    base = (rows.astype(np.uint64) << np.uint64(32))[:, None]
     firsts = np.searchsorted(tagged, base + _EDGES[:-1])
     found = tagged[np.minimum(firsts, len(tagged) - 1)]
     full = (firsts < len(tagged)) & (found < base + _EDGES[1:])
-    values = (found & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    values = (found & _LOW).astype(np.uint32)
     if full.all():
         return values
     # Rows with empty bins: the next non-empty bin at or after each bin, wrapping
