@@ -18,6 +18,12 @@ each round runs the code of DIR then this tree's, each in its own process
 and its own server, --rounds times interleaved (A, B, A, B): the machine's
 load falls on both alike.
 
+With --buckets N the documents are spread over N successive time buckets of the
+index (the clock moved on between them, as a deployment running for N days of
+a 48 h retention sees it): from the third on, a reader meets two full older
+buckets (the steady state); without it, every item falls in the current
+bucket of a new index.
+
 BENCH_INDEX_HASHES=N sets `cluster_index_hashes` (code that has the setting).
 
 Run: .venv/bin/python bench/bench_cluster_index.py [--items 20000] [--compare DIR] [--rounds 2]
@@ -68,7 +74,8 @@ def _stories(count: int, seed: int = 21) -> list[tuple[str, str]]:
     return out
 
 
-async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> dict[str, float]:
+async def _run(url: str, stories: list[tuple[str, str]], per_document: int,
+               buckets: int = 0) -> dict[str, float]:
     import dataclasses
     import hashlib
 
@@ -97,9 +104,14 @@ async def _run(url: str, stories: list[tuple[str, str]], per_document: int) -> d
     await client.config_resetstat()
     info = await client.info()
     memory0, cpu0 = info["used_memory"], info["used_cpu_user"] + info["used_cpu_sys"]
+    width = index.buckets.width
+    first = (int(time.time()) // width) * width
     start = time.process_time()
-    for document in documents:
-        await index.assign(document)
+    for number, document in enumerate(documents):
+        if buckets:
+            await index.assign(document, now=first + (number * buckets // len(documents)) * width)
+        else:
+            await index.assign(document)
     client_cpu = time.process_time() - start
     info = await client.info()
     memory1, cpu1 = info["used_memory"], info["used_cpu_user"] + info["used_cpu_sys"]
@@ -134,7 +146,8 @@ def _child(args: argparse.Namespace) -> None:
         server = RedisServer(Path(tmp), Path(tmp) / "r.sock", appendonly=False, binary=args.redis_server)
         server.start()
         try:
-            print(json.dumps(asyncio.run(_run(server.url, stories, args.per_document))))
+            print(json.dumps(asyncio.run(_run(server.url, stories, args.per_document,
+                                              args.buckets))))
         finally:
             server.stop()
 
@@ -144,6 +157,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--per-document", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--buckets", type=int, default=0,
+                        help="spread the documents over this many successive time buckets")
     parser.add_argument("--compare", type=Path, help="checkout of the code to compare with")
     parser.add_argument("--redis-server", default=shutil.which("redis-server"),
                         help="redis-server binary (default: the one on PATH)")
@@ -159,13 +174,15 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": str(tree)}
             proc = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--child", "--items", str(args.items),
-                 "--per-document", str(args.per_document), "--redis-server", str(args.redis_server)],
+                 "--per-document", str(args.per_document), "--redis-server", str(args.redis_server),
+                 "--buckets", str(args.buckets)],
                 cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
             if proc.returncode:
                 sys.exit(f"{name} failed:\n{proc.stderr[-3000:]}")
             results[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(name, results[name][-1], flush=True)
-    print(f"\n{args.items} distinct items, documents of {args.per_document}, {args.rounds} rounds "
+    spread = f", over {args.buckets} time buckets" if args.buckets else ""
+    print(f"\n{args.items} distinct items, documents of {args.per_document}{spread}, {args.rounds} rounds "
           "interleaved; medians:")
     for name, runs in results.items():
         def median(field: str, runs: list[dict[str, float]] = runs) -> float:
