@@ -186,18 +186,6 @@ class Keys:
         """What every `cluster_bands` name starts with (the read script makes them)."""
         return f"{self.ns}:cbk:"
 
-    def cluster_band_filter(self, bucket: int) -> str:
-        """A time bucket's band filter (#21, decision 141): a bitmap with a bit set for
-        every band claimed in the bucket (bit = the band's 4-byte field modulo the
-        bitmap's size), so that a reader looks a band up in an older bucket only when
-        its bit is set. It expires with the bucket's hashes."""
-        return f"{self.cluster_band_filter_prefix}{bucket}"
-
-    @property
-    def cluster_band_filter_prefix(self) -> str:
-        """What every `cluster_band_filter` name starts with (the read script makes them)."""
-        return f"{self.ns}:cbf:"
-
     def cluster_hashes_made(self, bucket: int) -> str:
         """A bitmap of the shards whose band hash of `bucket` was made (and given its
         expiry) by the read script (#21, decision 140); that it exists says the bucket

@@ -29,13 +29,7 @@ from ingest.keys import Keys
 from ingest.models import Item
 from ingest.settings import Settings
 from workers.clusters import shingles as sh
-from workers.clusters.index import (
-    FILTER_BITS,
-    FILTER_BITS_PER_BAND,
-    ClusterIndex,
-    band_slots,
-    sketch_item,
-)
+from workers.clusters.index import ClusterIndex, band_slots, sketch_item
 
 START = 1_800_000_000.0  # a fixed clock: the buckets are those of this instant and after
 _WORDS = [f"w{n}" for n in range(3000)]
@@ -109,19 +103,8 @@ async def test_every_key_expires_and_the_bitmap_names_the_hashes_made(
     assert made is not None
     bits = np.unpackbits(np.frombuffer(made, dtype=np.uint8))  # SETBIT's order: MSB first
     assert sorted(int(k.rsplit(b":", 1)[1], 16) for k in hashes) == np.flatnonzero(bits).tolist()
-    for key in [*hashes, keys.cluster_hashes_made(bucket), keys.cluster_band_filter(bucket)]:
+    for key in [*hashes, keys.cluster_hashes_made(bucket).encode()]:
         assert await expires_at(client, key) == pytest.approx(at, abs=2), key
-    # The band filter: a new index's first one is the smallest; a bit for each band claimed.
-    band_filter = await client.get(keys.cluster_band_filter(bucket))
-    assert band_filter is not None and len(band_filter) * 8 == FILTER_BITS[0]
-    filter_bits = np.unpackbits(np.frombuffer(band_filter, dtype=np.uint8))
-    for number, document in enumerate(documents(1, count=4)):
-        for one in document:
-            sketch = sketch_item(one)
-            assert sketch is not None
-            _, fields = band_slots(list(sketch.bands), index.shards)
-            assert filter_bits[fields % FILTER_BITS[0]].all(), number
-    assert filter_bits.mean() < 0.2
     # The first bucket with bitmaps: this one's oldest live bucket (a new index), kept.
     assert int(await client.get(keys.cluster_bands_since) or 0) == bucket - index.buckets.live + 1
     assert await client.ttl(keys.cluster_bands_since) == -1
@@ -150,26 +133,6 @@ async def test_a_band_is_found_across_rolled_buckets_for_the_retention(
         assert await client.exists(index.keys.cluster_hashes_made(bucket)) == 1
         # The copy's own new bands went to its bucket, which made its own bitmap.
         assert await client.exists(index.keys.cluster_hashes_made(bucket + step)) == 1
-
-
-async def test_a_new_buckets_filter_is_sized_from_the_previous_ones_fill(
-    settings: Settings, client: aioredis.Redis
-) -> None:
-    await client.flushdb()
-    index = index_of(client, settings)
-    bucket = index.buckets.current(START)
-    least = FILTER_BITS[0]
-    # The previous bucket's filter: half of its bits set, so ~0.69 bands a bit were claimed.
-    await client.set(index.keys.cluster_band_filter(bucket - 1), b"\x0f" * (least // 8))
-    await index.assign(documents(8, count=1)[0], now=START)
-    size = await client.strlen(index.keys.cluster_band_filter(bucket)) * 8
-    bands = least * 0.6931
-    assert bands * FILTER_BITS_PER_BAND <= size < 2 * bands * FILTER_BITS_PER_BAND
-    # Saturated: grown, up to the largest size.
-    await client.set(index.keys.cluster_band_filter(bucket), b"\xff" * (size // 8))
-    await index.assign(documents(9, count=1)[0], now=START + index.buckets.width)
-    assert await client.strlen(index.keys.cluster_band_filter(bucket + 1)) * 8 == min(
-        FILTER_BITS[1], size * FILTER_BITS_PER_BAND)
 
 
 async def test_an_older_bucket_is_read_only_when_it_may_hold_bands(
@@ -207,16 +170,6 @@ async def test_an_older_bucket_is_read_only_when_it_may_hold_bands(
     await plant(index, bucket - 1)  # hashes without a bitmap after the bitmaps began
     [unseen] = await index.assign([item(4, copy_of(text, rng))], now=START)
     assert unseen.cluster_id == unseen.id  # not read: such a bucket holds nothing
-
-    # A bucket with its bitmap and filter: a band whose filter bit is clear is not read.
-    await client.flushdb()
-    await index.assign([item(5, story(rng))], now=START - index.buckets.width)
-    await plant(index, bucket - 1)  # the seed's bands, without their filter bits
-    [missed] = await index.assign([item(6, copy_of(text, rng))], now=START)
-    assert missed.cluster_id == missed.id
-    await client.delete(index.keys.cluster_band_filter(bucket - 1))  # no filter: every band read
-    [found] = await index.assign([item(7, copy_of(text, rng))], now=START)
-    assert found.cluster_id == seed.id
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])

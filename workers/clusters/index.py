@@ -87,13 +87,6 @@ HANDLE_BYTES = 8  # an item's handle in the index: the first 8 bytes of its id
 # outlives its retention (by one bucket at most), the more buckets a band is
 # looked up in (this + 1). 2: kept 48-72 h for 48, three lookups a band.
 BUCKETS_PER_RETENTION = 2
-# A bucket's band filter (decision 141): at least this many bits a band claimed in
-# the bucket before (1-2 bytes a band: 6-12% of the bits set, so a new band is
-# looked up in an older bucket about once in ten), between these sizes (powers of
-# two: 16 KB for a new index's first bucket, 1 MB: ~44,000 items a bucket at 8
-# bits a band, beyond which it fills and saves less; a reader GETs it whole).
-FILTER_BITS_PER_BAND = 8
-FILTER_BITS = (1 << 17, 1 << 23)
 
 # One Redis (a cluster runs the same steps as pipelines): read each item's
 # entry and look every band up in the live buckets, oldest first; claim each
@@ -121,8 +114,6 @@ FILTER_BITS = (1 << 17, 1 << 23)
 _READ_LUA = """
 local prefix, first, live, at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local records, mprefix, marker, shards = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local fprefix, least, most = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
-local per_band = tonumber(ARGV[12])
 local sub, byte, call = string.sub, string.byte, redis.call
 local band, shift, floor = bit.band, bit.lshift, math.floor
 local current = first + live - 1
@@ -150,32 +141,21 @@ if not since then
 end
 
 -- The older buckets that may hold bands, oldest first: the first item seen wins.
-local older, filters, n = {}, {}, 0
+local older, n = {}, 0
 for b = first, current - 1 do
-  if b < since or call('EXISTS', mprefix .. b) == 1 then
-    n = n + 1
-    older[n] = prefix .. b .. ':'
-    filters[n] = b >= since and call('GET', fprefix .. b) or false  -- none: read every band
-  end
+  if b < since or call('EXISTS', mprefix .. b) == 1 then n = n + 1; older[n] = prefix .. b .. ':' end
 end
-local names, mkey, fkey = prefix .. current .. ':', mprefix .. current, fprefix .. current
+local names, mkey = prefix .. current .. ':', mprefix .. current
 local made = call('GET', mkey)
-local size = false  -- the current bucket's filter, in bits (read at the first claim)
 local fresh = {}
 local found, none = {}, string.rep('\0', 8)
 for pos = 1, #records, 18 do
   local shard = sub(records, pos, pos + 5)
   local field = sub(records, pos + 6, pos + 9)
-  local w1, w2, w3, w4 = byte(field, 1, 4)
-  local word = w1 + w2 * 256 + w3 * 65536 + w4 * 16777216
   local hit = false
   for b = 1, n do
-    local filter = filters[b]
-    local p = filter and word % (#filter * 8)
-    if not filter or band(byte(filter, floor(p / 8) + 1), shift(1, 7 - p % 8)) ~= 0 then
-      hit = call('HGET', older[b] .. shard, field)
-      if hit then break end
-    end
+    hit = call('HGET', older[b] .. shard, field)
+    if hit then break end
   end
   if not hit then
     -- The current bucket: claimed if free (one call for a new band), else read.
@@ -188,23 +168,6 @@ for pos = 1, #records, 18 do
         call('EXPIREAT', mkey, at)
         made = ''
       end
-      if not size then
-        size = call('STRLEN', fkey) * 8
-        if size == 0 then  -- a new filter, sized from the previous bucket's fill
-          size = least
-          local before = fprefix .. (current - 1)
-          local had = call('STRLEN', before) * 8
-          if had > 0 then
-            local fill = call('BITCOUNT', before) / had
-            local bands = had  -- saturated: at least as many bands as bits
-            if fill < 0.9 then bands = -had * math.log(1 - fill) end
-            while size < bands * per_band and size < most do size = size * 2 end
-          end
-          call('SETRANGE', fkey, size / 8 - 1, '\0')
-          call('EXPIREAT', fkey, at)
-        end
-      end
-      call('SETBIT', fkey, word % size, 1)
       local s = tonumber(shard, 16)
       if band(byte(made, floor(s / 8) + 1) or 0, shift(1, 7 - s % 8)) == 0 and not fresh[s] then
         fresh[s] = true
@@ -509,8 +472,7 @@ class ClusterIndex:
             keys=list(entry_keys),
             args=[self.keys.cluster_bands_prefix, readable[0], len(readable),
                   self.buckets.expire_at(bucket), records, self.keys.cluster_hashes_made_prefix,
-                  self.keys.cluster_bands_since, self.shards,
-                  self.keys.cluster_band_filter_prefix, *FILTER_BITS, FILTER_BITS_PER_BAND],
+                  self.keys.cluster_bands_since, self.shards],
         )
         found = {
             p: handles[at : at + HANDLE_BYTES]
