@@ -158,7 +158,8 @@ class Keys:
         """Hash of one feed: url, title, tags, interval, validators, status, errors."""
         return f"{self.ns}:feed:{self._tag(feed_id)}"
 
-    # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL.
+    # Near-duplicate clustering (workers/clusters/index.py); every key has a TTL but
+    # `cluster_bands_since` (a number, set once).
 
     def cluster_item(self, item_id: str) -> str:
         """Before #21: an item's entry by its whole id (the entry format of `cluster_entry`);

@@ -31,6 +31,12 @@ reader looks a band up in the three live buckets. An item's entry is a string
 a collision does is to offer a wrong candidate, which its sample then rejects,
 or to give an item the cluster of the other.
 
+Each bucket also has a "hashes made" bitmap, `<ns>:cbs:<bucket>` (a bit per
+shard, decision 140): a claim asks whether it created its hash (which then
+needs its expiry) only while the shard's bit is clear, and a reader skips an
+older bucket without one (no band hashes there) unless the bucket is older
+than `<ns>:cbv`, the first bucket written with bitmaps.
+
 Before #21 the entries were keyed by the whole item id
 (`<ns>:cluster:item:<id>`) and every band was a key of its own (`<ns>:cb:`);
 an item's old entry is still read for its own cluster (a correction keeps its
