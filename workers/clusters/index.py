@@ -154,7 +154,7 @@ end
 local names, mkey = prefix .. current .. ':', mprefix .. current
 local made = call('GET', mkey)
 local fresh = {}
-local found, none = {}, string.rep('\0', 8)
+local found, none = {}, string.rep('\\0', 8)
 for pos = 1, #records, 18 do
   local shard = sub(records, pos, pos + 5)
   local field = sub(records, pos + 6, pos + 9)
@@ -170,7 +170,7 @@ for pos = 1, #records, 18 do
       hit = call('HGET', key, field)
     else
       if not made then
-        call('SETRANGE', mkey, floor((shards - 1) / 8), '\0')
+        call('SETRANGE', mkey, floor((shards - 1) / 8), '\\0')
         call('EXPIREAT', mkey, at)
         made = ''
       end
