@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -44,6 +43,7 @@ from ingest.poll.politeness import HostPacer, is_rate_limited
 from ingest.poll.registry import load_feed, move_feed
 from ingest.poll.schedule import FeedState, ScheduleRules, decide
 from ingest.poll.scheduler import Scheduler
+from ingest.poll.urlguard import pacing_host
 from ingest.settings import Settings
 
 __all__ = ["Poller", "rules_from"]
@@ -227,7 +227,7 @@ class Poller:
         if state is None or state.disabled_reason:
             await self.scheduler.complete(feed_id, None, {})
             return
-        host = urlsplit(state.url).hostname or ""
+        host = pacing_host(state.url)
         async with self.pacer.slot(host), self.gate.slot(host):
             started = time.monotonic()
             result = await conditional_get(self.session, state.url, self.settings,
