@@ -98,12 +98,17 @@ class CoarseTimer:
 
 
 _TIMERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CoarseTimer] = weakref.WeakKeyDictionary()
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], CoarseTimer] | None = None  # a process has one loop
 
 
 def deadline(seconds: float) -> Deadline:
     """A deadline `seconds` from now on the running loop's coarse timer."""
+    global _last
     loop = asyncio.get_running_loop()
+    if _last is not None and _last[0]() is loop:
+        return Deadline(_last[1], loop, seconds)
     timer = _TIMERS.get(loop)
     if timer is None:
         timer = _TIMERS[loop] = CoarseTimer()
+    _last = (weakref.ref(loop), timer)
     return Deadline(timer, loop, seconds)
