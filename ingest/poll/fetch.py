@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
@@ -48,9 +49,19 @@ MAX_REDIRECTS = 10
 _CHUNK = 64 * 1024
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and how
+
+
 def utc_now_iso() -> str:
-    """Now as 2026-01-05T06:00:00.123456Z (isoformat is C; strftime took ~3 us a poll, #21)."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    """Now as 2026-01-05T06:00:00.123456Z. The date and time of day are formatted once a
+    second, a call adds the microseconds (datetime's isoformat took ~1.9 us, this ~0.6;
+    strftime per call ~3 us, #21)."""
+    global _second
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def check_scheme(url: str, settings: Settings | None = None) -> None:

@@ -145,25 +145,41 @@ def check_url(url: str, allowed: Sequence[Network] = ()) -> yarl.URL:
     Returns the URL parsed as the client parses it: handing that to the client
     spares it a second parse (~4 us a request, #21).
     """
-    parsed, _ = _PARSED.get(url)
-    host = parsed.raw_host
-    assert host is not None  # _read_url refused a URL without one
-    reason = _host_refusal(host, allowed if isinstance(allowed, tuple) else tuple(allowed))
-    if reason:
-        raise URLRefused(f"refused {url}: {reason}")
-    return parsed
+    entry = _PARSED.get(url)
+    if entry.allowed is not allowed:  # the verdict on its host, for these networks
+        host = entry.parsed.raw_host
+        assert host is not None  # _read_url refused a URL without one
+        entry.refusal = _host_refusal(host, allowed if isinstance(allowed, tuple) else tuple(allowed))
+        entry.allowed = allowed
+    if entry.refusal:
+        raise URLRefused(f"refused {url}: {entry.refusal}")
+    return entry.parsed
 
 
 def pacing_host(url: str) -> str:
     """The host a poll of `url` is paced by (`urlsplit(url).hostname`: lower case, no
     port), from the same cache as `check_url`; "" for a URL the guard refuses."""
     try:
-        return _PARSED.get(url)[1]
+        return _PARSED.get(url).hostname
     except URLRefused:
         return ""
 
 
-def _read_url(url: str) -> tuple[yarl.URL, str] | str:
+class _Parsed:
+    """A URL as `check_url` reads it: parsed as the client parses it, its host as urlsplit
+    reads it, and the last verdict on that host with the allowed networks it was for
+    (compared by identity: Settings keeps one tuple, and hashing networks is Python)."""
+
+    __slots__ = ("allowed", "hostname", "parsed", "refusal")
+
+    def __init__(self, parsed: yarl.URL, hostname: str) -> None:
+        self.parsed = parsed
+        self.hostname = hostname
+        self.allowed: Sequence[Network] | None = None
+        self.refusal: str | None = None
+
+
+def _read_url(url: str) -> _Parsed | str:
     """What check_url needs of a URL that does not depend on allow_networks: the URL as the
     client parses it and its host as urlsplit reads it, or why it is refused (pure)."""
     try:
@@ -177,7 +193,7 @@ def _read_url(url: str) -> tuple[yarl.URL, str] | str:
         return f"refused {url}: only http and https URLs are fetched"
     if not host or not parts.hostname:
         return f"refused {url}: no host"
-    return parsed, parts.hostname
+    return _Parsed(parsed, parts.hostname)
 
 
 class ParsedURLs:
@@ -195,10 +211,10 @@ class ParsedURLs:
     def __init__(self, size: int = 16_384, lifetime: float = 600.0) -> None:
         self.size = size
         self.lifetime = lifetime
-        self._entries: dict[str, tuple[yarl.URL, str] | str] = {}
+        self._entries: dict[str, _Parsed | str] = {}
         self._renew_at = time.monotonic() + lifetime
 
-    def get(self, url: str) -> tuple[yarl.URL, str]:
+    def get(self, url: str) -> _Parsed:
         """The parsed URL and its host; URLRefused when the URL itself is refused."""
         entry = self._entries.get(url)
         if entry is None:
