@@ -203,9 +203,9 @@ class ParsedURLs:
     A parsed URL with what aiohttp caches on it is ~0.8 KB, so the cache holds at most
     `size` URLs (16,384: ~13 MiB). Full, it drops its newest entry for the new one: a
     poller goes through its feeds in turn, and for that order keeping the oldest is what
-    still hits (an LRU would miss every time once the feeds outnumber it). Every
-    `lifetime` seconds it starts over, so URLs no longer polled (feeds removed or moved)
-    do not keep their place.
+    still hits (an LRU would miss every time once the feeds outnumber it). Full and
+    older than `lifetime` seconds, it starts over, so URLs no longer polled (feeds
+    removed or moved) do not keep their places for good.
     """
 
     def __init__(self, size: int = 16_384, lifetime: float = 600.0) -> None:
