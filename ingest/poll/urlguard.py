@@ -146,13 +146,14 @@ def check_url(url: str, allowed: Sequence[Network] = ()) -> yarl.URL:
     spares it a second parse (~4 us a request, #21).
     """
     entry = _PARSED.get(url)
-    if entry.allowed is not allowed:  # the verdict on its host, for these networks
+    judged_for, refusal = entry.verdict
+    if judged_for is not allowed:  # the verdict on its host, for these networks
         host = entry.parsed.raw_host
         assert host is not None  # _read_url refused a URL without one
-        entry.refusal = _host_refusal(host, allowed if isinstance(allowed, tuple) else tuple(allowed))
-        entry.allowed = allowed
-    if entry.refusal:
-        raise URLRefused(f"refused {url}: {entry.refusal}")
+        refusal = _host_refusal(host, allowed if isinstance(allowed, tuple) else tuple(allowed))
+        entry.verdict = (allowed, refusal)  # one assignment: a reader sees a pair, never half
+    if refusal:
+        raise URLRefused(f"refused {url}: {refusal}")
     return entry.parsed
 
 
@@ -170,13 +171,13 @@ class _Parsed:
     reads it, and the last verdict on that host with the allowed networks it was for
     (compared by identity: Settings keeps one tuple, and hashing networks is Python)."""
 
-    __slots__ = ("allowed", "hostname", "parsed", "refusal")
+    __slots__ = ("hostname", "parsed", "verdict")
 
     def __init__(self, parsed: yarl.URL, hostname: str) -> None:
         self.parsed = parsed
         self.hostname = hostname
-        self.allowed: Sequence[Network] | None = None
-        self.refusal: str | None = None
+        # (the allowed networks judged for, or None; the refusal for them, or None)
+        self.verdict: tuple[Sequence[Network] | None, str | None] = (None, None)
 
 
 def _read_url(url: str) -> _Parsed | str:
