@@ -55,6 +55,7 @@ def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
     import dataclasses
 
     from ingest.daemon import run_service
+    from ingest.gcpace import pace_collector
 
     settings = settings_of(ctx)
     if no_workers:
@@ -62,6 +63,7 @@ def run(ctx: click.Context, workers: int | None, no_workers: bool) -> None:
     if workers is not None:  # the flag wins over both settings
         settings = dataclasses.replace(settings, workers=str(workers), run_workers=workers > 0)
     cli_web.check_listen(settings)  # refuse an exposed API without a token before starting anything
+    pace_collector()  # a long-running process: fewer, shorter collections (ingest/gcpace.py)
     run_async(run_service(settings))
 
 

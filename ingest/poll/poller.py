@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -36,7 +35,7 @@ from ingest.keys import Keys
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, FetchFailed
 from ingest.poll.completions import CompletionBatcher
-from ingest.poll.enqueue import enqueue_parse, wait_for_room
+from ingest.poll.enqueue import QueueRoom, enqueue_parse
 from ingest.poll.fetch import conditional_get
 from ingest.poll.hostslots import HostSlots, PollGate
 from ingest.poll.outage import OutageDetector
@@ -44,6 +43,7 @@ from ingest.poll.politeness import HostPacer, is_rate_limited
 from ingest.poll.registry import load_feed, move_feed
 from ingest.poll.schedule import FeedState, ScheduleRules, decide
 from ingest.poll.scheduler import Scheduler
+from ingest.poll.urlguard import pacing_host
 from ingest.settings import Settings
 
 __all__ = ["Poller", "rules_from"]
@@ -82,6 +82,7 @@ class Poller:
         self.scheduler = scheduler
         self.completions = CompletionBatcher(scheduler)
         self.keys = Keys.for_settings(settings)
+        self.queue_room = QueueRoom(pool, self.keys, settings.queue_bound)
         self.rules = rules_from(settings)
         self.pacer = HostPacer(settings.per_host_concurrency, settings.host_min_delay,
                                settings.host_cooldown_cap)
@@ -104,7 +105,7 @@ class Poller:
         gate = asyncio.create_task(self.gate.keep_fresh(stop))
         try:
             while not stop.is_set():
-                if not await wait_for_room(self.pool, self.keys, self.settings.queue_bound, stop):
+                if not await self.queue_room.wait(stop):
                     break
                 if await self._held_back(stop):
                     continue
@@ -227,7 +228,7 @@ class Poller:
         if state is None or state.disabled_reason:
             await self.scheduler.complete(feed_id, None, {})
             return
-        host = urlsplit(state.url).hostname or ""
+        host = pacing_host(state.url)
         async with self.pacer.slot(host), self.gate.slot(host):
             started = time.monotonic()
             result = await conditional_get(self.session, state.url, self.settings,
@@ -250,6 +251,7 @@ class Poller:
             spec = FeedSpec(feed_id=feed_id, url=state.url, title=state.title, tags=state.tags,
                             full_text=state.full_text)
             await enqueue_parse(self.pool, spec, result)  # before recording: at least once
+            self.queue_room.queued()
         await record_fetch(self.redis, self.keys, result, time.monotonic() - started, decision.parse)
         if not await self.completions.complete(feed_id, decision.next_due, decision.updates,
                                                _counter(result, decision.parse)):

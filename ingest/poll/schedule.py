@@ -98,44 +98,56 @@ class FeedState:
         # One pass over the hash, each field read by its kind, and the instance's fields
         # filled in one step: a claim reads ~25 fields of every feed it claims, and the
         # frozen dataclass's __init__ (a setattr per field) was half of the ~15 us (#21).
+        # Keys are looked up as the bytes Redis gives, text fields kept as decoded, and
+        # numbers that read "0" (most of them) not parsed: 17 -> 6 us (#21).
         fields: dict[str, Any] = {"feed_id": feed_id, **_HASH_DEFAULTS}
         for key, value in raw.items():
-            name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-            read = _HASH_READERS.get(name)
-            if read is not None:
-                fields[name] = read(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+            known = _FIELDS_BY_KEY.get(key)
+            if known is None:
+                continue
+            name, read = known
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            fields[name] = text if read is None else read(text)
         state = cls.__new__(cls)
         state.__dict__.update(fields)
         return state
 
 
 def _number(text: str) -> float:
+    if text == "0" or not text:
+        return 0.0
     try:
-        return float(text or 0)
+        return float(text)
     except ValueError:
         return 0.0
 
 
 def _whole(text: str) -> int:
-    return int(_number(text))
+    if text == "0" or not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        return int(_number(text))
 
 
 def _tags(text: str) -> tuple[str, ...]:
-    return tuple(t for t in text.split(",") if t)
+    return tuple(filter(None, text.split(","))) if text else ()
 
 
-def _same(text: str) -> str:
-    return text
-
-
-_KINDS: dict[Any, Callable[[str], Any]] = {float: _number, int: _whole, str: _same}
-# How each stored field is read (a number that does not parse reads as 0), and what a
-# field missing from the hash is: "" or 0.0 / 0.
-_HASH_READERS: dict[str, Callable[[str], Any]] = {
+_KINDS: dict[Any, Callable[[str], Any] | None] = {float: _number, int: _whole, str: None}
+# How each stored field is read (a number that does not parse reads as 0; None: the text
+# as it is), and what a field missing from the hash is: "" or 0.0 / 0.
+_HASH_READERS: dict[str, Callable[[str], Any] | None] = {
     f.name: _tags if f.name == "tags" else _KINDS[{"float": float, "int": int}.get(str(f.type), str)]
     for f in dataclasses.fields(FeedState) if f.name != "feed_id"
 }
-_HASH_DEFAULTS: dict[str, Any] = {name: read("") for name, read in _HASH_READERS.items()}
+_HASH_DEFAULTS: dict[str, Any] = {name: "" if read is None else read("") for name, read in _HASH_READERS.items()}
+# The same, found by the key as Redis gives it (bytes) or as text.
+_FIELDS_BY_KEY: dict[bytes | str, tuple[str, Callable[[str], Any] | None]] = {
+    **{name.encode(): (name, read) for name, read in _HASH_READERS.items()},
+    **{name: (name, read) for name, read in _HASH_READERS.items()},
+}
 
 
 @dataclass(frozen=True)
