@@ -95,7 +95,7 @@ def _read(spec: FeedSpec, fetched: Fetched, limits: Limits, known: KnownEntries 
                                    limits.max_entity_expansion_bytes,
                                    limits.max_entries_per_document, limits.fast_parser, known)
     all_entries = parsed["entries"]
-    raw_keys: list[bytes] | None = parsed.get("entry_raws")
+    raw_keys: list[bytes] | None = dict.get(parsed, "entry_raws")  # not FeedParserDict.get: no aliases
     entries, dropped = cap_entries(list(all_entries), limits)
     dropped += int(parsed.get("entries_cut") or 0)
     reading = _Reading(parsed["feed"], len(all_entries) + int(parsed.get("entries_cut") or 0), dropped,
@@ -135,8 +135,10 @@ def _confirmed(reading: _Reading, states: list[ItemState], normalized: set[str])
         raw = reading.raws.get(item_id)
         if raw is None or not (item_id in normalized or state.has_fingerprint(fingerprint)):
             continue
-        published = entry.known.published if isinstance(entry, SkippedEntry) else _entry_time(entry)
-        entries[raw] = rawseen.pack(item_id, fingerprint, published)
+        if isinstance(entry, SkippedEntry):
+            entries[raw] = entry.known.value
+        else:
+            entries[raw] = rawseen.pack(item_id, fingerprint, _entry_time(entry))
     return entries
 
 

@@ -83,6 +83,7 @@ class Known:
     item_id: str  # its item id (workers/normalize/record.py entry_identity)
     fingerprint: str  # 64 bits of its fingerprint, in hex (ItemState.has_fingerprint takes it)
     published: float | None  # its publication time, epoch s (adaptive polling), None when it has none
+    value: bytes  # the map's value it was read from (pack(...) of the three above)
 
 
 def salt(document_url: str) -> bytes:
@@ -100,7 +101,7 @@ def unpack(value: bytes) -> Known | None:
     if len(value) not in (24, 32):
         return None
     published = _TIME.unpack_from(value, 24)[0] if len(value) == 32 else None
-    return Known(value[:16].hex(), value[16:24].hex(), published)
+    return Known(value[:16].hex(), value[16:24].hex(), published, value)
 
 
 async def read(redis: aioredis.Redis, keys: Keys, feed_id: str) -> dict[bytes, Known]:
