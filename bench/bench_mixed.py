@@ -14,8 +14,11 @@ runs it (the Deliverer, cluster index, normalization options, limits and
 article policy a worker builds from the default settings), on a private
 redis-server. Reported: CPU µs of this process (the "worker") and of the
 redis-server per changed document and per new entry of round 1, and per entry
-of round 0, median over `--runs` (each on a flushed Redis). No article page is
-fetched: the farm's items carry their stories.
+of round 0, median over `--runs` (each on a flushed Redis), and the Redis memory
+of the entries' maps (`<ns>:rawseen:<feed_id>`, workers/rawseen.py) per entry.
+No article page is fetched: the farm's items carry their stories. Not in these
+figures: arq's own cost per job (decoding, claiming, the result), the same in
+both trees.
 
 Compare two trees under the same load with `--tree NAME=DIR` (twice or more):
 each run is a child process with `PYTHONPATH=DIR`, the trees taking turns.
@@ -99,6 +102,9 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
         cold_cpu, cold_redis, cold_entries, _ = await run(0, list(range(spec.feeds)))
         changed = [n for n in range(spec.feeds) if changed_in_round(spec, n, 1)]
         mixed_cpu, mixed_redis, _, mixed_new = await run(1, changed)
+        # Memory of the entries' maps (#21; none in a tree without them), sampled over 50 feeds.
+        sample = [f"{keys.ns}:rawseen:{specs[n].feed_id}" for n in range(min(50, spec.feeds))]
+        sizes = [await client.memory_usage(key) or 0 for key in sample]
     finally:
         await session.close()
         await client.aclose()
@@ -110,6 +116,7 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
         "worker_us_per_changed_doc": 1e6 * mixed_cpu / docs,
         "worker_us_per_new_entry": 1e6 * mixed_cpu / max(mixed_new, 1),
         "redis_us_per_changed_doc": 1e6 * mixed_redis / docs,
+        "map_bytes_per_entry": sum(sizes) / (len(sample) * spec.items),
     }
 
 
@@ -140,6 +147,7 @@ def _print(name: str, runs: list[dict[str, float]]) -> None:
     print(f"  redis µs per changed document   {med('redis_us_per_changed_doc')}")
     print(f"  round 0 worker µs per entry     {med('cold_worker_us_per_entry')}")
     print(f"  round 0 redis µs per entry      {med('cold_redis_us_per_entry')}")
+    print(f"  entries' map, bytes per entry   {med('map_bytes_per_entry')}")
 
 
 def main() -> None:

@@ -19,8 +19,11 @@ from __future__ import annotations
 import calendar
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+from redis.asyncio import Redis
 
 from ingest.counters import PUSHED_HEADER, latency_field, record_processing
 from ingest.deliver.publish import Deliverer
@@ -142,6 +145,40 @@ def _confirmed(reading: _Reading, states: list[ItemState], normalized: set[str])
     return entries
 
 
+async def _read_states(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched, limits: Limits,
+                       memo: dict[bytes, rawseen.Known] | None) -> tuple[_Reading, list[ItemState], float]:
+    """The document read (skipping what `memo` knows) and the state of each of its items,
+    and the seconds spent reading. Where the map knew an entry the state does not hold as it
+    (the state was lost or pruned, or a concurrent job changed it since), every entry is
+    read and the states read again: exactly the path before the map (#21)."""
+    salt = rawseen.salt(fetched.final_url)
+    started = time.perf_counter()
+    reading = _read(spec, fetched, limits, None if memo is None else KnownEntries(salt, memo))
+    seconds = time.perf_counter() - started
+    states = await deliverer.states(spec.feed_id, list(reading.seen))
+    if reading.skipped and any(isinstance(entry, SkippedEntry) and not state.has_fingerprint(fingerprint)
+                               for (entry, fingerprint), state in zip(reading.seen.values(), states, strict=True)):
+        log.info("feed %s %s: the state disagrees with the entries' map; every entry read",
+                 spec.feed_id, spec.url)
+        started = time.perf_counter()
+        reading = _read(spec, fetched, limits, KnownEntries(salt, {}))
+        seconds += time.perf_counter() - started
+        states = await deliverer.states(spec.feed_id, list(reading.seen))
+    return reading, states, seconds
+
+
+async def _in_one_round_trip(deliverer: Deliverer, calls: Callable[[Redis], Awaitable[None]],
+                             batch: bool) -> None:
+    """`calls` on a pipeline sent at once (with `batch`, on one Redis), else one by one: on a
+    cluster the keys they touch live in other slots."""
+    if batch and not deliverer.cluster:
+        async with deliverer.redis.pipeline(transaction=False) as pipe:
+            await calls(pipe)
+            await pipe.execute()
+    else:
+        await calls(deliverer.redis)
+
+
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
     """A cluster index on the deliverer's Redis with the default settings."""
     return ClusterIndex.from_settings(deliverer.redis, deliverer.keys, Settings())
@@ -164,23 +201,8 @@ async def process_document(
     """
     limits = limits or Limits()
     memo = await rawseen.read(deliverer.redis, deliverer.keys, spec.feed_id) if limits.fast_parser else None
-    salt = rawseen.salt(fetched.final_url)
-    started = time.perf_counter()
-    reading = _read(spec, fetched, limits, None if memo is None else KnownEntries(salt, memo))
-    parse_seconds = time.perf_counter() - started
+    reading, states, parse_seconds = await _read_states(deliverer, spec, fetched, limits, memo)
     ids = list(reading.seen)
-    states = await deliverer.states(spec.feed_id, ids)
-    if reading.skipped and any(isinstance(entry, SkippedEntry) and not state.has_fingerprint(fingerprint)
-                               for (entry, fingerprint), state in zip(reading.seen.values(), states, strict=True)):
-        # The map knew an entry the state does not hold as it (the state was lost or pruned,
-        # or a concurrent job changed it): read every entry, as before the map (#21).
-        log.info("feed %s %s: the state disagrees with the entries' map; every entry read",
-                 spec.feed_id, spec.url)
-        again = time.perf_counter()
-        reading = _read(spec, fetched, limits, KnownEntries(salt, {}))
-        parse_seconds += time.perf_counter() - again
-        ids = list(reading.seen)
-        states = await deliverer.states(spec.feed_id, ids)
     feed, base, failed, seen = reading.feed, fetched.final_url, reading.failed, reading.seen
     parsed_at = time.perf_counter()
     fetched_now = time.time()
@@ -225,17 +247,23 @@ async def process_document(
     index = clusters or default_cluster_index(deliverer)
     candidates = list(zip(await index.assign(items), fingerprints, strict=True))
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
-    if reading.keyed:  # the next document's entries known by their bytes (workers/rawseen.py)
-        confirmed = _confirmed(reading, states, {item.id for item in items})
-        if memo is None or confirmed.keys() != memo.keys():
-            await rawseen.write(deliverer.redis, deliverer.keys, spec.feed_id, confirmed,
-                                deliverer.retention_seconds)
     if articles is not None:
         await schedule_follow_ups(articles.queue, spec, delivered, articles.settings, tried=page_wait > 0)
-    await record_processing(deliverer.redis, deliverer.keys, parse_seconds, normalize_seconds, delivered,
-                            latency=latency_field(fetched.headers),
-                            normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
-                            entries_skipped_raw=reading.skipped)
+    # The next document's entries known by their bytes (workers/rawseen.py): the map is
+    # rewritten when this document's entries are not the ones it holds.
+    remember = _confirmed(reading, states, {item.id for item in items}) if reading.keyed else None
+    if remember is not None and memo is not None and remember.keys() == memo.keys():
+        remember = None
+
+    async def finish(redis: Redis) -> None:
+        if remember is not None:
+            await rawseen.write(redis, deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds)
+        await record_processing(redis, deliverer.keys, parse_seconds, normalize_seconds, delivered,
+                                latency=latency_field(fetched.headers),
+                                normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
+                                entries_skipped_raw=reading.skipped)
+
+    await _in_one_round_trip(deliverer, finish, remember is not None)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(
         feed_id=spec.feed_id,
