@@ -366,8 +366,6 @@ def _entry(r: Reader, el: Any, depth: int, lang: str | None) -> None:
     r.entry, r.has_content, r.single = None, False, feed_single
 
 
-
-
 def _entry_or_skip(r: Reader, el: Any, depth: int, lang: str | None) -> None:
     """An entry the caller knows by its raw key is not read (SkippedEntry); the others are.
 
