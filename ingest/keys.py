@@ -121,6 +121,12 @@ class Keys:
         (ingest/deliver/state.py), expiring `item_retention_days` after the last delivery."""
         return f"{self.ns}:seen:{self._tag(feed_id)}"
 
+    def raw_seen(self, feed_id: str) -> str:
+        """What the worker got from each entry of the feed's last document, by a hash of the
+        entry's bytes (workers/rawseen.py): hash of 16-byte raw key -> item id, fingerprint,
+        publication time; replaced with each document, expiring with the item retention."""
+        return f"{self.ns}:rawseen:{self._tag(feed_id)}"
+
     def outbox(self, feed_id: str) -> str:
         """Cluster mode: list of a feed's item records decided but not yet appended to the
         stream (ingest/deliver/publish.py); usually empty."""

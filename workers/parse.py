@@ -34,7 +34,7 @@ import feedparser.encodings
 from ingest.errors import ParseError
 from ingest.excerpt import excerpt
 from workers.encoding import transcode_misdeclared
-from workers.fastfeed import parse_fast
+from workers.fastfeed import KnownEntries, parse_fast
 from workers.jsonfeed import looks_like_json, parse_json_feed
 from workers.xmlguard import DEFAULT_BUDGET, cut_after_entries, defuse_char_refs, entity_refusal
 
@@ -63,7 +63,7 @@ def _feedparser(body: bytes, response_headers: dict[str, str], base_url: str) ->
 
 def parse_feed_bytes(
     body: bytes, headers: Mapping[str, str], base_url: str, entity_budget: int = DEFAULT_BUDGET,
-    max_entries: int = 0, fast: bool = True,
+    max_entries: int = 0, fast: bool = True, known: KnownEntries | None = None,
 ) -> Any:
     """Parse a feed document (XML via feedparser, or JSON Feed); `base_url` anchors links.
 
@@ -71,7 +71,9 @@ def parse_feed_bytes(
     refused before feedparser (whose lenient fallback would expand them) sees it.
     With `max_entries`, an XML document is cut before the entry past it, and
     `result["entries_cut"]` says how many entries were left unread.
-    With `fast`, documents workers/fastfeed.py is sure of skip feedparser.
+    With `fast`, documents workers/fastfeed.py is sure of skip feedparser; with `known`
+    too, that reader keys every entry (`result["entry_raws"]`) and skips those it lists
+    (workers/rawseen.py). feedparser's results have neither.
     """
     if not body.strip():
         raise ParseError(f"{base_url}: empty body, not a feed")
@@ -88,12 +90,13 @@ def parse_feed_bytes(
         raise ParseError(excerpt(f"{base_url}: refused before parsing: {refusal}"))
     body, cut = cut_after_entries(body, max_entries)
     body = defuse_char_refs(body)
-    result = parse_fast(body, response_headers) if fast else None
+    result = parse_fast(body, response_headers, known) if fast else None
     if result is not None:
         log.debug("%s: read by the fast parser", base_url)
     else:
         result = _feedparser(body, response_headers, base_url)
-    if isinstance(result.get("bozo_exception"), feedparser.CharacterEncodingOverride):
+    # dict.get: FeedParserDict.get of a missing key costs ~20 µs (a KeyError through its aliases)
+    if isinstance(dict.get(result, "bozo_exception"), feedparser.CharacterEncodingOverride):
         utf8 = transcode_misdeclared(body, result.get("encoding") or "windows-1252")
         if utf8 is not None:
             log.info("%s: bytes contradict the declared encoding; re-read as detected", base_url)

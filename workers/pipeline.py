@@ -4,7 +4,9 @@ Per document, Redis is asked a handful of times whatever the number of
 entries: one MGET for the state of every entry, at most three round trips
 to the cluster index for the changed ones, one script call delivering them
 (and restarting the retention of the entries seen unchanged).
-Entries whose raw fingerprint matches the stored one are not normalized at all.
+Entries whose raw fingerprint matches the stored one are not normalized at all, and
+entries whose bytes the feed's map knows are not even read (workers/rawseen.py, #21):
+a changed document costs about what its new entries cost.
 
 One odd entry never costs the feed, at any stage: an entry whose identity,
 normalization or serialization fails is logged with its reason, counted
@@ -17,18 +19,23 @@ from __future__ import annotations
 import calendar
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from redis.asyncio import Redis
+
 from ingest.counters import PUSHED_HEADER, latency_field, record_processing
 from ingest.deliver.publish import Deliverer
+from ingest.deliver.state import ItemState
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.settings import Settings
-from workers import deadline
+from workers import deadline, rawseen
 from workers.article.complete import complete_items, page_deadline, schedule_follow_ups
 from workers.article.fetch import ArticleFetcher
 from workers.clusters.index import ClusterIndex
+from workers.fastfeed import KnownEntries, SkippedEntry
 from workers.limits import Limits, bound_entry, cap_entries, cap_item
 from workers.normalize.clean import plain_text
 from workers.normalize.record import (
@@ -51,18 +58,125 @@ class ProcessedFeed:
     delivered: list[Item]
 
 
-def _entry_times(entries: list[Any]) -> list[float]:
-    """Publication times (epoch s) of the entries that have one: input for adaptive polling."""
-    times: list[float] = []
-    for entry in entries:
-        parsed = entry.get("published_parsed") or entry.get("updated_parsed")
-        if parsed:
-            try:
-                times.append(float(calendar.timegm(parsed)))
-            except (TypeError, ValueError, OverflowError):
-                continue
-    return times
+def _entry_time(entry: Any) -> float | None:
+    """Publication time (epoch s) of an entry, when it has one: input for adaptive polling."""
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if parsed:
+        try:
+            return float(calendar.timegm(parsed))
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return None
 
+
+@dataclass
+class _Reading:
+    """One document as read: what delivery needs, whichever entries were skipped."""
+
+    feed: Any  # the feed's dict
+    entries: int  # entries in the document (those past the cap and those cut included)
+    dropped: int  # entries past max_entries_per_document
+    # item id -> (the entry, or the SkippedEntry in its place; its fingerprint); the first
+    # of each id in document order (the same entry twice in one document is one item)
+    seen: dict[str, tuple[Any, str]]
+    raws: dict[str, bytes]  # item id -> the raw key of that entry, when the fast reader keyed it
+    keyed: bool  # the fast reader keyed the entries (so the feed's map may be rewritten)
+    times: list[float]  # publication times of the entries kept, skipped ones too
+    failed: int  # entries without a usable identity
+    skipped: int  # entries not read: their raw key was known
+
+
+def _read(spec: FeedSpec, fetched: Fetched, limits: Limits, known: KnownEntries | None) -> _Reading:
+    """Parse the document and identify its entries (within the parse deadline).
+
+    An entry the map knows (workers/rawseen.py) is not read: its id, fingerprint and
+    publication time come from the map. The time is taken for skipped entries too, so the
+    feed's adaptive interval sees every entry as before."""
+    # Parse and normalize spend the job's parse_deadline budget (workers/deadline.py):
+    # it holds even inside feedparser.
+    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers, fetched.final_url,
+                                   limits.max_entity_expansion_bytes,
+                                   limits.max_entries_per_document, limits.fast_parser, known)
+    all_entries = parsed["entries"]
+    raw_keys: list[bytes] | None = dict.get(parsed, "entry_raws")  # not FeedParserDict.get: no aliases
+    entries, dropped = cap_entries(list(all_entries), limits)
+    dropped += int(parsed.get("entries_cut") or 0)
+    reading = _Reading(parsed["feed"], len(all_entries) + int(parsed.get("entries_cut") or 0), dropped,
+                       {}, {}, raw_keys is not None, [], 0, 0)
+    for index, entry in enumerate(entries):
+        raw = raw_keys[index] if raw_keys is not None else None
+        if isinstance(entry, SkippedEntry):
+            memo: rawseen.Known = entry.known
+            if memo.published is not None:
+                reading.times.append(memo.published)
+            reading.skipped += 1
+            item_id, fingerprint = memo.item_id, memo.fingerprint
+        else:
+            when = _entry_time(entry)
+            if when is not None:
+                reading.times.append(when)
+            try:
+                item_id = entry_identity(spec.feed_id, entry, fetched.final_url)
+                fingerprint = entry_fingerprint(entry)
+            except Exception:  # e.g. a lone surrogate in the guid: this entry only
+                log.exception("feed %s %s: an entry has no usable identity; skipped", spec.feed_id, spec.url)
+                reading.failed += 1
+                continue
+        if item_id not in reading.seen:
+            reading.seen[item_id] = (entry, fingerprint)
+            if raw is not None:
+                reading.raws[item_id] = raw
+    return reading
+
+
+def _confirmed(reading: _Reading, states: list[ItemState], normalized: set[str]) -> dict[bytes, bytes]:
+    """Pure: the feed's next map, raw key -> value, from the entries whose state holds (or,
+    once delivered, will hold) their fingerprint: found unchanged, or normalized and handed
+    to delivery. An entry that failed stays out, so it is read again next time as before."""
+    entries: dict[bytes, bytes] = {}
+    for (item_id, (entry, fingerprint)), state in zip(reading.seen.items(), states, strict=True):
+        raw = reading.raws.get(item_id)
+        if raw is None or not (item_id in normalized or state.has_fingerprint(fingerprint)):
+            continue
+        if isinstance(entry, SkippedEntry):
+            entries[raw] = entry.known.value
+        else:
+            entries[raw] = rawseen.pack(item_id, fingerprint, _entry_time(entry))
+    return entries
+
+
+async def _read_states(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched, limits: Limits,
+                       memo: dict[bytes, rawseen.Known] | None) -> tuple[_Reading, list[ItemState], float]:
+    """The document read (skipping what `memo` knows) and the state of each of its items,
+    and the seconds spent reading. Where the map knew an entry the state does not hold as it
+    (the state was lost or pruned, or a concurrent job changed it since), every entry is
+    read and the states read again: exactly the path before the map (#21)."""
+    salt = rawseen.salt(fetched.final_url)
+    started = time.perf_counter()
+    reading = _read(spec, fetched, limits, None if memo is None else KnownEntries(salt, memo))
+    seconds = time.perf_counter() - started
+    states = await deliverer.states(spec.feed_id, list(reading.seen))
+    if reading.skipped and any(isinstance(entry, SkippedEntry) and not state.has_fingerprint(fingerprint)
+                               for (entry, fingerprint), state in zip(reading.seen.values(), states, strict=True)):
+        log.info("feed %s %s: the state disagrees with the entries' map; every entry read",
+                 spec.feed_id, spec.url)
+        started = time.perf_counter()
+        reading = _read(spec, fetched, limits, KnownEntries(salt, {}))
+        seconds += time.perf_counter() - started
+        states = await deliverer.states(spec.feed_id, list(reading.seen))
+    return reading, states, seconds
+
+
+async def _in_one_round_trip(deliverer: Deliverer, calls: Callable[[Redis], Awaitable[None]],
+                             batch: bool) -> None:
+    """`calls` on a pipeline sent at once (with `batch`, on one Redis), else one by one: on a
+    cluster the keys they touch live in other slots."""
+    if batch and not deliverer.cluster:
+        async with deliverer.redis.pipeline(transaction=False) as pipe:
+            await calls(pipe)
+            await pipe.execute()
+    else:
+        await calls(deliverer.redis)
 
 
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
@@ -86,32 +200,12 @@ async def process_document(
     default settings apply, on the deliverer's Redis. `limits` are the caps.
     """
     limits = limits or Limits()
-    started = time.perf_counter()
-    # Parse and normalize spend the job's parse_deadline budget (workers/deadline.py):
-    # it holds even inside feedparser.
-    parsed: Any = deadline.bounded(parse_feed_bytes, fetched.body, fetched.headers, fetched.final_url,
-                                   limits.max_entity_expansion_bytes,
-                                   limits.max_entries_per_document, limits.fast_parser)
-    feed, all_entries = parsed["feed"], parsed["entries"]
-    entries, dropped = cap_entries(list(all_entries), limits)
-    dropped += int(parsed.get("entries_cut") or 0)
-    base = fetched.final_url
-    failed = 0
-    # The same entry twice in one document (it happens) is one item.
-    seen: dict[str, tuple[Any, str]] = {}
-    for entry in entries:
-        try:
-            item_id = entry_identity(spec.feed_id, entry, base)
-            fingerprint = entry_fingerprint(entry)
-        except Exception:  # e.g. a lone surrogate in the guid: this entry only
-            log.exception("feed %s %s: an entry has no usable identity; skipped", spec.feed_id, spec.url)
-            failed += 1
-            continue
-        seen.setdefault(item_id, (entry, fingerprint))
-    ids = list(seen)
+    memo = await rawseen.read(deliverer.redis, deliverer.keys, spec.feed_id) if limits.fast_parser else None
+    reading, states, parse_seconds = await _read_states(deliverer, spec, fetched, limits, memo)
+    ids = list(reading.seen)
+    feed, base, failed, seen = reading.feed, fetched.final_url, reading.failed, reading.seen
     parsed_at = time.perf_counter()
     fetched_now = time.time()
-    states = await deliverer.states(spec.feed_id, ids)
 
     items: list[Item] = []
     fingerprints: list[str] = []
@@ -142,6 +236,7 @@ async def process_document(
         fingerprints.append(fingerprint)
         expected.append(state)
     normalize_seconds = time.perf_counter() - parsed_at
+    dropped = reading.dropped
     if dropped:
         log.warning("feed %s %s: %d entries past max_entries_per_document dropped",
                     spec.feed_id, spec.url, dropped)
@@ -154,18 +249,30 @@ async def process_document(
     delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
     if articles is not None:
         await schedule_follow_ups(articles.queue, spec, delivered, articles.settings, tried=page_wait > 0)
-    await record_processing(deliverer.redis, deliverer.keys, parsed_at - started, normalize_seconds, delivered,
-                            latency=latency_field(fetched.headers),
-                            normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated)
+    # The next document's entries known by their bytes (workers/rawseen.py): the map is
+    # rewritten when this document's entries are not the ones it holds.
+    remember = _confirmed(reading, states, {item.id for item in items}) if reading.keyed else None
+    if remember is not None and memo is not None and remember.keys() == memo.keys():
+        remember = None
+
+    async def finish(redis: Redis) -> None:
+        if remember is not None:
+            await rawseen.write(redis, deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds)
+        await record_processing(redis, deliverer.keys, parse_seconds, normalize_seconds, delivered,
+                                latency=latency_field(fetched.headers),
+                                normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
+                                entries_skipped_raw=reading.skipped)
+
+    await _in_one_round_trip(deliverer, finish, remember is not None)
     new = sum(1 for item in delivered if item.version == 1)
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,
-        entries=len(all_entries) + int(parsed.get("entries_cut") or 0),
+        entries=reading.entries,
         new=new,
         updated=len(delivered) - new,
         unchanged=len(ids) - len(delivered),
-        publish_interval=publishing_interval(_entry_times(entries), time.time()),
+        publish_interval=publishing_interval(reading.times, time.time()),
         feed_hint=feed_hint_seconds(feed.get("ttl"), feed.get("sy_updateperiod"),
                                     feed.get("sy_updatefrequency")),
     )

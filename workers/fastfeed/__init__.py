@@ -32,6 +32,7 @@ output on every fixture, the benchmark farm and generated documents.
     reader    feedparser's state and its pop(): where each value is stored
     elements  the vocabulary, one handler per element feedparser knows
     document  encoding, prolog and namespace checks; the walk's entry point
+    skip      entries the caller has read before (KnownEntries), skipped by raw key
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["UNAVAILABLE", "parse_fast"]
+from workers.fastfeed.skip import KnownEntries, SkippedEntry
+
+__all__ = ["UNAVAILABLE", "KnownEntries", "SkippedEntry", "parse_fast"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ except (ImportError, AttributeError) as e:
     UNAVAILABLE = f"fast feed reader off: this feedparser lacks a helper it reuses ({e})"
     log.warning("%s; feedparser reads every document", UNAVAILABLE)
 
-    def parse_fast(body: bytes, response_headers: Mapping[str, str]) -> Any:
+    def parse_fast(body: bytes, response_headers: Mapping[str, str], known: KnownEntries | None = None) -> Any:
         """None: feedparser reads the document (see UNAVAILABLE)."""
         return None
 else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import lxml.etree as etree
 from feedparser.encodings import CharacterEncodingOverride, CharacterEncodingUnknown, convert_to_utf8
@@ -18,7 +19,8 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.util import FeedParserDict
 
 from workers.fastfeed.elements import ATOM_FEED, FEED, lang_of, walk
-from workers.fastfeed.reader import ATOM, PREFIXES, Decline, Reader, attributes
+from workers.fastfeed.reader import ATOM, PREFIXES, Decline, Reader, Rewalk, attributes
+from workers.fastfeed.skip import KnownEntries
 
 __all__ = ["parse_fast"]
 
@@ -57,17 +59,20 @@ _KNOWN_URIS = {k.lower(): v for k, v in _FeedParserMixin.namespaces.items()}
 _OWN_PREFIXES = frozenset(p for p in PREFIXES.values() if p)
 
 
-def parse_fast(body: bytes, response_headers: Mapping[str, str]) -> FeedParserDict | None:
+def parse_fast(body: bytes, response_headers: Mapping[str, str],
+               known: KnownEntries | None = None) -> FeedParserDict | None:
     """feedparser's result for `body`, or None when feedparser must read it.
 
     `response_headers` are the lower-cased headers workers/parse.py hands
     feedparser (without content-location). Only well-formed documents with
-    at least one entry are read here.
+    at least one entry are read here. With `known`, `result["entry_raws"]`
+    lists every entry's raw key in order, and an entry whose key is in
+    `known.values` is a SkippedEntry.
     """
     if "content-language" in response_headers or "content-location" in response_headers:
         return None
     try:
-        return _parse(body, dict(response_headers))
+        return _parse(body, dict(response_headers), known)
     except (Decline, etree.LxmlError):
         return None
     except Exception:  # a mistake of this reader must never cost a document: feedparser reads it
@@ -75,7 +80,39 @@ def parse_fast(body: bytes, response_headers: Mapping[str, str]) -> FeedParserDi
         return None
 
 
-def _parse(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
+def _context(salt: bytes, version: str, parent: Any, lang: str | None) -> bytes:
+    """What an entry's reading depends on besides its own bytes: the caller's salt, the
+    format, the language it inherits and the namespaces in scope (an entry element is always
+    a child of `parent`, the channel or the feed). The element's serialization carries the
+    declarations it uses, but a prefix's binding changes the names this reader gives."""
+    namespaces = sorted((k or "", v) for k, v in parent.nsmap.items())
+    return b"\x00".join([salt, version.encode(), (lang or "").encode(), repr(namespaces).encode(), b""])
+
+
+def _reader(version: str, known: KnownEntries | None, parent: Any, lang: str | None,
+            skip: bool = True) -> Reader:
+    if known is None:
+        reader = Reader(version)
+    else:  # without `skip`: every entry read, still keyed (for the caller to remember)
+        reader = Reader(version, known.values if skip else {}, _context(known.salt, version, parent, lang))
+    if lang:
+        reader.feed["language"] = lang.replace("_", "-")
+    return reader
+
+
+def _walk(version: str, known: KnownEntries | None, parent: Any, handlers: Any, depth: int,
+          lang: str | None) -> Reader:
+    """The walk; once more without skipping when a skipped entry is followed by a feed element."""
+    reader = _reader(version, known, parent, lang)
+    try:
+        walk(reader, parent, handlers, depth, lang)
+    except Rewalk:
+        reader = _reader(version, known, parent, lang, skip=False)
+        walk(reader, parent, handlers, depth, lang)
+    return reader
+
+
+def _parse(body: bytes, headers: dict[str, str], known: KnownEntries | None = None) -> FeedParserDict | None:
     # feedparser's result object (workers/parse.py reads `result.entries`), its feed and
     # entries plain dicts (workers/fastfeed/reader.py says why)
     result = FeedParserDict(bozo=False, entries=[], feed={}, headers=dict(headers))
@@ -93,26 +130,25 @@ def _parse(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
     lang = lang_of(root, None)
     if root.tag == "rss":
         version = attributes(root, frozenset({"version", "xml:lang"})).get("version", "")
-        reader = Reader(_RSS_VERSIONS.get(version) or ("rss20" if version.startswith("2.") else "rss"))
+        name = _RSS_VERSIONS.get(version) or ("rss20" if version.startswith("2.") else "rss")
         channels = [c for c in root if isinstance(c.tag, str)]
         if len(channels) != 1 or channels[0].tag != "channel":
             return None
         attributes(channels[0], frozenset())
-        if lang:
-            reader.feed["language"] = lang.replace("_", "-")
-        walk(reader, channels[0], FEED, 3, lang)
+        parent, handlers, depth = channels[0], FEED, 3
     elif root.tag == f"{{{ATOM}}}feed":
-        reader = Reader("atom10")
+        name = "atom10"
         attributes(root, frozenset({"xml:lang"}))
-        if lang:
-            reader.feed["language"] = lang.replace("_", "-")
-        walk(reader, root, ATOM_FEED, 2, lang)
+        parent, handlers, depth = root, ATOM_FEED, 2
     else:
         return None
+    reader = _walk(name, known, parent, handlers, depth, lang)
     if not reader.entries:
         return None  # an empty feed: feedparser's verdict decides what it is
     result["feed"] = reader.feed
     result["entries"] = reader.entries
     result["version"] = reader.version
     result["namespaces"] = {}
+    if known is not None:
+        result["entry_raws"] = reader.raws
     return result

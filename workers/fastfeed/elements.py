@@ -21,11 +21,13 @@ from workers.fastfeed.reader import (
     LANG,
     Decline,
     Reader,
+    Rewalk,
     attributes,
     element_name,
     leaf_text,
     own_text,
 )
+from workers.fastfeed.skip import SkippedEntry
 
 __all__ = ["ATOM_FEED", "FEED", "lang_of", "walk"]
 
@@ -336,12 +338,19 @@ def walk(r: Reader, parent: Any, handlers: Mapping[str, Handler], depth: int, la
         handler = handlers.get(name)
         element_lang = lang_of(el, lang)
         if handler is not None:
+            if r.skipped and r.entry is None:
+                raise Rewalk(name)
             handler(r, el, name, depth, element_lang)
         elif name in _ENTRY_NAMES and r.entry is None and depth <= 3:
-            _entry(r, el, depth, element_lang)
+            if r.known is None:
+                _entry(r, el, depth, element_lang)
+            else:
+                _entry_or_skip(r, el, depth, element_lang)
         elif _has_handler(name) or el.get(LANG) is not None:
             raise Decline(f"element {name}")
         else:
+            if r.skipped and r.entry is None:
+                raise Rewalk(name)
             _generic(r, el, name, depth, element_lang)
 
 
@@ -357,3 +366,19 @@ def _entry(r: Reader, el: Any, depth: int, lang: str | None) -> None:
     r.entry, r.has_content, r.single = None, False, feed_single
 
 
+def _entry_or_skip(r: Reader, el: Any, depth: int, lang: str | None) -> None:
+    """An entry the caller knows by its raw key is not read (SkippedEntry); the others are.
+
+    Which entries the caller knows never changes what is read: an entry is a function of
+    its bytes and of the document's context, both in the key (workers/fastfeed/document.py).
+    The entry's own checks (its format, its attributes) were passed when it was read."""
+    raw = r.raw_key(el)
+    r.raws.append(raw)
+    known = r.known.get(raw) if r.known is not None else None
+    if known is None:
+        _entry(r, el, depth, lang)
+        return
+    if (r.version == "atom10") != (el.tag == f"{{{ATOM}}}entry"):
+        raise Decline("entry of the other format")
+    r.entries.append(SkippedEntry(raw, known))
+    r.skipped = True

@@ -7,16 +7,20 @@ out with feedparser's keys, values and key order.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
+import lxml.etree as etree
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin
 from feedparser.util import FeedParserDict
 
-__all__ = ["ATOM", "HTML_TYPES", "LANG", "PREFIXES", "Decline", "Reader", "attributes", "element_name",
+from workers.fastfeed.skip import SkippedEntry
+
+__all__ = ["ATOM", "HTML_TYPES", "LANG", "PREFIXES", "Decline", "Reader", "Rewalk", "attributes", "element_name",
            "leaf_text", "own_text"]
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -44,6 +48,16 @@ Dict = dict[str, Any]
 _STORED_AS = {k: v[0] if isinstance(v, list) else v for k, v in FeedParserDict.keymap.items()}
 class Decline(Exception):
     """The document is outside what this reader is sure of: feedparser reads it."""
+
+
+class Rewalk(Exception):
+    """A skipped entry is followed by an element of the feed: read the document again, whole.
+
+    An entry's walk leaves state behind that a later feed element reads (the title's
+    depth), which a skipped entry does not; so skipping is only exact where nothing of
+    the feed comes after one. Rare: publishers put the feed's elements first."""
+
+
 
 
 def _repaired(output: str) -> str:
@@ -99,10 +113,17 @@ def own_text(el: Any) -> str:
 class Reader:
     """One document's walk; the state feedparser keeps across elements, and no more."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, known: Mapping[bytes, Any] | None = None, context: bytes = b"") -> None:
         self.version = version
+        # Raw keys (raw_key) of entries the caller has read before, with its value for each:
+        # those entries become SkippedEntry. None: every entry is read and no key is made.
+        self.known = known
+        # what besides its bytes an entry's reading depends on, hashed once per document
+        self.key_context = hashlib.sha256(context)
+        self.raws: list[bytes] = []  # each entry's raw key, in order (when `known` is given)
+        self.skipped = False  # an entry was skipped: nothing of the feed may follow (Rewalk)
         self.feed: Dict = {}
-        self.entries: list[Dict] = []
+        self.entries: list[Dict | SkippedEntry] = []
         self.entry: Dict | None = None
         self.depths: dict[str, int] = {}
         self.title_depth = -1
@@ -110,6 +131,15 @@ class Reader:
         self.guidislink = False
         self.in_image = False
         self.single: set[str] = set()
+
+    def raw_key(self, el: Any) -> bytes:
+        """128 bits of the entry element's bytes (as lxml serializes its tree, so how the
+        publisher escaped a character does not matter) and of `key_context`: equal keys, equal
+        dicts. Serializing and hashing are C, ~6 µs for a 2.5 KB farm entry against ~50 µs to
+        read it (SHA-256: the CPU's own instructions make it faster than blake2b here)."""
+        hasher = self.key_context.copy()
+        hasher.update(etree.tostring(el, with_tail=False))
+        return hasher.digest()[:16]
 
     # --- feedparser's pop(): the value of a text element, and where it is stored
     def context(self) -> Dict:
