@@ -27,13 +27,15 @@ import logging
 import uuid
 from typing import Any
 
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from ingest.redis_conn import pack_with_hiredis
 
 __all__ = ["PromptWorker", "announce", "enqueue_announced", "wake_channel"]
 
@@ -169,6 +171,12 @@ class PromptWorker(Worker):
             self._wake.set()  # room for another job: look now
 
     async def main(self) -> None:
+        if self._pool is None:  # arq's own pool, as arq makes it, packing with hiredis
+            self._pool = await create_pool(
+                self.redis_settings, job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer, default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms)
+            await pack_with_hiredis(self._pool)
         try:
             await super().main()
         finally:
