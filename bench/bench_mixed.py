@@ -16,7 +16,9 @@ redis-server. Reported: CPU µs of this process (the "worker") and of the
 redis-server per changed document and per new entry of round 1, and per entry
 of round 0, median over `--runs` (each on a flushed Redis), and the Redis memory
 of the entries' maps (`<ns>:rawseen:<feed_id>`, workers/rawseen.py) per entry.
-No article page is fetched: the farm's items carry their stories. Not in these
+No article page is fetched: the farm's items carry their stories. The client
+packs commands as a worker's does: with hiredis where the tree has
+`ingest.redis_conn.pack_with_hiredis`, in Python before. Not in these
 figures: arq's own cost per job (decoding, claiming, the result), the same in
 both trees.
 
@@ -71,6 +73,12 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
 
     settings = Settings(allow_networks="127.0.0.0/8")
     client = aioredis.Redis.from_url(url)
+    try:  # the worker's pool (arq's) packs commands with hiredis since #21 (ingest/wakeup.py)
+        from ingest.redis_conn import pack_with_hiredis
+    except ImportError:  # a tree of before: arq's pool packed them in Python, as this client does
+        pass
+    else:
+        await pack_with_hiredis(client)
     await client.flushall()
     keys = Keys("bench")
     deliverer = Deliverer(client, keys, settings.stream_xadd_cap, settings.item_retention_seconds,
