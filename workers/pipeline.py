@@ -28,6 +28,7 @@ from ingest.deliver.publish import Deliverer
 from ingest.deliver.state import ItemState
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
+from ingest.push.state import polled_news_call
 from ingest.redis_conn import ScriptCall, run_scripts
 from ingest.settings import Settings
 from workers import deadline, rawseen
@@ -261,8 +262,10 @@ async def process_document(
                               entries_skipped_raw=reading.skipped)]
     if remember is not None:
         finish.insert(0, rawseen.write_call(deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds))
-    await _in_one_round_trip(deliverer, finish)
     new = sum(1 for item in delivered if item.version == 1)
+    if new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
+        finish.append(polled_news_call(deliverer.keys, spec.feed_id, time.time()))
+    await _in_one_round_trip(deliverer, finish)
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,
