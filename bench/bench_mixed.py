@@ -15,8 +15,12 @@ article policy a worker builds from the default settings), on a private
 redis-server. Reported: CPU µs of this process (the "worker") and of the
 redis-server per changed document and per new entry of round 1, and per entry
 of round 0, median over `--runs` (each on a flushed Redis), and the Redis memory
-of the entries' maps (`<ns>:rawseen:<feed_id>`, workers/rawseen.py) per entry.
-No article page is fetched: the farm's items carry their stories. Not in these
+of the entries' maps (`<ns>:rawseen:<feed_id>`, workers/rawseen.py) per entry,
+and the round trips to Redis per changed document (sends on a connection: a
+command, or a pipeline, is one).
+No article page is fetched: the farm's items carry their stories. The client
+packs commands as a worker's does: with hiredis where the tree has
+`ingest.redis_conn.pack_with_hiredis`, in Python before. Not in these
 figures: arq's own cost per job (decoding, claiming, the result), the same in
 both trees.
 
@@ -57,6 +61,7 @@ def _redis_cpu(info: dict[str, Any]) -> float:
 
 async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
     import redis.asyncio as aioredis
+    from redis.asyncio.connection import AbstractConnection
 
     from ingest.deliver.publish import Deliverer
     from ingest.keys import Keys
@@ -71,6 +76,12 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
 
     settings = Settings(allow_networks="127.0.0.0/8")
     client = aioredis.Redis.from_url(url)
+    try:  # the worker's pool (arq's) packs commands with hiredis since #21 (ingest/wakeup.py)
+        from ingest.redis_conn import pack_with_hiredis
+    except ImportError:  # a tree of before: arq's pool packed them in Python, as this client does
+        pass
+    else:
+        await pack_with_hiredis(client)
     await client.flushall()
     keys = Keys("bench")
     deliverer = Deliverer(client, keys, settings.stream_xadd_cap, settings.item_retention_seconds,
@@ -86,6 +97,7 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
     async def run(round_: int, feeds: list[int]) -> tuple[float, float, int, int]:
         docs = [(n, feed_body(spec, n, round_, base)) for n in feeds]
         before = _redis_cpu(await client.info("cpu"))
+        sent[0] = 0
         cpu = time.process_time()
         entries = new = 0
         for n, body in docs:
@@ -96,8 +108,18 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
             entries += result.entries
             new += result.new + result.updated
         worker = time.process_time() - cpu
+        sends[round_] = sent[0]
         return worker, _redis_cpu(await client.info("cpu")) - before, entries, new
 
+    # Round trips: every command or pipeline is one send on a connection (redis-py's own).
+    sent, sends = [0], [0, 0]
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+        sent[0] += 1
+        await send(self, *args, **kwargs)
+
+    AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     try:
         cold_cpu, cold_redis, cold_entries, _ = await run(0, list(range(spec.feeds)))
         changed = [n for n in range(spec.feeds) if changed_in_round(spec, n, 1)]
@@ -116,6 +138,7 @@ async def _one_run(spec: FarmSpec, url: str) -> dict[str, float]:
         "worker_us_per_changed_doc": 1e6 * mixed_cpu / docs,
         "worker_us_per_new_entry": 1e6 * mixed_cpu / max(mixed_new, 1),
         "redis_us_per_changed_doc": 1e6 * mixed_redis / docs,
+        "round_trips_per_changed_doc": sends[1] / docs,
         "map_bytes_per_entry": sum(sizes) / (len(sample) * spec.items),
     }
 
@@ -145,6 +168,7 @@ def _print(name: str, runs: list[dict[str, float]]) -> None:
     print(f"  worker µs per changed document  {med('worker_us_per_changed_doc')}")
     print(f"  worker µs per new entry         {med('worker_us_per_new_entry')}")
     print(f"  redis µs per changed document   {med('redis_us_per_changed_doc')}")
+    print(f"  round trips per changed doc     {med('round_trips_per_changed_doc')}")
     print(f"  round 0 worker µs per entry     {med('cold_worker_us_per_entry')}")
     print(f"  round 0 redis µs per entry      {med('cold_redis_us_per_entry')}")
     print(f"  entries' map, bytes per entry   {med('map_bytes_per_entry')}")

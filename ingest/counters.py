@@ -42,6 +42,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -58,6 +59,7 @@ __all__ = [
     "latency_counters",
     "latency_field",
     "record_fetch",
+    "processing_call",
     "record_processing",
 ]
 
@@ -94,16 +96,23 @@ return 1
 """.replace("TTL", str(MINUTE_KEY_TTL))
 
 
-async def _add(redis: aioredis.Redis, keys: Keys, ints: dict[str, int], floats: dict[str, float],
-               minute_items: int = 0, now: float = 0.0) -> None:
-    """Add every counter of one event in one round trip."""
-    args: list[str | int | float] = [len(ints), minute_items]
+def _add_call(keys: Keys, ints: dict[str, int], floats: dict[str, float],
+              minute_items: int = 0, now: float = 0.0) -> tuple[str, list[str | bytes], list[Any]]:
+    """Pure: the script call (text, keys, args) adding every counter of one event."""
+    args: list[Any] = [len(ints), minute_items]
     for name, count in ints.items():
         args += [name, count]
     for name, amount in floats.items():
         args += [name, repr(float(amount))]
     minute = keys.items_minute(int(now // 60)) if minute_items else keys.stats
-    await redis.register_script(_ADD)(keys=[keys.stats, minute], args=args)
+    return _ADD, [keys.stats, minute], args
+
+
+async def _add(redis: aioredis.Redis, keys: Keys, ints: dict[str, int], floats: dict[str, float],
+               minute_items: int = 0, now: float = 0.0) -> None:
+    """Add every counter of one event in one round trip."""
+    script, script_keys, args = _add_call(keys, ints, floats, minute_items, now)
+    await redis.register_script(script)(keys=script_keys, args=args)
 
 
 def bucket_for(seconds: float, buckets: Sequence[float]) -> str:
@@ -232,13 +241,13 @@ def latency_counters(items: Sequence[Item], now: float,
     return ints, total
 
 
-async def record_processing(
-    redis: aioredis.Redis, keys: Keys, parse_seconds: float, normalize_seconds: float,
+def processing_call(
+    keys: Keys, parse_seconds: float, normalize_seconds: float,
     delivered: Sequence[Item], now: float | None = None, latency: str = "fetch_to_stream_seconds",
     **problems: int,
-) -> None:
-    """Count one processed document: parse and normalize time, delivery latency, items per
-    minute, and the `problems` it had (normalize_errors, entries_dropped, ...), in one round trip."""
+) -> tuple[str, list[str | bytes], list[Any]]:
+    """The script call (text, keys, args) of `record_processing`, for a caller that sends
+    it with other scripts in one round trip (ingest.redis_conn.run_scripts)."""
     now = time.time() if now is None else now
     ints, latency_sum = latency_counters(delivered, now, latency)
     ints.update(parse_seconds_count=1, normalize_seconds_count=1)
@@ -246,4 +255,16 @@ async def record_processing(
     floats = {"parse_seconds_sum": parse_seconds, "normalize_seconds_sum": normalize_seconds}
     if latency_sum:
         floats[f"{latency}_sum"] = latency_sum
-    await _add(redis, keys, ints, floats, len(delivered), now)
+    return _add_call(keys, ints, floats, len(delivered), now)
+
+
+async def record_processing(
+    redis: aioredis.Redis, keys: Keys, parse_seconds: float, normalize_seconds: float,
+    delivered: Sequence[Item], now: float | None = None, latency: str = "fetch_to_stream_seconds",
+    **problems: int,
+) -> None:
+    """Count one processed document: parse and normalize time, delivery latency, items per
+    minute, and the `problems` it had (normalize_errors, entries_dropped, ...), in one round trip."""
+    script, script_keys, args = processing_call(keys, parse_seconds, normalize_seconds, delivered, now,
+                                                latency, **problems)
+    await redis.register_script(script)(keys=script_keys, args=args)

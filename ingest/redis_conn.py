@@ -48,7 +48,10 @@ __all__ = [
     "eval_many",
     "is_cluster",
     "mget_any",
+    "pack_with_hiredis",
     "publish",
+    "ScriptCall",
+    "run_scripts",
 ]
 
 
@@ -103,6 +106,29 @@ class _SSLConnection(_HiredisPacking, aioconn.SSLConnection):
 def connection_class_for(url: str) -> type[aioconn.AbstractConnection]:
     """The asyncio connection class for a Redis URL (its scheme), packing with hiredis."""
     return {"unix": _UnixConnection, "rediss": _SSLConnection}.get(urlsplit(url).scheme, _Connection)
+
+
+_PACKED_BY_HIREDIS: dict[type[aioconn.AbstractConnection], type[aioconn.AbstractConnection]] = {
+    aioconn.Connection: _Connection,
+    aioconn.UnixDomainSocketConnection: _UnixConnection,
+    aioconn.SSLConnection: _SSLConnection,
+}
+
+
+async def pack_with_hiredis(client: aioredis.Redis) -> None:
+    """Make a client built elsewhere (arq's pool: arq picks its connection class) pack
+    with hiredis from now on; the connections it holds are closed, new ones open as needed.
+
+    Its worker sends every job's data through that pool (workers/context.py), and
+    redis-py's Python packing was ~5% of a worker's CPU in the mixed phase (#21). A
+    connection class of another kind (Sentinel's) is left as it is."""
+    pool = client.connection_pool
+    packed = _PACKED_BY_HIREDIS.get(pool.connection_class)
+    if packed is None:
+        return
+    await pool.disconnect()
+    pool.reset()  # type: ignore[no-untyped-call]
+    pool.connection_class = packed
 
 
 def _single(url: str, **options: Any) -> aioredis.Redis:
@@ -217,6 +243,39 @@ async def eval_many(client: aioredis.Redis, script: str,
             for i in todo:
                 keys, args = calls[i]
                 pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
+                results[i] = r
+    for r in results:
+        if isinstance(r, Exception):
+            raise r
+    return results
+
+
+ScriptCall = tuple[str, Sequence[str | bytes], Sequence[Any]]  # a script's text, its keys, its args
+
+
+async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Several scripts, each (text, keys, args), pipelined: one round trip on one Redis.
+
+    A redis-py pipeline holding registered scripts first asks SCRIPT EXISTS for them,
+    a round trip of its own, every time it runs. Here each call is an EVALSHA, and only
+    the calls the server answers NOSCRIPT (a restarted or new server) are run again,
+    after their scripts are loaded: a call that ran is never run twice."""
+    if not calls:
+        return []
+    shas = [hashlib.sha1(text.encode()).hexdigest() for text, _, _ in calls]
+    results: list[Any] = [NoScriptError()] * len(calls)
+    for attempt in range(2):
+        todo = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if not todo:
+            break
+        if attempt:
+            for text in {calls[i][0] for i in todo}:
+                await client.script_load(text)  # a cluster client loads it on every master
+        async with client.pipeline(transaction=False) as pipe:
+            for i in todo:
+                _, keys, args = calls[i]
+                pipe.execute_command("EVALSHA", shas[i], len(keys), *keys, *args)
             for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
                 results[i] = r
     for r in results:

@@ -11,7 +11,10 @@ on `<queue>:wake` (one PUBLISH, sent right after the job), and a
 `PromptWorker` waits for the next look at its queue on that channel, with
 `worker_poll_delay` as the upper bound: a message lost to a reconnect or a
 Redis restart costs one poll delay, never a job. A worker also looks at once
-when one of its jobs ends, since it then has room for another.
+when one of its jobs ends if its last look left due jobs behind (it was full,
+or read as many as its read limit): it has room for one now. A job queued
+since that look was announced, so after other looks the end of a job is no
+reason to look (two round trips per job, #21).
 
 Only the wait between two looks and the claim change; how arq reads and runs
 jobs is untouched. The claim is arq's own (the job is not running anywhere, is
@@ -27,13 +30,15 @@ import logging
 import uuid
 from typing import Any
 
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from ingest.redis_conn import pack_with_hiredis
 
 __all__ = ["PromptWorker", "announce", "enqueue_announced", "wake_channel"]
 
@@ -108,8 +113,15 @@ class PromptWorker(Worker):
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._claim: AsyncScript | None = None  # the pool exists once arq's main starts
+        # The last look may have left due jobs in the queue for want of room here (or past
+        # its read limit): the end of a job is then a reason to look again. Otherwise a
+        # job queued since is announced, and the end of a job needs no look (two round
+        # trips per job, #21).
+        self._left_jobs = False
 
     async def _poll_iteration(self) -> None:
+        # arq reads nothing while this worker is full; start_jobs says when it left some
+        self._left_jobs = self.allow_pick_jobs and self.job_counter >= self.max_jobs
         await super()._poll_iteration()
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="arq-wake-listener")
@@ -128,6 +140,8 @@ class PromptWorker(Worker):
         in one pipeline, where arq stepped over each with a WATCH, EXISTS and ZSCORE
         of its own. The rest are claimed as arq claims them (atomically, the script
         checking again), with its job counter and semaphore kept the same way."""
+        if len(job_ids) >= self.queue_read_limit:
+            self._left_jobs = True  # more may be due past the read limit
         candidates = [j.decode() for j in job_ids if j.decode() not in self.tasks]
         if not candidates:
             return
@@ -141,6 +155,7 @@ class PromptWorker(Worker):
             await self.sem.acquire()
             if self.job_counter >= self.max_jobs:
                 self.sem.release()
+                self._left_jobs = True
                 return
             self.job_counter += 1
             if self._claim is None:
@@ -166,9 +181,16 @@ class PromptWorker(Worker):
         try:
             await super().run_job(job_id, score)
         finally:
-            self._wake.set()  # room for another job: look now
+            if self._left_jobs:
+                self._wake.set()  # room for a job the last look left: look now
 
     async def main(self) -> None:
+        if self._pool is None:  # arq's own pool, as arq makes it, packing with hiredis
+            self._pool = await create_pool(
+                self.redis_settings, job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer, default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms)
+            await pack_with_hiredis(self._pool)
         try:
             await super().main()
         finally:

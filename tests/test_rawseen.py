@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 import workers.fastfeed.elements as elements
 from bench.farm import FarmSpec, feed_body
 from ingest.deliver.publish import Deliverer
+from ingest.deliver.state import parse_state
 from ingest.keys import Keys
 from ingest.models import FeedSpec, Fetched, item_to_json
 from workers import rawseen
@@ -172,6 +173,49 @@ async def test_a_lost_state_reads_every_entry_again(client: aioredis.Redis, read
     assert lost[2] == with_state[2]
     # the second document: its 3 new entries, then (the map's 7 disagreeing with the state) all 10
     assert reads[0] == 7 + (3 + 10) + 1
+
+
+async def _as_states_of_before_13(client: aioredis.Redis, keys: Keys) -> int:
+    """Move the feed's states out of its hash into the keys of before #13 (version|hash|fp)."""
+    states = {f: raw for f, raw in (await client.hgetall(keys.item_states(SPEC.feed_id))).items()
+              if not f.startswith(b"#")}  # the hash's own marks stay
+    for field, raw in states.items():
+        state = parse_state(raw)
+        await client.set(keys.item_state(field.hex()),
+                         f"{state.version}|{state.content_hash}|{state.fingerprint}")
+        await client.hdel(keys.item_states(SPEC.feed_id), field)
+    return len(states)
+
+
+async def test_skipped_entries_leave_the_keys_of_before_13_unread(client: aioredis.Redis) -> None:
+    keys = Keys("raw")
+    await _process(client, _rss(OLD), keys)
+    deliverer = Deliverer(client, keys, 100_000, 3600)
+    ids = [f.hex() for f in await client.hkeys(keys.item_states(SPEC.feed_id)) if not f.startswith(b"#")]
+    assert await _as_states_of_before_13(client, keys) == 7
+    unread = await deliverer.states(SPEC.feed_id, ids, in_hash=set(ids[:3]))
+    assert [s.version for s in unread] == [0, 0, 0, 1, 1, 1, 1]  # the first three not looked up
+    assert all([await client.exists(keys.item_state(i)) for i in ids[:3]])  # nor moved
+    read = await deliverer.states(SPEC.feed_id, ids)
+    assert [s.version for s in read] == [1] * 7
+    assert None not in await client.hmget(keys.item_states(SPEC.feed_id), [bytes.fromhex(i) for i in ids])
+    assert not any([await client.exists(keys.item_state(i)) for i in ids])  # moved into the hash
+
+
+async def test_a_skipped_entry_whose_state_is_of_before_13_is_found_by_the_full_path(
+        client: aioredis.Redis, reads: list[int]) -> None:
+    # The map's entries skipped, their states only in the keys of before #13 (as after a
+    # rollback and forward again): the hash misses them, so the document is read in full,
+    # the old keys are read and moved, and nothing is delivered twice.
+    keys = Keys("raw")
+    await _process(client, _rss(OLD), keys)
+    ids = [f.hex() for f in await client.hkeys(keys.item_states(SPEC.feed_id)) if not f.startswith(b"#")]
+    assert await _as_states_of_before_13(client, keys) == 7
+    reads[0] = 0
+    second = await _process(client, _rss(NEW + OLD), keys)
+    assert (second.result.new, second.result.updated, second.result.unchanged) == (3, 0, 7)
+    assert reads[0] == 3 + 10
+    assert not any([await client.exists(keys.item_state(i)) for i in ids])  # moved into the hash
 
 
 async def test_a_new_salt_takes_the_full_path(client: aioredis.Redis, reads: list[int],

@@ -6,10 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
+from arq.connections import create_pool
 from redis.exceptions import DataError
 
-from ingest.redis_conn import _UnixConnection, connect, connection_class_for
+from ingest.redis_conn import (
+    _UnixConnection,
+    arq_redis_settings,
+    connect,
+    connection_class_for,
+    pack_with_hiredis,
+    run_scripts,
+)
 from ingest.settings import Settings
 
 CASES: list[tuple[Any, ...]] = [
@@ -51,5 +60,40 @@ async def test_connect_round_trips_commands_through_the_hiredis_packing(settings
         await client.hset("ns:test:packing", mapping={"ü": "日本語", "n": 5})
         assert await client.hgetall("ns:test:packing") == {"ü".encode(): "日本語".encode(), b"n": b"5"}
         assert await client.eval("return #KEYS", 300, *(f"k{i}" for i in range(300))) == 300
+    finally:
+        await client.aclose()
+
+
+async def test_an_arq_pool_packs_with_hiredis_once_told(settings: Settings) -> None:
+    pool = await create_pool(arq_redis_settings(settings))  # arq picks redis-py's class
+    try:
+        assert pool.connection_pool.connection_class is not connection_class_for(settings.effective_queue_url)
+        await pack_with_hiredis(pool)
+        assert pool.connection_pool.connection_class is connection_class_for(settings.effective_queue_url)
+        await pool.hset("ns:test:arqpacking", mapping={"ü": "日本語", "n": 5})
+        assert await pool.hgetall("ns:test:arqpacking") == {"ü".encode(): "日本語".encode(), b"n": b"5"}
+        assert await pool.enqueue_job("f", 1, "two") is not None  # arq's own pipelines
+    finally:
+        await pool.aclose()
+
+
+async def test_run_scripts_runs_each_call_once_in_one_pipeline(settings: Settings) -> None:
+    """No SCRIPT EXISTS before the pipeline (redis-py's pipelines ask it every time), and
+    after a SCRIPT FLUSH only the calls answered NOSCRIPT run again: none twice."""
+    client = await connect(settings)
+    incr = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+    echo = "return ARGV[1]"
+    calls = [(incr, ["ns:test:scripts"], [2]), (echo, ["ns:test:x"], ["x"]), (incr, ["ns:test:scripts"], [3])]
+    try:
+        await client.delete("ns:test:scripts")
+        await client.script_flush()
+        before = (await client.info("commandstats")).get("cmdstat_script|exists", {}).get("calls", 0)
+        assert await run_scripts(client, calls) == [2, b"x", 5]
+        assert await run_scripts(client, calls) == [7, b"x", 10]
+        assert await run_scripts(client, []) == []
+        after = (await client.info("commandstats")).get("cmdstat_script|exists", {}).get("calls", 0)
+        assert after == before
+        with pytest.raises(redis.exceptions.ResponseError):
+            await run_scripts(client, [("return redis.call('NOSUCHCOMMAND')", ["ns:test:x"], [])])
     finally:
         await client.aclose()

@@ -157,3 +157,31 @@ async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(se
         info = await job.info()
         assert info is not None and info.function == "note_run" and info.args == ("one step",)
         assert info.enqueue_time is not None
+
+
+async def test_a_job_end_looks_again_only_when_the_last_look_left_jobs(settings: Settings) -> None:
+    """With room to spare, every job was claimed at the look its announcement caused: the
+    end of one is no reason to read the queue again (two round trips a job, #21)."""
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=10) as (worker, pool):
+        looks = [0]
+        look = worker._poll_iteration
+
+        async def counted() -> None:
+            looks[0] += 1
+            await look()
+
+        worker._poll_iteration = counted  # type: ignore[method-assign]
+        await asyncio.sleep(0.3)  # a look already waiting on the wake ends with the next one
+        looks[0] = 0
+        await pool.enqueue_job("note_run", "room to spare")
+        await announce(pool)
+        assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
+        await asyncio.sleep(1.0)
+        assert looks[0] == 1 and not worker._left_jobs
+
+        # Full (max_jobs 10, 12 queued): the look leaves two, a job's end fetches them.
+        for n in range(12):
+            await pool.enqueue_job("note_run", f"job {n}")
+        await announce(pool)
+        assert await wait_until_async(lambda: len(ran) == 13, timeout=10)

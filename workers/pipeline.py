@@ -19,17 +19,17 @@ from __future__ import annotations
 import calendar
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from redis.asyncio import Redis
-
-from ingest.counters import PUSHED_HEADER, latency_field, record_processing
+from ingest.counters import PUSHED_HEADER, latency_field, processing_call
 from ingest.deliver.publish import Deliverer
 from ingest.deliver.state import ItemState
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
+from ingest.push.state import polled_news_call
+from ingest.redis_conn import ScriptCall, run_scripts
 from ingest.settings import Settings
 from workers import deadline, rawseen
 from workers.article.complete import complete_items, page_deadline, schedule_follow_ups
@@ -155,7 +155,10 @@ async def _read_states(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched, l
     started = time.perf_counter()
     reading = _read(spec, fetched, limits, None if memo is None else KnownEntries(salt, memo))
     seconds = time.perf_counter() - started
-    states = await deliverer.states(spec.feed_id, list(reading.seen))
+    # A skipped entry was in the feed's state hash when its map entry was written, so its
+    # key of before #13 is not read; if the hash lost it, the full path below reads it.
+    in_hash = {item_id for item_id, (entry, _) in reading.seen.items() if isinstance(entry, SkippedEntry)}
+    states = await deliverer.states(spec.feed_id, list(reading.seen), in_hash)
     if reading.skipped and any(isinstance(entry, SkippedEntry) and not state.has_fingerprint(fingerprint)
                                for (entry, fingerprint), state in zip(reading.seen.values(), states, strict=True)):
         log.info("feed %s %s: the state disagrees with the entries' map; every entry read",
@@ -167,16 +170,14 @@ async def _read_states(deliverer: Deliverer, spec: FeedSpec, fetched: Fetched, l
     return reading, states, seconds
 
 
-async def _in_one_round_trip(deliverer: Deliverer, calls: Callable[[Redis], Awaitable[None]],
-                             batch: bool) -> None:
-    """`calls` on a pipeline sent at once (with `batch`, on one Redis), else one by one: on a
-    cluster the keys they touch live in other slots."""
-    if batch and not deliverer.cluster:
-        async with deliverer.redis.pipeline(transaction=False) as pipe:
-            await calls(pipe)
-            await pipe.execute()
-    else:
-        await calls(deliverer.redis)
+async def _in_one_round_trip(deliverer: Deliverer, calls: Sequence[ScriptCall]) -> None:
+    """The script calls in one round trip on one Redis (EVALSHA each, no SCRIPT EXISTS
+    first), else one by one: on a cluster the keys they touch live in other slots."""
+    if not deliverer.cluster:
+        await run_scripts(deliverer.redis, calls)
+        return
+    for script, keys, args in calls:
+        await deliverer.redis.register_script(script)(keys=keys, args=args)
 
 
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
@@ -255,16 +256,16 @@ async def process_document(
     if remember is not None and memo is not None and remember.keys() == memo.keys():
         remember = None
 
-    async def finish(redis: Redis) -> None:
-        if remember is not None:
-            await rawseen.write(redis, deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds)
-        await record_processing(redis, deliverer.keys, parse_seconds, normalize_seconds, delivered,
-                                latency=latency_field(fetched.headers),
-                                normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
-                                entries_skipped_raw=reading.skipped)
-
-    await _in_one_round_trip(deliverer, finish, remember is not None)
+    finish = [processing_call(deliverer.keys, parse_seconds, normalize_seconds, delivered,
+                              latency=latency_field(fetched.headers),
+                              normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
+                              entries_skipped_raw=reading.skipped)]
+    if remember is not None:
+        finish.insert(0, rawseen.write_call(deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds))
     new = sum(1 for item in delivered if item.version == 1)
+    if new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
+        finish.append(polled_news_call(deliverer.keys, spec.feed_id, time.time()))
+    await _in_one_round_trip(deliverer, finish)
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,

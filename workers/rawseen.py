@@ -46,6 +46,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import feedparser
 import lxml.etree
@@ -55,7 +56,7 @@ import redis.asyncio as aioredis
 from ingest.deliver.state import digest8, field_of
 from ingest.keys import Keys
 
-__all__ = ["RAW_VERSION", "Known", "pack", "read", "salt", "unpack", "write"]
+__all__ = ["RAW_VERSION", "Known", "pack", "read", "salt", "unpack", "write", "write_call"]
 
 # What the key of an entry's bytes stands for: bump when the fast reader, entry_identity or
 # entry_fingerprint give anything else for the same bytes (the module docstring says why).
@@ -115,12 +116,20 @@ async def read(redis: aioredis.Redis, keys: Keys, feed_id: str) -> dict[bytes, K
     return known
 
 
+def write_call(keys: Keys, feed_id: str, entries: Mapping[bytes, bytes],
+               ttl_seconds: int) -> tuple[str, list[str | bytes], list[Any]]:
+    """Pure: the script call (text, keys, args) of `write`, for a caller that sends it with
+    other scripts in one round trip (ingest.redis_conn.run_scripts)."""
+    args: list[Any] = [max(1, ttl_seconds) * 1000]
+    for key, value in entries.items():
+        args += [key, value]
+    return _WRITE_LUA, [keys.raw_seen(feed_id)], args
+
+
 async def write(redis: aioredis.Redis, keys: Keys, feed_id: str, entries: Mapping[bytes, bytes],
                 ttl_seconds: int) -> None:
     """Replace the feed's map with `entries` (raw key -> pack(...)), expiring in `ttl_seconds`;
     with none, the map is deleted."""
-    args: list[bytes | int] = [max(1, ttl_seconds) * 1000]
-    for key, value in entries.items():
-        args += [key, value]
+    script, script_keys, args = write_call(keys, feed_id, entries, ttl_seconds)
     # register_script only hashes the text (a few µs); EVALSHA, then EVAL once per server
-    await redis.register_script(_WRITE_LUA)(keys=[keys.raw_seen(feed_id)], args=args)
+    await redis.register_script(script)(keys=script_keys, args=args)

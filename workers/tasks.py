@@ -27,21 +27,18 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry
 from redis.exceptions import RedisError
 
-from ingest.counters import PUSHED_HEADER
 from ingest.deliver.dead import dead_letter
 from ingest.errors import DeliveryConflict, FetchError, ParseError
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
 from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
-from ingest.push.state import note_polled_news
 from ingest.urls import canonical_url
 from workers import deadline
 from workers.article.fetch import ArticleFetcher
@@ -90,10 +87,9 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
         deadline.current_reset(token)
     if stopped:
         return await _past_deadline(app, spec, fetched, stopped)
+    # (a poll's news on a pushed feed, #11, is noted by process_document with its counters)
     await record_success(app.redis, app.keys, processed.result, processed.title,
                          fetched.fetched_at, fetched.status)
-    if processed.result.new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
-        await note_polled_news(app.redis, app.keys, spec.feed_id, time.time())
     return processed.result.as_dict()
 
 

@@ -50,7 +50,9 @@ def defuse_char_refs(body: bytes) -> bytes:
     """`body` with references to surrogates or non-characters (`&#xD800;`, `&#x110000;`)
     replaced by U+FFFD's: feedparser raises on them and one such reference
     rejected the whole feed (#12). Other bytes are untouched."""
-    if b"&#" not in body:
+    # `#` first: a search for one byte is memchr (~2 µs for 80 KB), while one for "&#"
+    # stops at every "&" of an escaped-HTML feed (~80 µs for the farm's documents, #21)
+    if b"#" not in body or b"&#" not in body:
         return body
 
     def swap(match: re.Match[bytes]) -> bytes:
@@ -161,6 +163,8 @@ def cut_after_entries(body: bytes, limit: int) -> tuple[bytes, int]:
     """
     if limit <= 0 or len(body) < 1024:
         return body, 0
+    if body.count(b"<") <= limit:  # each entry starts with one: fewer than the cap (#21: ~25 µs
+        return body, 0             # for 80 KB, where the pattern's scan took ~80 µs)
     data = scannable_bytes(body)
     if data is not body:
         return body, 0  # UTF-16/32 (rare): left whole; entries are capped after parsing

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -241,19 +241,31 @@ class Deliverer:
             self._script = redis.register_script(_DELIVER_LUA.replace("EMIT", _EMIT_DIRECT)
                                                  .replace("FINISH", _FINISH_DIRECT))
 
-    async def states(self, feed_id: str, item_ids: Sequence[str]) -> list[ItemState]:
-        """One HMGET for a whole feed document (on one Redis, with the keys of before #13)."""
+    async def states(self, feed_id: str, item_ids: Sequence[str],
+                     in_hash: Collection[str] = ()) -> list[ItemState]:
+        """One HMGET for a whole feed document (on one Redis, with the keys of before #13).
+
+        `in_hash`: ids whose state the feed's hash held when they were last confirmed (the
+        entries' map says so, workers/rawseen.py). Their keys of before #13 are not read:
+        a state found in the hash makes that key unused, and a caller that finds one of
+        them missing from the hash reads again without `in_hash` (workers/pipeline.py)."""
         if not item_ids:
             return []
         seen = self.keys.item_states(feed_id)
         fields = [field_of(i) for i in item_ids]
-        if self.cluster:
+        old_keys = [i for i in item_ids if i not in in_hash] if not self.cluster else []
+        if not old_keys:
             raw_states: list[bytes | None] = await self.redis.hmget(seen, fields)  # type: ignore[misc]
             return [parse_state(r) for r in raw_states]
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(seen, fields)
-            pipe.mget([self.keys.item_state(i) for i in item_ids])
-            raw, legacy = await pipe.execute()
+            pipe.mget([self.keys.item_state(i) for i in old_keys])
+            raw, found = await pipe.execute()
+        if len(old_keys) == len(item_ids):
+            legacy = found
+        else:
+            olds = iter(found)
+            legacy = [None if i in in_hash else next(olds) for i in item_ids]
         states = [parse_state(r) for r in raw]
         if any(old and not r for r, old in zip(raw, legacy, strict=True)):
             await self._migrate(feed_id, item_ids, fields, raw, legacy)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -17,7 +18,7 @@ from ingest.keys import Keys
 from ingest.redis_conn import atomic_pipeline
 
 __all__ = ["Subscription", "delete_subscription", "load_subscription", "load_subscriptions",
-           "mark_feed", "note_polled_news", "save_subscription"]
+           "mark_feed", "note_polled_news", "polled_news_call", "save_subscription"]
 
 # Subscription.state values.
 SUBSCRIBING = "subscribing"  # asked, not verified yet
@@ -98,9 +99,24 @@ async def mark_feed(redis: aioredis.Redis, keys: Keys, feed_id: str, **fields: s
         await redis.hset(keys.feed(feed_id), mapping=fields)  # type: ignore[arg-type,unused-ignore]
 
 
+# KEYS[1] the feed's hash; ARGV[1] now (epoch s, repr). The note, on a pushed feed only.
+_POLLED_NEWS = """
+local expires = tonumber(redis.call('HGET', KEYS[1], 'push_expires_at') or '')
+if expires and expires > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'polled_news_at', ARGV[1])
+end
+return 1
+"""
+
+
+def polled_news_call(keys: Keys, feed_id: str, now: float) -> tuple[str, list[str | bytes], list[Any]]:
+    """The script call (text, keys, args) of `note_polled_news`, for a caller that sends it
+    with other scripts in one round trip (the worker's, workers/pipeline.py)."""
+    return _POLLED_NEWS, [keys.feed(feed_id)], [repr(now)]
+
+
 async def note_polled_news(redis: aioredis.Redis, keys: Keys, feed_id: str, now: float) -> None:
     """A poll (not a push) delivered new items: note when, on a pushed feed only, so the
     renewal loop can tell a hub that stopped pushing (plan.py, "stale")."""
-    expires = await redis.hget(keys.feed(feed_id), "push_expires_at")
-    if expires and float(expires) > now:
-        await redis.hset(keys.feed(feed_id), "polled_news_at", repr(now))
+    script, script_keys, args = polled_news_call(keys, feed_id, now)
+    await redis.register_script(script)(keys=script_keys, args=args)
