@@ -10,7 +10,7 @@ turns (A B, B A, ...), `--rounds` times. CPU is the child's own user + system
 time over the writes (every thread: SQLite runs in `asyncio.to_thread`).
 
 After the timed part, untimed, each child writes version 2 of every tenth
-record (another title), searches a few words and lists a few filters, and
+record and version 3 of every twentieth (other words), searches a few words and lists a few filters, and
 prints a digest of the answers: the trees must agree (the same rows found in
 the same order), or the change altered what search returns.
 
@@ -78,11 +78,14 @@ async def _child(records_file: Path, batch: int, db: Path) -> dict[str, Any]:
     cpu = (c1.user - c0.user) + (c1.system - c0.system)
     # Untimed: updates, then the answers that must not change.
     sink = SQLiteSink(db)
-    updated = [dict(r, version=2, title=f"{r.get('title')} revised zzzzrevised") for r in records[::10]]
-    for s in range(0, len(updated), batch):
-        await sink.upsert(updated[s:s + batch])
+    for version, step in ((2, 10), (3, 20)):  # the index must forget the older words
+        updated = [dict(r, version=version, title=f"revised zzzzrevised{version} {n}",
+                        content_text=f"zzzzrevised{version} body", summary=f"zzzzrevised{version} summary")
+                   for n, r in enumerate(records[::step])]
+        for s in range(0, len(updated), batch):
+            await sink.upsert(updated[s:s + batch])
     digest = hashlib.sha256()
-    for word in (*_WORDS, "revised zzzzrevised"):
+    for word in (*_WORDS, "revised", "zzzzrevised2", "zzzzrevised3 body"):
         for offset in (0, 50):
             found = await sink.query(ItemQuery(text=word, limit=50, offset=offset))
             digest.update(json.dumps([(r["id"], r["version"]) for r in found]).encode())

@@ -13,14 +13,23 @@ row in small transactions cost ~110 µs a row (half the sink's CPU); in bulk
 it costs about half that. A summary that is only the body's text again (a
 feed with a description alone) is not indexed twice.
 
+The index is contentless (migration 5): it holds the words, not a second copy
+of the text (searches match and rank there and read the record from `items`);
+that copy cost ~12 µs a row to write and a quarter of the database. Such an
+index forgets a row's words only when told them again, so the update trigger
+tells it those of the version it holds, computed from the old record by the
+same rule it was indexed by.
+
 The indexed values of a row this sink wrote are taken from the record it
 still holds (`_fts_values`, kept only until the next indexing), not read back
 and parsed out of the stored JSON with json_extract (~15 µs a row of the
-farm's 7 KB records); a pending row this sink has no values for (another
-sink's, one from before a restart, a value SQLite's JSON would read otherwise)
-is indexed from the stored record as before. `fts_pending` stays the durable
-list of what to index: the values in memory are a cache, never the record of
-what is pending.
+farm's 7 KB records, ~8 µs net of the Python that replaces it); a pending row
+this sink has no values for (another sink's, one from before a restart, a
+value SQLite's JSON would read otherwise) is indexed from the stored record.
+Both give the same values (`fts_values` and `_fts_columns`), which the
+contentless index needs: what it is told to forget must be what it was given.
+`fts_pending` stays the durable list of what to index: the values in memory are
+a cache, never the record of what is pending.
 """
 
 from __future__ import annotations
@@ -40,6 +49,19 @@ from ingest.errors import StorageError
 from ingest.store.base import ItemQuery, RecordRejected
 
 __all__ = ["SQLiteSink"]
+
+def _fts_columns(row: str) -> str:
+    """The indexed title, summary and content_text of a row of `items` (`row`: "" or
+    "old."), in SQL. The summary is left out when it is the body's paragraphs joined
+    by spaces: the same words, which content_text already holds (fts_values: the same
+    rule, in Python). The update trigger tells the index these same words to forget."""
+    record = f"{row}record"
+    return (f"{row}title, "
+            f"CASE WHEN replace(json_extract({record}, '$.content_text'), char(10, 10), ' ') "
+            f"= json_extract({record}, '$.summary') "
+            f"THEN NULL ELSE json_extract({record}, '$.summary') END, "
+            f"json_extract({record}, '$.content_text')")
+
 
 # Schema migrations, applied in order at open; `schema_version` holds the last applied.
 # Each step must be safe to run on a database created by the previous steps.
@@ -111,29 +133,42 @@ _MIGRATIONS: tuple[str, ...] = (
             WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE item_rowid = new.rowid);
     END;
     """,
+    # 5 (#21): the full-text index without its own copy of the text (contentless:
+    # searches only match and rank, and read the record from `items`), rebuilt
+    # from the stored records. A contentless index forgets a row's words only when
+    # told them again, so an update tells it, in its own transaction, the words of
+    # the version the index holds (a row not pending is indexed as stored); a row
+    # still pending was never indexed in that version. `replaces` is no longer used.
+    f"""
+    DROP TRIGGER IF EXISTS fts_pending_update;
+    DROP TABLE IF EXISTS items_fts;
+    CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, content_text, content = '',
+        tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO items_fts (rowid, title, summary, content_text)
+        SELECT rowid, {_fts_columns("")} FROM items;
+    DELETE FROM fts_pending;
+    CREATE TRIGGER fts_pending_update AFTER UPDATE ON items BEGIN
+        INSERT INTO items_fts (items_fts, rowid, title, summary, content_text)
+            SELECT 'delete', old.rowid, {_fts_columns("old.")}
+            WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE item_rowid = old.rowid);
+        INSERT INTO fts_pending (item_rowid, replaces) SELECT new.rowid, 0
+            WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE item_rowid = new.rowid);
+    END;
+    """,
 )
 
 # Index the pending rows once this many are waiting, or this long after the last indexing.
 _FTS_BATCH_ROWS = 2000
 _FTS_BATCH_SECONDS = 1.0
 
-# The rows to index: each with what says which version is stored (compared with
-# the values this sink holds) and whether the index holds an older one to delete.
-_PENDING = """SELECT fts_pending.item_rowid, fts_pending.replaces, items.id, items.version,
-                     items.content_hash
+# The rows to index, each with what says which version is stored (compared with
+# the values this sink holds). The index holds no older version of them (see migration 5).
+_PENDING = """SELECT fts_pending.item_rowid, items.id, items.version, items.content_hash
               FROM fts_pending JOIN items ON items.rowid = fts_pending.item_rowid"""
-_DELETE_REPLACED = """DELETE FROM items_fts WHERE rowid IN
-                          (SELECT item_rowid FROM fts_pending WHERE replaces = 1)"""
 _INSERT_VALUES = "INSERT INTO items_fts (rowid, title, summary, content_text) VALUES (?, ?, ?, ?)"
-# The summary is left out when it is the body's paragraphs joined by spaces: the
-# same words, which the content_text column already holds (fts_values: the same rule).
-_INSERT_FROM_RECORD = """INSERT INTO items_fts (rowid, title, summary, content_text)
-       SELECT items.rowid, items.title,
-              CASE WHEN replace(json_extract(record, '$.content_text'), char(10, 10), ' ')
-                        = json_extract(record, '$.summary')
-                   THEN NULL ELSE json_extract(record, '$.summary') END,
-              json_extract(record, '$.content_text')
-       FROM items WHERE items.rowid IN (SELECT value FROM json_each(?))"""
+_INSERT_FROM_RECORD = f"""INSERT INTO items_fts (rowid, title, summary, content_text)
+       SELECT rowid, {_fts_columns("")}
+       FROM items WHERE rowid IN (SELECT value FROM json_each(?))"""
 _CLEAR_PENDING = "DELETE FROM fts_pending"
 
 # (title, summary or None, content_text): what the full-text index holds of a record.
@@ -291,16 +326,12 @@ class SQLiteSink:
         with _transaction(self._conn) as conn:
             known: list[tuple[int, str, str | None, str | None]] = []
             unknown: list[int] = []
-            replaces = False
-            for rowid, replace, item_id, version, content_hash in conn.execute(_PENDING).fetchall():
-                replaces = replaces or bool(replace)
+            for rowid, item_id, version, content_hash in conn.execute(_PENDING).fetchall():
                 mine = held.get(item_id)
                 if mine is not None and mine[0] == version and mine[1] == content_hash:
                     known.append((rowid, *mine[2]))
                 else:
                     unknown.append(rowid)
-            if replaces:
-                conn.execute(_DELETE_REPLACED)
             if known:
                 conn.executemany(_INSERT_VALUES, known)
             if unknown:
