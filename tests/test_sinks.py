@@ -293,11 +293,12 @@ async def test_sqlite_index_forgets_the_words_of_every_older_version(tmp_path: P
 
 
 def test_sqlite_index_values_from_a_record_are_what_sqlite_reads_from_its_json() -> None:
-    """fts_values (Python, the records this sink holds) and _fts_columns (SQL, the stored
-    JSON) must agree, or the contentless index would be told to forget other words."""
+    """What the index gets from the values a sink holds (fts_values) and from the stored
+    JSON (_fts_columns) must agree, or the contentless index would be told to forget
+    other words than it was given."""
     import sqlite3
 
-    from ingest.store.sqlite import _fts_columns, fts_values
+    from ingest.store.sqlite import _fts_columns, _indexed, fts_values
 
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE items (title TEXT, record TEXT)")
@@ -313,7 +314,10 @@ def test_sqlite_index_values_from_a_record_are_what_sqlite_reads_from_its_json()
                     continue
                 conn.execute("DELETE FROM items")
                 conn.execute("INSERT INTO items VALUES (?, ?)", (title or "", orjson.dumps(r).decode()))
-                assert conn.execute(f"SELECT {_fts_columns('')} FROM items").fetchone() == values, r
+                stored = conn.execute(f"SELECT {_fts_columns('')} FROM items").fetchone()
+                assert conn.execute(f"SELECT {_indexed('?1', '?2', '?3')}", values).fetchone() == stored, r
+                summary_kept = None if text is not None and text.replace("\n\n", " ") == summary else summary
+                assert stored == (title or "", summary_kept, text)
                 checked += 1
     assert checked > 100
     assert fts_values({"title": "T", "summary": None, "content_text": "a\0b"}) is None

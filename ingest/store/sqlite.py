@@ -23,11 +23,11 @@ same rule it was indexed by.
 The indexed values of a row this sink wrote are taken from the record it
 still holds (`_fts_values`, kept only until the next indexing), not read back
 and parsed out of the stored JSON with json_extract (~15 µs a row of the
-farm's 7 KB records, ~8 µs net of the Python that replaces it); a pending row
+farm's 7 KB records); a pending row
 this sink has no values for (another sink's, one from before a restart, a
 value SQLite's JSON would read otherwise) is indexed from the stored record.
-Both give the same values (`fts_values` and `_fts_columns`), which the
-contentless index needs: what it is told to forget must be what it was given.
+Both go through the same SQL rule (`_indexed`), which the contentless index
+needs: what it is told to forget must be what it was given.
 `fts_pending` stays the durable list of what to index: the values in memory are
 a cache, never the record of what is pending.
 """
@@ -50,17 +50,21 @@ from ingest.store.base import ItemQuery, RecordRejected
 
 __all__ = ["SQLiteSink"]
 
+def _indexed(title: str, summary: str, text: str) -> str:
+    """SQL: what the full-text index gets, from SQL expressions of the title and of the
+    record's summary and content_text. The summary is left out when it is the body's
+    paragraphs joined by spaces: the same words, which content_text already holds.
+    One rule for every path in (a row's record, the values a sink holds) and out (the
+    update trigger): the contentless index must be told to forget what it was given."""
+    return (f"{title}, CASE WHEN replace({text}, char(10, 10), ' ') = {summary} "
+            f"THEN NULL ELSE {summary} END, {text}")
+
+
 def _fts_columns(row: str) -> str:
-    """The indexed title, summary and content_text of a row of `items` (`row`: "" or
-    "old."), in SQL. The summary is left out when it is the body's paragraphs joined
-    by spaces: the same words, which content_text already holds (fts_values: the same
-    rule, in Python). The update trigger tells the index these same words to forget."""
+    """SQL: the indexed values of a row of `items` (`row`: "" or "old.")."""
     record = f"{row}record"
-    return (f"{row}title, "
-            f"CASE WHEN replace(json_extract({record}, '$.content_text'), char(10, 10), ' ') "
-            f"= json_extract({record}, '$.summary') "
-            f"THEN NULL ELSE json_extract({record}, '$.summary') END, "
-            f"json_extract({record}, '$.content_text')")
+    return _indexed(f"{row}title", f"json_extract({record}, '$.summary')",
+                    f"json_extract({record}, '$.content_text')")
 
 
 # Schema migrations, applied in order at open; `schema_version` holds the last applied.
@@ -165,13 +169,14 @@ _FTS_BATCH_SECONDS = 1.0
 # the values this sink holds). The index holds no older version of them (see migration 5).
 _PENDING = """SELECT fts_pending.item_rowid, items.id, items.version, items.content_hash
               FROM fts_pending JOIN items ON items.rowid = fts_pending.item_rowid"""
-_INSERT_VALUES = "INSERT INTO items_fts (rowid, title, summary, content_text) VALUES (?, ?, ?, ?)"
+_INSERT_VALUES = ("INSERT INTO items_fts (rowid, title, summary, content_text) "
+                  f"VALUES (?1, {_indexed('?2', '?3', '?4')})")
 _INSERT_FROM_RECORD = f"""INSERT INTO items_fts (rowid, title, summary, content_text)
        SELECT rowid, {_fts_columns("")}
        FROM items WHERE rowid IN (SELECT value FROM json_each(?))"""
 _CLEAR_PENDING = "DELETE FROM fts_pending"
 
-# (title, summary or None, content_text): what the full-text index holds of a record.
+# (title, summary, content_text) of a record, which `_indexed` turns into what is indexed.
 FtsValues = tuple[str, str | None, str | None]
 
 # A replayed or reordered older version never overwrites a newer one.
@@ -192,18 +197,15 @@ WHERE excluded.version >= items.version
 
 
 def fts_values(record: dict[str, Any]) -> FtsValues | None:
-    """Pure: the values _INSERT_FROM_RECORD would index for this record, or None when
-    they might differ from what SQLite's JSON functions read (anything but text, or
-    a NUL, at which json_extract may end a string): such a row is indexed from its record."""
-    title = record.get("title") or ""
-    summary = record.get("summary")
-    text = record.get("content_text")
-    for value in (title, summary, text):
+    """Pure: the title, summary and content_text a record's row is indexed from (by
+    `_indexed`), as json_extract reads them from its stored JSON; None when they might
+    differ (anything but text, or a NUL, at which json_extract ends a string): such a
+    row is indexed from its stored record."""
+    values = (record.get("title") or "", record.get("summary"), record.get("content_text"))
+    for value in values:
         if value is not None and (type(value) is not str or "\0" in value):
             return None
-    if text is not None and summary is not None and text.replace("\n\n", " ") == summary:
-        summary = None
-    return title, summary, text
+    return values
 
 
 def _fts_terms(text: str) -> str:
