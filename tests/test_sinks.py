@@ -352,4 +352,5 @@ async def test_a_database_with_the_full_text_index_of_migration_4_is_rebuilt(tmp
     with sqlite3.connect(path) as conn:
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'items_fts'").fetchone()[0]
         assert "content = ''" in sql
+        assert conn.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone() == (16,)
         _migrate(conn)  # applied once: nothing to do again

