@@ -23,13 +23,13 @@ same rule it was indexed by.
 The indexed values of a row this sink wrote are taken from the record it
 still holds (`_fts_values`, kept only until the next indexing), not read back
 and parsed out of the stored JSON with json_extract (~15 µs a row of the
-farm's 7 KB records); a pending row
-this sink has no values for (another sink's, one from before a restart, a
-value SQLite's JSON would read otherwise) is indexed from the stored record.
-Both go through the same SQL rule (`_indexed`), which the contentless index
-needs: what it is told to forget must be what it was given.
-`fts_pending` stays the durable list of what to index: the values in memory are
-a cache, never the record of what is pending.
+farm's 7 KB records); a pending row this sink has no values for (another
+sink's, one from before a restart, a value SQLite's JSON would read
+otherwise) is indexed from the stored record. Both go through the same SQL
+rule (`_indexed`), which the contentless index needs: what it is told to
+forget must be what it was given. `fts_pending` stays the durable list of
+what to index: the values in memory are a cache, never the record of what is
+pending.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from ingest.errors import StorageError
 from ingest.store.base import ItemQuery, RecordRejected
 
 __all__ = ["SQLiteSink"]
+
 
 def _indexed(title: str, summary: str, text: str) -> str:
     """SQL: what the full-text index gets, from SQL expressions of the title and of the
