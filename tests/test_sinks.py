@@ -264,3 +264,93 @@ async def test_sqlite_search_finds_summary_words_and_a_summary_that_repeats_the_
     assert _ids(await sink.query(ItemQuery(text="lighthouse"))) == ["item00002"]
     assert _ids(await sink.query(ItemQuery(text="harbour"))) == ["item00002"]
     await sink.close()
+
+
+async def test_sqlite_index_forgets_the_words_of_every_older_version(tmp_path: Path) -> None:
+    """The contentless index (migration 5) forgets a row's words only when told them: an
+    update tells it those of the version it holds, whichever way that was indexed (from
+    this sink's values, from the stored record, a NUL in the text) or not yet indexed."""
+    url = f"sqlite:///{tmp_path / 'items.db'}"
+    writer, other = open_sink(url), open_sink(url)
+    nul = record(3, text="Glacier\0melts")  # json_extract ends the text at the NUL
+    await writer.upsert([record(1, text="Avalanche warning"), record(2, text="Harbour strike"), nul])
+    await other.upsert([record(4, text="Volcano ash")])
+    assert _ids(await writer.query(ItemQuery(text="avalanche"))) == ["item00001"]  # all indexed now
+    assert _ids(await writer.query(ItemQuery(text="glacier"))) == ["item00003"]
+    assert _ids(await writer.query(ItemQuery(text="melts"))) == []  # as before: cut at the NUL
+    await writer.upsert([record(1, version=2, text="Snowfall"), record(3, version=2, text="Lake")])
+    await writer.upsert([record(4, version=2, text="Lava flow")])  # indexed from the other sink's row
+    await writer.upsert([record(1, version=3, text="Sunshine")])  # version 2 was never indexed
+    await other.upsert([record(2, version=2, text="Harbour reopens")])
+    for gone in ("avalanche", "snowfall", "glacier", "volcano", "strike"):
+        assert _ids(await writer.query(ItemQuery(text=gone))) == [], gone
+    for word, item in (("sunshine", "item00001"), ("lake", "item00003"), ("lava", "item00004"),
+                       ("reopens", "item00002"), ("harbour", "item00002"), ("story", None)):
+        found = sorted(_ids(await other.query(ItemQuery(text=word))))
+        assert found == ([item] if item else ["item00001", "item00002", "item00003", "item00004"]), word
+    await writer.close()
+    await other.close()
+
+
+def test_sqlite_index_values_from_a_record_are_what_sqlite_reads_from_its_json() -> None:
+    """What the index gets from the values a sink holds (fts_values) and from the stored
+    JSON (_fts_columns) must agree, or the contentless index would be told to forget
+    other words than it was given."""
+    import sqlite3
+
+    from ingest.store.sqlite import _fts_columns, _indexed, fts_values
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE items (title TEXT, record TEXT)")
+    texts = [None, "", "One", "One\n\nTwo", "One\nTwo", "One\n\n\nTwo", "\n\n", "é 😀 \u2028 \x01\t\"\\"]
+    checked = 0
+    for text in texts:
+        for summary in {*texts, (text or "").replace("\n\n", " ")}:
+            for title in ("T", "", None, 7):
+                r = {"title": title, "summary": summary, "content_text": text}
+                values = fts_values(r)
+                if values is None:
+                    assert not isinstance(title, str | None)
+                    continue
+                conn.execute("DELETE FROM items")
+                conn.execute("INSERT INTO items VALUES (?, ?)", (title or "", orjson.dumps(r).decode()))
+                stored = conn.execute(f"SELECT {_fts_columns('')} FROM items").fetchone()
+                assert conn.execute(f"SELECT {_indexed('?1', '?2', '?3')}", values).fetchone() == stored, r
+                summary_kept = None if text is not None and text.replace("\n\n", " ") == summary else summary
+                assert stored == (title or "", summary_kept, text)
+                checked += 1
+    assert checked > 100
+    assert fts_values({"title": "T", "summary": None, "content_text": "a\0b"}) is None
+
+
+async def test_a_database_with_the_full_text_index_of_migration_4_is_rebuilt(tmp_path: Path) -> None:
+    """Migration 5 replaces the index that held its own copy of the text by a contentless
+    one, indexing every stored row (pending ones too) once."""
+    import sqlite3
+
+    from ingest.store.sqlite import SQLiteSink, _migrate
+
+    path = tmp_path / "items.db"
+    old = SQLiteSink(path)
+    await old.upsert([record(1, text="Comet sighted"), record(2, text="Eclipse tonight")])
+    await old.close()
+    with sqlite3.connect(path, isolation_level=None) as conn:  # back to migration 4's index
+        conn.execute("DROP TRIGGER fts_pending_update")
+        conn.execute("DROP TABLE items_fts")
+        conn.execute("CREATE VIRTUAL TABLE items_fts USING fts5(title, summary, content_text)")
+        conn.execute("INSERT INTO items_fts (rowid, title, content_text) "
+                     "SELECT rowid, title, json_extract(record, '$.content_text') FROM items")
+        conn.execute("INSERT INTO fts_pending VALUES ((SELECT rowid FROM items WHERE id = 'item00002'), 1)")
+        conn.execute("UPDATE items SET record = json_set(record, '$.content_text', 'Eclipse missed') "
+                     "WHERE id = 'item00002'")
+        conn.execute("UPDATE schema_version SET version = 4")
+    sink = open_sink(f"sqlite:///{path}")
+    assert _ids(await sink.query(ItemQuery(text="comet"))) == ["item00001"]
+    assert _ids(await sink.query(ItemQuery(text="missed"))) == ["item00002"]
+    assert _ids(await sink.query(ItemQuery(text="tonight"))) == []
+    await sink.close()
+    with sqlite3.connect(path) as conn:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'items_fts'").fetchone()[0]
+        assert "content = ''" in sql
+        assert conn.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone() == (16,)
+        _migrate(conn)  # applied once: nothing to do again
