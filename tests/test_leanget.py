@@ -134,7 +134,7 @@ async def test_same_request_bytes_and_cookies_as_session_get() -> None:
 
 
 async def test_a_closed_kept_alive_connection_is_tried_again_once() -> None:
-    sequence = [("/plain", {}), ("/plain", {}), ("/304", {})]
+    sequence: list[tuple[str, dict[str, str]]] = [("/plain", {}), ("/plain", {}), ("/304", {})]
     plain_heads, plain_outcomes = await _heads_for(_via_session, sequence, drop_idle=True)
     lean_heads, lean_outcomes = await _heads_for(_via_lean, sequence, drop_idle=True)
     assert lean_outcomes == plain_outcomes == [(200, b"hello"), (200, b"hello"), (304, b"")]
@@ -153,6 +153,6 @@ async def test_conditional_get_on_the_lean_path_sees_the_304(session: aiohttp.Cl
         settings = Settings(allow_networks="127.0.0.0/8")
         result = await conditional_get(session, server.url("/moved"), settings, etag='"v1"')
         assert type(result).__name__ == "NotModified"
-        assert result.permanent_url == server.url("/304")  # type: ignore[union-attr]
+        assert result.permanent_url == server.url("/304")
         assert [h.split(b"\r\n")[0] for h in server.heads] == [b"GET /moved HTTP/1.1", b"GET /304 HTTP/1.1"]
         assert all(b'If-None-Match: "v1"' in h for h in server.heads)
