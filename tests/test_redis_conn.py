@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 
-from ingest.redis_conn import _UnixConnection, connect, connection_class_for
+from ingest.redis_conn import _UnixConnection, connect, connection_class_for, raw_replies
 from ingest.settings import Settings
 
 CASES: list[tuple[Any, ...]] = [
@@ -51,5 +51,36 @@ async def test_connect_round_trips_commands_through_the_hiredis_packing(settings
         await client.hset("ns:test:packing", mapping={"ü": "日本語", "n": 5})
         assert await client.hgetall("ns:test:packing") == {"ü".encode(): "日本語".encode(), b"n": b"5"}
         assert await client.eval("return #KEYS", 300, *(f"k{i}" for i in range(300))) == 300
+    finally:
+        await client.aclose()
+
+
+async def test_raw_replies_are_the_pipeline_replies_unconverted(settings: Settings) -> None:
+    client = await connect(settings)
+    try:
+        await client.delete("ns:test:raw")
+        replies = await raw_replies(client, [("HSET", "ns:test:raw", "lease", "t1"), ("HGETALL", "ns:test:raw"),
+                                             ("HSET", "ns:test:raw", "n", 5), ("HGETALL", "ns:test:raw")])
+        assert replies == [1, [b"lease", b"t1"], 1, [b"lease", b"t1", b"n", b"5"]]
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hgetall("ns:test:raw")
+            (as_dict,) = await pipe.execute()
+        assert as_dict == dict(zip(replies[3][::2], replies[3][1::2], strict=True))
+    finally:
+        await client.aclose()
+
+
+async def test_an_error_reply_raises_and_leaves_no_reply_behind(settings: Settings) -> None:
+    client = await connect(settings)
+    try:
+        await client.set("ns:test:str", "x")
+        with pytest.raises(ResponseError):
+            # The error comes first; the replies after it must not reach the next caller.
+            await raw_replies(client, [("HGETALL", "ns:test:str"), ("GET", "ns:test:str"), ("PING",)])
+        assert await raw_replies(client, [("GET", "ns:test:str")]) == [b"x"]
+        assert await client.get("ns:test:str") == b"x"
+        with pytest.raises(DataError):
+            await raw_replies(client, [("SET", "k", None)])
+        assert await client.ping()
     finally:
         await client.aclose()

@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.redis_conn import eval_many
+from ingest.redis_conn import eval_many, raw_replies
 
 __all__ = ["Outcome", "Scheduler", "new_token"]
 
@@ -112,13 +112,22 @@ class Scheduler:
         # The token, then the hash: two plain commands per feed in one pipeline. (A script
         # doing both cost Redis ~12 us of its own per claimed feed, #21; nothing needs the
         # pair atomic: the lease is the schedule's score, the token only guards completion.)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for feed_id in ids:
-                key = self.keys.feed(feed_id)
-                pipe.hset(key, "lease", self.token)
-                pipe.hgetall(key)
-            replies = await pipe.execute()
-        return list(zip(ids, replies[1::2], strict=True))
+        if self.keys.cluster:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for feed_id in ids:
+                    key = self.keys.feed(feed_id)
+                    pipe.hset(key, "lease", self.token)
+                    pipe.hgetall(key)
+                replies = await pipe.execute()
+            return list(zip(ids, replies[1::2], strict=True))
+        # One Redis: the same commands without redis-py's pipeline machinery (#21).
+        commands: list[tuple[str, str, str, str] | tuple[str, str]] = []
+        for feed_id in ids:
+            key = self.keys.feed(feed_id)
+            commands += [("HSET", key, "lease", self.token), ("HGETALL", key)]
+        replies = await raw_replies(self.redis, commands)
+        return [(feed_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+                for feed_id, flat in zip(ids, replies[1::2], strict=True)]
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         """Up to `limit` feed ids due at `now`, leased to us for `lease_seconds`."""
