@@ -264,7 +264,8 @@ class Poller:
             return
         if decision.new_url:
             await move_feed(self.redis, self.keys, feed_id, decision.new_url)
-        await publish_events(self.redis, self.keys, decision.events)
+        if decision.events:
+            await publish_events(self.redis, self.keys, decision.events)
         if self.uncounted_crashes:  # Redis answers again: write what it missed
             await self._flush_crashes()
 

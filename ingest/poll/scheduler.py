@@ -60,8 +60,11 @@ return 1
 # KEYS: schedule, stats, then each feed's hash. ARGV: token, then per feed: id,
 # next due ms ('' = off the schedule), counter ('' = none), n, then n field/value
 # strings. The same lease check per feed as _COMPLETE; 1 per feed if it was ours.
+# The schedule's changes go in one ZADD (and one ZREM) per 500 feeds rather than a
+# call per feed (#21): a feed is in a batch once (its second outcome would find no
+# lease), so the order of the changes does not matter.
 _COMPLETE_BATCH = """
-local token, a, out, counts = ARGV[1], 2, {}, {}
+local token, a, out, counts, due_pairs, gone = ARGV[1], 2, {}, {}, {}, {}
 for i = 3, #KEYS do
   local id, due, counter, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local first = a + 4
@@ -70,15 +73,22 @@ for i = 3, #KEYS do
     redis.call('HDEL', KEYS[i], 'lease')
     if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, first, first + n - 1)) end
     if due == '' then
-      redis.call('ZREM', KEYS[1], id)
+      gone[#gone + 1] = id
     else
-      redis.call('ZADD', KEYS[1], due, id)
+      due_pairs[#due_pairs + 1] = due
+      due_pairs[#due_pairs + 1] = id
     end
     if counter ~= '' then counts[counter] = (counts[counter] or 0) + 1 end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+end
+for s = 1, #due_pairs, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(due_pairs, s, math.min(s + 999, #due_pairs)))
+end
+for s = 1, #gone, 500 do
+  redis.call('ZREM', KEYS[1], unpack(gone, s, math.min(s + 499, #gone)))
 end
 for counter, count in pairs(counts) do
   redis.call('HINCRBY', KEYS[2], counter, count)
