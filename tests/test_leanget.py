@@ -28,6 +28,7 @@ class RawServer:
     def __init__(self) -> None:
         self.heads: list[bytes] = []
         self.drop_idle = False  # close each connection right after its first answer
+        self.hang_up = False  # read a connection's second request, then close it unanswered
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -46,10 +47,14 @@ class RawServer:
         return f"http://{host}:{self.port}{path}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self.heads.append(head)
+                if self.hang_up and answered:
+                    break  # as a server whose keep-alive timeout fell just as the request came
+                answered += 1
                 path = head.split(b" ", 2)[1]
                 if path == b"/cookie":
                     answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\nok"
@@ -90,10 +95,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     await s.close()
 
 
-async def _heads_for(get: Get, sequence: list[tuple[str, dict[str, str]]], drop_idle: bool = False) -> tuple[
-        list[bytes], list[tuple[int, bytes]]]:
+async def _heads_for(get: Get, sequence: list[tuple[str, dict[str, str]]], drop_idle: bool = False,
+                     hang_up: bool = False) -> tuple[list[bytes], list[tuple[int, bytes]]]:
     async with RawServer() as server:
-        server.drop_idle = drop_idle
+        server.drop_idle, server.hang_up = drop_idle, hang_up
         session = new_session(Settings(allow_networks="127.0.0.0/8"))
         outcomes = []
         try:
@@ -138,6 +143,16 @@ async def test_a_closed_kept_alive_connection_is_tried_again_once() -> None:
     plain_heads, plain_outcomes = await _heads_for(_via_session, sequence, drop_idle=True)
     lean_heads, lean_outcomes = await _heads_for(_via_lean, sequence, drop_idle=True)
     assert lean_outcomes == plain_outcomes == [(200, b"hello"), (200, b"hello"), (304, b"")]
+    assert lean_heads == plain_heads
+
+
+async def test_a_request_the_server_hangs_up_on_is_sent_once_more_on_a_new_connection() -> None:
+    sequence: list[tuple[str, dict[str, str]]] = [("/plain", {}), ("/304", {}), ("/plain", {})]
+    plain_heads, plain_outcomes = await _heads_for(_via_session, sequence, hang_up=True)
+    lean_heads, lean_outcomes = await _heads_for(_via_lean, sequence, hang_up=True)
+    assert lean_outcomes == plain_outcomes == [(200, b"hello"), (304, b""), (200, b"hello")]
+    # Each later request was sent twice: on the kept-alive connection, then on a new one.
+    assert [h.split(b" ", 2)[1] for h in lean_heads] == [b"/plain", b"/304", b"/304", b"/plain", b"/plain"]
     assert lean_heads == plain_heads
 
 

@@ -20,7 +20,8 @@ everything the session would do; otherwise the caller uses `session.get`.
 It touches attributes aiohttp keeps private (`_request_class`, `_cookie_jar`,
 `ResponseHandler.set_response_params`, ...): aiohttp is pinned (requirements/), and
 tests/test_leanget.py holds this path to `session.get` on the same server (request
-bytes, cookies, a closed keep-alive connection, errors), so an upgrade that moves them
+bytes, cookies, a closed keep-alive connection, a request the server hangs up on,
+errors), so an upgrade that moves them
 fails there first.
 """
 
