@@ -1,8 +1,9 @@
 """lean_get against session.get on one loopback server: the same bytes sent, the same outcomes.
 
 The server is raw asyncio (no aiohttp on that side), so what is compared is what each
-client path writes on the wire: request line and headers, cookies sent back, a second
-try after a kept-alive connection the server closed, and the errors of a refused port.
+client path writes on the wire: request line and headers, cookies sent back, a closed
+kept-alive connection, a second try after the server hung up on a request, and the
+error of a refused port.
 """
 
 from __future__ import annotations

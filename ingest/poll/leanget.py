@@ -17,12 +17,11 @@ session's read limits and decompression, and its one retry of an idempotent requ
 on a kept-alive connection the server had closed. `can_lean` says when that is
 everything the session would do; otherwise the caller uses `session.get`.
 
-It touches attributes aiohttp keeps private (`_request_class`, `_cookie_jar`,
-`ResponseHandler.set_response_params`, ...): aiohttp is pinned (requirements/), and
-tests/test_leanget.py holds this path to `session.get` on the same server (request
-bytes, cookies, a closed keep-alive connection, a request the server hangs up on,
-errors), so an upgrade that moves them
-fails there first.
+It touches attributes aiohttp keeps private (`_request_class`, `_connector`,
+`_retry_connection`, `ResponseHandler.set_response_params`, ...): aiohttp is pinned
+(requirements/), and tests/test_leanget.py holds this path to `session.get` on one
+server (request bytes, cookies, a closed keep-alive connection, a request the server
+hangs up on, errors), so an upgrade that moves them fails there first.
 """
 
 from __future__ import annotations
