@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from arq.connections import create_pool
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 
 from ingest.redis_conn import (
     _UnixConnection,
@@ -17,6 +17,7 @@ from ingest.redis_conn import (
     connect,
     connection_class_for,
     pack_with_hiredis,
+    raw_replies,
     run_scripts,
 )
 from ingest.settings import Settings
@@ -95,5 +96,36 @@ async def test_run_scripts_runs_each_call_once_in_one_pipeline(settings: Setting
         assert after == before
         with pytest.raises(redis.exceptions.ResponseError):
             await run_scripts(client, [("return redis.call('NOSUCHCOMMAND')", ["ns:test:x"], [])])
+    finally:
+        await client.aclose()
+
+
+async def test_raw_replies_are_the_pipeline_replies_unconverted(settings: Settings) -> None:
+    client = await connect(settings)
+    try:
+        await client.delete("ns:test:raw")
+        replies = await raw_replies(client, [("HSET", "ns:test:raw", "lease", "t1"), ("HGETALL", "ns:test:raw"),
+                                             ("HSET", "ns:test:raw", "n", 5), ("HGETALL", "ns:test:raw")])
+        assert replies == [1, [b"lease", b"t1"], 1, [b"lease", b"t1", b"n", b"5"]]
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hgetall("ns:test:raw")
+            (as_dict,) = await pipe.execute()
+        assert as_dict == dict(zip(replies[3][::2], replies[3][1::2], strict=True))
+    finally:
+        await client.aclose()
+
+
+async def test_an_error_reply_raises_and_leaves_no_reply_behind(settings: Settings) -> None:
+    client = await connect(settings)
+    try:
+        await client.set("ns:test:str", "x")
+        with pytest.raises(ResponseError):
+            # The error comes first; the replies after it must not reach the next caller.
+            await raw_replies(client, [("HGETALL", "ns:test:str"), ("GET", "ns:test:str"), ("PING",)])
+        assert await raw_replies(client, [("GET", "ns:test:str")]) == [b"x"]
+        assert await client.get("ns:test:str") == b"x"
+        with pytest.raises(DataError):
+            await raw_replies(client, [("SET", "k", None)])
+        assert await client.ping()
     finally:
         await client.aclose()

@@ -25,6 +25,7 @@ import aiohttp
 from ingest.errors import BodyTooLarge, FetchError, HTTPStatusError, URLRefused
 from ingest.excerpt import excerpt
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
+from ingest.poll.leanget import can_lean, lean_get, merged_headers
 from ingest.poll.politeness import is_permanent_redirect, is_redirect, retry_after
 from ingest.poll.timeouts import deadline
 from ingest.poll.urlguard import GuardedResolver, check_url, connect_host
@@ -176,6 +177,7 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
         return FetchFailed(url=url, error=excerpt(error), fetched_at=utc_now_iso(), permanent_url=moved, **kw)  # type: ignore[arg-type]
 
     timeout = _request_timeout(settings.connect_timeout)
+    lean_headers = None  # the session's headers with ours, built once for every hop
     try:
         # The whole fetch, every redirect hop and the body included, within fetch_timeout,
         # timed by the loop's coarse timer (up to 50 ms late), not by aiohttp (#21).
@@ -185,8 +187,14 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
                 proxy = _proxy_for(current, settings)
                 if proxy:
                     await _judge_target_behind_proxy(session, current)
-                async with session.get(target, headers=request_headers, allow_redirects=False,
-                                       proxy=proxy, timeout=timeout) as response:
+                if proxy is None and can_lean(session):
+                    if lean_headers is None:
+                        lean_headers = merged_headers(session, request_headers)
+                    request = lean_get(session, target, lean_headers, timeout)
+                else:
+                    request = session.get(target, headers=request_headers, allow_redirects=False,
+                                          proxy=proxy, timeout=timeout)
+                async with await request as response:
                     status = response.status
                     if is_redirect(status):
                         location = response.headers.get("Location")

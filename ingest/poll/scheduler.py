@@ -30,7 +30,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.redis_conn import eval_many
+from ingest.redis_conn import eval_many, raw_replies
 
 __all__ = ["Outcome", "Scheduler", "new_token"]
 
@@ -60,8 +60,11 @@ return 1
 # KEYS: schedule, stats, then each feed's hash. ARGV: token, then per feed: id,
 # next due ms ('' = off the schedule), counter ('' = none), n, then n field/value
 # strings. The same lease check per feed as _COMPLETE; 1 per feed if it was ours.
+# The schedule's changes go in one ZADD (and one ZREM) per 500 feeds rather than a
+# call per feed (#21): a feed is in a batch once (its second outcome would find no
+# lease), so the order of the changes does not matter.
 _COMPLETE_BATCH = """
-local token, a, out, counts = ARGV[1], 2, {}, {}
+local token, a, out, counts, due_pairs, gone = ARGV[1], 2, {}, {}, {}, {}
 for i = 3, #KEYS do
   local id, due, counter, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local first = a + 4
@@ -70,15 +73,22 @@ for i = 3, #KEYS do
     redis.call('HDEL', KEYS[i], 'lease')
     if n > 0 then redis.call('HSET', KEYS[i], unpack(ARGV, first, first + n - 1)) end
     if due == '' then
-      redis.call('ZREM', KEYS[1], id)
+      gone[#gone + 1] = id
     else
-      redis.call('ZADD', KEYS[1], due, id)
+      due_pairs[#due_pairs + 1] = due
+      due_pairs[#due_pairs + 1] = id
     end
     if counter ~= '' then counts[counter] = (counts[counter] or 0) + 1 end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+end
+for s = 1, #due_pairs, 1000 do
+  redis.call('ZADD', KEYS[1], unpack(due_pairs, s, math.min(s + 999, #due_pairs)))
+end
+for s = 1, #gone, 500 do
+  redis.call('ZREM', KEYS[1], unpack(gone, s, math.min(s + 499, #gone)))
 end
 for counter, count in pairs(counts) do
   redis.call('HINCRBY', KEYS[2], counter, count)
@@ -112,13 +122,22 @@ class Scheduler:
         # The token, then the hash: two plain commands per feed in one pipeline. (A script
         # doing both cost Redis ~12 us of its own per claimed feed, #21; nothing needs the
         # pair atomic: the lease is the schedule's score, the token only guards completion.)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for feed_id in ids:
-                key = self.keys.feed(feed_id)
-                pipe.hset(key, "lease", self.token)
-                pipe.hgetall(key)
-            replies = await pipe.execute()
-        return list(zip(ids, replies[1::2], strict=True))
+        if self.keys.cluster:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for feed_id in ids:
+                    key = self.keys.feed(feed_id)
+                    pipe.hset(key, "lease", self.token)
+                    pipe.hgetall(key)
+                replies = await pipe.execute()
+            return list(zip(ids, replies[1::2], strict=True))
+        # One Redis: the same commands without redis-py's pipeline machinery (#21).
+        commands: list[tuple[str, str, str, str] | tuple[str, str]] = []
+        for feed_id in ids:
+            key = self.keys.feed(feed_id)
+            commands += [("HSET", key, "lease", self.token), ("HGETALL", key)]
+        replies = await raw_replies(self.redis, commands)
+        return [(feed_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+                for feed_id, flat in zip(ids, replies[1::2], strict=True)]
 
     async def claim(self, now: float, lease_seconds: float, limit: int) -> list[str]:
         """Up to `limit` feed ids due at `now`, leased to us for `lease_seconds`."""
