@@ -55,3 +55,26 @@ async def test_an_unreachable_server_is_a_storage_error_naming_it() -> None:
     sink = PostgresSink.from_url("postgresql://postgres@127.0.0.1:1/test")
     with pytest.raises(StorageError, match="postgresql"):
         await sink.open()
+
+
+async def test_a_schema_a_newer_ingest_migrated_is_refused(
+    postgres_url: str,  # noqa: F811 - the imported fixture
+) -> None:
+    import pytest
+
+    from ingest.errors import StorageError
+    from ingest.store.postgres import _MIGRATIONS
+
+    sink = PostgresSink.from_url(postgres_url)
+    await sink.open()
+    await sink.close()
+    dsn, schema = split_schema(postgres_url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'UPDATE "{schema}".schema_version SET version = $1', len(_MIGRATIONS) + 1)
+    finally:
+        await conn.close()
+    older = PostgresSink.from_url(postgres_url)
+    with pytest.raises(StorageError, match="newer than this ingest knows"):
+        await older.open()
+    await older.close()

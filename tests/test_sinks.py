@@ -354,3 +354,28 @@ async def test_a_database_with_the_full_text_index_of_migration_4_is_rebuilt(tmp
         assert "content = ''" in sql
         assert conn.execute("SELECT v FROM items_fts_config WHERE k = 'automerge'").fetchone() == (16,)
         _migrate(conn)  # applied once: nothing to do again
+
+
+async def test_a_database_a_newer_ingest_migrated_is_refused_untouched(tmp_path: Path) -> None:
+    """After a rollback, the older code must not write a schema it does not know (a
+    trigger-fed full-text index would keep stale words): a clear storage error, and
+    neither the rows nor the schema version changed."""
+    import sqlite3
+
+    from ingest.errors import StorageError
+
+    path = tmp_path / "newer.db"
+    sink = open_sink(f"sqlite:///{path}")
+    await sink.upsert([record(1, text="Kept as it was")])
+    await sink.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS) + 1,))
+    older = open_sink(f"sqlite:///{path}")
+    with pytest.raises(StorageError, match=rf"version {len(_MIGRATIONS) + 1}, newer than this ingest knows"):
+        await older.open()
+    with pytest.raises(StorageError, match="newer than this ingest knows"):
+        await older.upsert([record(2)])
+    await older.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(_MIGRATIONS) + 1,)]
+        assert conn.execute("SELECT id FROM items").fetchall() == [("item00001",)]

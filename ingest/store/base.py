@@ -15,13 +15,26 @@ from typing import Any, Protocol
 
 from ingest.errors import StorageError
 
-__all__ = ["ORDERS", "ItemQuery", "RecordRejected", "Sink", "parse_time"]
+__all__ = ["ORDERS", "ItemQuery", "RecordRejected", "Sink", "check_schema_version", "parse_time"]
 
 ORDERS = ("newest", "first_seen")
 
 
 class RecordRejected(StorageError):
     """The backend refused a record's data (not an outage); retrying the same data will not help."""
+
+
+def check_schema_version(found: int, known: int, where: str) -> None:
+    """Refuse a database a newer ingest has migrated (after a rollback, or one old sink
+    left among upgraded ones). Its schema may hold what this code cannot keep right: a
+    full-text index fed by triggers this code does not know of (migration 5 of SQLite)
+    would silently keep stale words. Refusing is an outage, not a loss: the sink's
+    stream entries stay pending until a version that knows the schema stores them."""
+    if found > known:
+        raise StorageError(
+            f"{where}: the database's schema is version {found}, newer than this ingest "
+            f"knows ({known}): a newer ingest migrated it. Run that version or a newer "
+            f"one, or point storage_url at another database.")
 
 
 @dataclass(frozen=True)

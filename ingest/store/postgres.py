@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 
 from ingest.errors import StorageError
-from ingest.store.base import ItemQuery, RecordRejected
+from ingest.store.base import ItemQuery, RecordRejected, check_schema_version
 
 __all__ = ["PostgresSink", "split_schema"]
 
@@ -250,6 +250,7 @@ async def _migrate(conn: Any) -> None:
     """Apply the migrations not yet applied (caller holds the lock and the transaction)."""
     await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
     current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+    check_schema_version(current, len(_MIGRATIONS), "postgresql")
     for number, script in enumerate(_MIGRATIONS, start=1):
         if number > current:
             await conn.execute(script)

@@ -46,7 +46,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from ingest.errors import StorageError
-from ingest.store.base import ItemQuery, RecordRejected
+from ingest.store.base import ItemQuery, RecordRejected, check_schema_version
 
 __all__ = ["SQLiteSink"]
 
@@ -415,6 +415,9 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the migrations not yet applied, each in its own transaction."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    found = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+    where = conn.execute("PRAGMA database_list").fetchone()[2]  # the main database's file
+    check_schema_version(found, len(_MIGRATIONS), f"sqlite {where}")
     for number, script in enumerate(_MIGRATIONS, start=1):
         with _transaction(conn):
             row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
