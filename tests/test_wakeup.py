@@ -159,6 +159,42 @@ async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(se
         assert info.enqueue_time is not None
 
 
+async def test_a_job_queued_in_one_step_is_stored_as_arq_stores_it(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    """The transaction (decision 154) writes what arq's enqueue_job writes: the job
+    under its key with arq's expiry, its id in the queue scored by its enqueue time,
+    and the announcement; the next job's record is its own."""
+    queue = Keys.for_settings(settings).queue
+    pool = await create_pool(arq_redis_settings(settings), default_queue_name=queue)
+    pubsub = sync_redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(wake_channel(queue))
+    try:
+        body = bytes(range(256)) * 400  # a fetched body: ~100 KB of any bytes
+        first = await enqueue_announced(pool, "note_run", {"body": body})
+        second = await enqueue_announced(pool, "note_run", "next")
+        assert first != second
+        job = Job(first, redis=pool, _queue_name=queue, _deserializer=pool.job_deserializer)
+        info = await job.info()
+        assert info is not None and info.function == "note_run" and info.args == ({"body": body},)
+        assert info.enqueue_time is not None
+        score = sync_redis.zscore(queue, first)
+        assert score is not None and int(score) == int(info.enqueue_time.timestamp() * 1000)
+        ttl = sync_redis.pttl(f"arq:job:{first}")
+        assert pool.expires_extra_ms - 60_000 < ttl <= pool.expires_extra_ms
+        assert sync_redis.zcard(queue) == 2
+        messages = []
+        deadline = time.monotonic() + 5
+        while len(messages) < 2 and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                messages.append(message["data"])
+        assert messages == [b"", b""], "each job announced once"
+    finally:
+        pubsub.close()
+        await pool.aclose()
+
+
 async def test_a_job_end_looks_again_only_when_the_last_look_left_jobs(settings: Settings) -> None:
     """With room to spare, every job was claimed at the look its announcement caused: the
     end of one is no reason to read the queue again (two round trips a job, #21)."""
