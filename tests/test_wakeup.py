@@ -141,6 +141,28 @@ async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
         assert ran[0][0] == "busy elsewhere"
 
 
+async def test_one_look_claims_no_more_jobs_than_the_worker_has_room_for(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    """The claim of a look is one script call (decision 155): it takes at most the
+    worker's room, in the queue's order, and leaves the others unmarked for a later look."""
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=2) as (worker, pool):
+        worker.allow_pick_jobs = False  # only the looks below
+        jobs = [await pool.enqueue_job("note_run", f"job {n}") for n in range(5)]
+        ids = [job.job_id for job in jobs if job is not None]
+        await worker.start_jobs([i.encode() for i in ids])
+        assert worker.job_counter == 2 and set(worker.tasks) == set(ids[:2])
+        assert worker._left_jobs, "full: a job's end looks again"
+        assert not any(sync_redis.exists(f"arq:in-progress:{i}") for i in ids[2:]), "the rest unmarked"
+        assert await wait_until_async(lambda: len(ran) == 2, timeout=5)
+        assert sorted(tag for tag, _ in ran) == ["job 0", "job 1"]
+        assert await wait_until_async(lambda: worker.job_counter == 0, timeout=5)
+        await worker.start_jobs([i.encode() for i in ids])  # the first two are done
+        assert await wait_until_async(lambda: len(ran) == 4, timeout=5)
+        assert sorted(tag for tag, _ in ran) == [f"job {n}" for n in range(4)]
+
+
 async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(settings: Settings) -> None:
     ran: list[tuple[str, float]] = []
     async with prompt_worker(settings, ran, max_jobs=1) as (_, pool):
