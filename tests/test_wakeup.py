@@ -141,6 +141,28 @@ async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
         assert ran[0][0] == "busy elsewhere"
 
 
+async def test_one_look_claims_no_more_jobs_than_the_worker_has_room_for(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    """The claim of a look is one script call (decision 155): it takes at most the
+    worker's room, in the queue's order, and leaves the others unmarked for a later look."""
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=2) as (worker, pool):
+        worker.allow_pick_jobs = False  # only the looks below
+        jobs = [await pool.enqueue_job("note_run", f"job {n}") for n in range(5)]
+        ids = [job.job_id for job in jobs if job is not None]
+        await worker.start_jobs([i.encode() for i in ids])
+        assert worker.job_counter == 2 and set(worker.tasks) == set(ids[:2])
+        assert worker._left_jobs, "full: a job's end looks again"
+        assert not any(sync_redis.exists(f"arq:in-progress:{i}") for i in ids[2:]), "the rest unmarked"
+        assert await wait_until_async(lambda: len(ran) == 2, timeout=5)
+        assert sorted(tag for tag, _ in ran) == ["job 0", "job 1"]
+        assert await wait_until_async(lambda: worker.job_counter == 0, timeout=5)
+        await worker.start_jobs([i.encode() for i in ids])  # the first two are done
+        assert await wait_until_async(lambda: len(ran) == 4, timeout=5)
+        assert sorted(tag for tag, _ in ran) == [f"job {n}" for n in range(4)]
+
+
 async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(settings: Settings) -> None:
     ran: list[tuple[str, float]] = []
     async with prompt_worker(settings, ran, max_jobs=1) as (_, pool):
@@ -157,6 +179,42 @@ async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(se
         info = await job.info()
         assert info is not None and info.function == "note_run" and info.args == ("one step",)
         assert info.enqueue_time is not None
+
+
+async def test_a_job_queued_in_one_step_is_stored_as_arq_stores_it(
+    settings: Settings, sync_redis: redis.Redis
+) -> None:
+    """The transaction (decision 154) writes what arq's enqueue_job writes: the job
+    under its key with arq's expiry, its id in the queue scored by its enqueue time,
+    and the announcement; the next job's record is its own."""
+    queue = Keys.for_settings(settings).queue
+    pool = await create_pool(arq_redis_settings(settings), default_queue_name=queue)
+    pubsub = sync_redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(wake_channel(queue))
+    try:
+        body = bytes(range(256)) * 400  # a fetched body: ~100 KB of any bytes
+        first = await enqueue_announced(pool, "note_run", {"body": body})
+        second = await enqueue_announced(pool, "note_run", "next")
+        assert first != second
+        job = Job(first, redis=pool, _queue_name=queue, _deserializer=pool.job_deserializer)
+        info = await job.info()
+        assert info is not None and info.function == "note_run" and info.args == ({"body": body},)
+        assert info.enqueue_time is not None
+        score = sync_redis.zscore(queue, first)
+        assert score is not None and int(score) == int(info.enqueue_time.timestamp() * 1000)
+        ttl = sync_redis.pttl(f"arq:job:{first}")
+        assert pool.expires_extra_ms - 60_000 < ttl <= pool.expires_extra_ms
+        assert sync_redis.zcard(queue) == 2
+        messages = []
+        deadline = time.monotonic() + 5
+        while len(messages) < 2 and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None:
+                messages.append(message["data"])
+        assert messages == [b"", b""], "each job announced once"
+    finally:
+        pubsub.close()
+        await pool.aclose()
 
 
 async def test_a_job_end_looks_again_only_when_the_last_look_left_jobs(settings: Settings) -> None:

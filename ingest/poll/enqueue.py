@@ -26,7 +26,7 @@ from ingest.poll.fetch import check_scheme
 from ingest.settings import Settings
 from ingest.wakeup import announce, enqueue_announced
 
-__all__ = ["QueueRoom", "enqueue_fetch", "enqueue_parse", "job_outcome"]
+__all__ = ["QueueRoom", "enqueue_fetch", "enqueue_parse", "job_arguments", "job_outcome"]
 
 
 async def enqueue_fetch(pool: ArqRedis, urls: list[str], settings: Settings) -> list[Job]:
@@ -57,9 +57,19 @@ async def job_outcome(job: Job, url: str, timeout: float, redis: aioredis.Redis,
 
 async def enqueue_parse(pool: ArqRedis, spec: FeedSpec, fetched: Fetched) -> None:
     """One parse_feed job for a fetched body, queued and announced in one round trip."""
-    spec_dict = dataclasses.asdict(spec)
-    spec_dict["tags"] = list(spec.tags)
-    await enqueue_announced(pool, "parse_feed", spec_dict, dataclasses.asdict(fetched))
+    await enqueue_announced(pool, "parse_feed", job_arguments(spec), job_arguments(fetched))
+
+
+def job_arguments(value: FeedSpec | Fetched) -> dict[str, Any]:
+    """Pure: a FeedSpec's or a Fetched's fields as the job's map (the worker rebuilds the
+    dataclass from it): what `dataclasses.asdict` gave, tags as a list and the headers
+    a plain dict, without its recursive deep copy (~50 µs a changed feed, #21)."""
+    fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    if isinstance(value, FeedSpec):
+        fields["tags"] = list(value.tags)
+    else:
+        fields["headers"] = dict(value.headers)
+    return fields
 
 
 class QueueRoom:
