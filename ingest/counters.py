@@ -48,6 +48,7 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.models import Fetched, FetchFailed, Item, NotModified
+from ingest.redis_conn import ScriptCall, run_script
 
 __all__ = [
     "FETCH_BUCKETS",
@@ -97,7 +98,7 @@ return 1
 
 
 def _add_call(keys: Keys, ints: dict[str, int], floats: dict[str, float],
-              minute_items: int = 0, now: float = 0.0) -> tuple[str, list[str | bytes], list[Any]]:
+              minute_items: int = 0, now: float = 0.0) -> ScriptCall:
     """Pure: the script call (text, keys, args) adding every counter of one event."""
     args: list[Any] = [len(ints), minute_items]
     for name, count in ints.items():
@@ -111,8 +112,7 @@ def _add_call(keys: Keys, ints: dict[str, int], floats: dict[str, float],
 async def _add(redis: aioredis.Redis, keys: Keys, ints: dict[str, int], floats: dict[str, float],
                minute_items: int = 0, now: float = 0.0) -> None:
     """Add every counter of one event in one round trip."""
-    script, script_keys, args = _add_call(keys, ints, floats, minute_items, now)
-    await redis.register_script(script)(keys=script_keys, args=args)
+    await run_script(redis, _add_call(keys, ints, floats, minute_items, now))
 
 
 def bucket_for(seconds: float, buckets: Sequence[float]) -> str:
@@ -245,7 +245,7 @@ def processing_call(
     keys: Keys, parse_seconds: float, normalize_seconds: float,
     delivered: Sequence[Item], now: float | None = None, latency: str = "fetch_to_stream_seconds",
     **problems: int,
-) -> tuple[str, list[str | bytes], list[Any]]:
+) -> ScriptCall:
     """The script call (text, keys, args) of `record_processing`, for a caller that sends
     it with other scripts in one round trip (ingest.redis_conn.run_scripts)."""
     now = time.time() if now is None else now
@@ -265,6 +265,5 @@ async def record_processing(
 ) -> None:
     """Count one processed document: parse and normalize time, delivery latency, items per
     minute, and the `problems` it had (normalize_errors, entries_dropped, ...), in one round trip."""
-    script, script_keys, args = processing_call(keys, parse_seconds, normalize_seconds, delivered, now,
-                                                latency, **problems)
-    await redis.register_script(script)(keys=script_keys, args=args)
+    await run_script(redis, processing_call(keys, parse_seconds, normalize_seconds, delivered, now,
+                                            latency, **problems))

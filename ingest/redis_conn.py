@@ -20,6 +20,7 @@ atomicity there and why that is safe.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
@@ -52,6 +53,7 @@ __all__ = [
     "publish",
     "raw_replies",
     "ScriptCall",
+    "run_script",
     "run_scripts",
 ]
 
@@ -223,48 +225,34 @@ async def connect_arq(settings: Settings) -> ArqRedis:
         raise _unreachable(settings, e, settings.effective_queue_url) from e
 
 
-async def eval_many(client: aioredis.Redis, script: str,
-                    calls: Sequence[tuple[Sequence[str | bytes], Sequence[Any]]]) -> list[Any]:
-    """One script run per (keys, args), pipelined: one round trip per server.
-
-    For scripts whose calls touch keys of different slots (a feed hash each); on a
-    cluster the pipeline is split by node. EVALSHA, loading the script where it is
-    missing (a new node, a promoted replica) and running the batch again."""
-    if not calls:
-        return []
-    sha = hashlib.sha1(script.encode()).hexdigest()
-    results: list[Any] = [NoScriptError()] * len(calls)
-    for attempt in range(2):
-        todo = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if not todo:
-            break
-        if attempt:
-            await client.script_load(script)  # a cluster client loads it on every master
-        async with client.pipeline(transaction=False) as pipe:
-            for i in todo:
-                keys, args = calls[i]
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
-                results[i] = r
-    for r in results:
-        if isinstance(r, Exception):
-            raise r
-    return results
-
-
 ScriptCall = tuple[str, Sequence[str | bytes], Sequence[Any]]  # a script's text, its keys, its args
 
 
+@functools.lru_cache(maxsize=256)
+def _sha(script: str) -> str:
+    """A script's EVALSHA name; the texts are a handful of constants, each hashed once."""
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+async def eval_many(client: aioredis.Redis, script: str,
+                    calls: Sequence[tuple[Sequence[str | bytes], Sequence[Any]]]) -> list[Any]:
+    """One script run per (keys, args), pipelined: `run_scripts` with one text.
+
+    For scripts whose calls touch keys of different slots (a feed hash each)."""
+    return await run_scripts(client, [(script, keys, args) for keys, args in calls])
+
+
 async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
-    """Several scripts, each (text, keys, args), pipelined: one round trip on one Redis.
+    """Several script calls, each (text, keys, args), pipelined: one round trip per server
+    (on a cluster the pipeline is split by node).
 
     A redis-py pipeline holding registered scripts first asks SCRIPT EXISTS for them,
     a round trip of its own, every time it runs. Here each call is an EVALSHA, and only
-    the calls the server answers NOSCRIPT (a restarted or new server) are run again,
-    after their scripts are loaded: a call that ran is never run twice."""
+    the calls the server answers NOSCRIPT (a restarted or new server, a promoted
+    replica) are run again, after their scripts are loaded: a call that ran is never
+    run twice."""
     if not calls:
         return []
-    shas = [hashlib.sha1(text.encode()).hexdigest() for text, _, _ in calls]
     results: list[Any] = [NoScriptError()] * len(calls)
     for attempt in range(2):
         todo = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
@@ -275,14 +263,21 @@ async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> li
                 await client.script_load(text)  # a cluster client loads it on every master
         async with client.pipeline(transaction=False) as pipe:
             for i in todo:
-                _, keys, args = calls[i]
-                pipe.execute_command("EVALSHA", shas[i], len(keys), *keys, *args)
+                text, keys, args = calls[i]
+                pipe.execute_command("EVALSHA", _sha(text), len(keys), *keys, *args)
             for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
                 results[i] = r
     for r in results:
         if isinstance(r, Exception):
             raise r
     return results
+
+
+async def run_script(client: Any, call: ScriptCall) -> Any:
+    """One script call on its own: redis-py's Script (EVALSHA, EVAL once on NOSCRIPT), on
+    one Redis or a cluster; for a call that is not batched with others (`run_scripts`)."""
+    script, keys, args = call
+    return await client.register_script(script)(keys=keys, args=args)
 
 
 async def raw_replies(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:

@@ -29,7 +29,7 @@ from ingest.deliver.state import ItemState
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.push.state import polled_news_call
-from ingest.redis_conn import ScriptCall, run_scripts
+from ingest.redis_conn import ScriptCall, run_script, run_scripts
 from ingest.settings import Settings
 from workers import deadline, rawseen
 from workers.article.complete import complete_items, page_deadline, schedule_follow_ups
@@ -176,8 +176,8 @@ async def _in_one_round_trip(deliverer: Deliverer, calls: Sequence[ScriptCall]) 
     if not deliverer.cluster:
         await run_scripts(deliverer.redis, calls)
         return
-    for script, keys, args in calls:
-        await deliverer.redis.register_script(script)(keys=keys, args=args)
+    for call in calls:
+        await run_script(deliverer.redis, call)
 
 
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:

@@ -55,6 +55,7 @@ import redis.asyncio as aioredis
 
 from ingest.deliver.state import digest8, field_of
 from ingest.keys import Keys
+from ingest.redis_conn import ScriptCall, run_script
 
 __all__ = ["RAW_VERSION", "Known", "pack", "read", "salt", "unpack", "write", "write_call"]
 
@@ -117,7 +118,7 @@ async def read(redis: aioredis.Redis, keys: Keys, feed_id: str) -> dict[bytes, K
 
 
 def write_call(keys: Keys, feed_id: str, entries: Mapping[bytes, bytes],
-               ttl_seconds: int) -> tuple[str, list[str | bytes], list[Any]]:
+               ttl_seconds: int) -> ScriptCall:
     """Pure: the script call (text, keys, args) of `write`, for a caller that sends it with
     other scripts in one round trip (ingest.redis_conn.run_scripts)."""
     args: list[Any] = [max(1, ttl_seconds) * 1000]
@@ -130,6 +131,4 @@ async def write(redis: aioredis.Redis, keys: Keys, feed_id: str, entries: Mappin
                 ttl_seconds: int) -> None:
     """Replace the feed's map with `entries` (raw key -> pack(...)), expiring in `ttl_seconds`;
     with none, the map is deleted."""
-    script, script_keys, args = write_call(keys, feed_id, entries, ttl_seconds)
-    # register_script only hashes the text (a few µs); EVALSHA, then EVAL once per server
-    await redis.register_script(script)(keys=script_keys, args=args)
+    await run_script(redis, write_call(keys, feed_id, entries, ttl_seconds))

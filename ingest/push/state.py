@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from ingest.keys import Keys
-from ingest.redis_conn import atomic_pipeline
+from ingest.redis_conn import ScriptCall, atomic_pipeline, run_script
 
 __all__ = ["Subscription", "delete_subscription", "load_subscription", "load_subscriptions",
            "mark_feed", "note_polled_news", "polled_news_call", "save_subscription"]
@@ -109,7 +108,7 @@ return 1
 """
 
 
-def polled_news_call(keys: Keys, feed_id: str, now: float) -> tuple[str, list[str | bytes], list[Any]]:
+def polled_news_call(keys: Keys, feed_id: str, now: float) -> ScriptCall:
     """The script call (text, keys, args) of `note_polled_news`, for a caller that sends it
     with other scripts in one round trip (the worker's, workers/pipeline.py)."""
     return _POLLED_NEWS, [keys.feed(feed_id)], [repr(now)]
@@ -118,5 +117,4 @@ def polled_news_call(keys: Keys, feed_id: str, now: float) -> tuple[str, list[st
 async def note_polled_news(redis: aioredis.Redis, keys: Keys, feed_id: str, now: float) -> None:
     """A poll (not a push) delivered new items: note when, on a pushed feed only, so the
     renewal loop can tell a hub that stopped pushing (plan.py, "stale")."""
-    script, script_keys, args = polled_news_call(keys, feed_id, now)
-    await redis.register_script(script)(keys=script_keys, args=args)
+    await run_script(redis, polled_news_call(keys, feed_id, now))
