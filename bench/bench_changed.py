@@ -20,16 +20,13 @@ commandstats: calls and server µs).
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_warm import _commandstats, _spread, _start  # noqa: E402
+from bench.interleave import commandstats, join_profile, print_commands_per, profiled, spread, start_tree  # noqa: E402
 from bench.procstat import cpu_seconds  # noqa: E402
 from bench.service import Service  # noqa: E402
 from bench.suite import Farm  # noqa: E402
@@ -57,28 +54,21 @@ def main() -> None:
             farm.set_round(0)
             for name, tree in trees:
                 (Path(tmp) / name).mkdir()
-                services[name] = service = _start(tree, Path(tmp) / name, farm)
+                services[name] = service = start_tree(tree, Path(tmp) / name, farm)
                 cold = service.phase(args.feeds * args.items, 600)
                 print(f"{name}: cold {cold.entries / cold.seconds:,.0f} entries/s", flush=True)
-            before = {name: _commandstats(service) for name, service in services.items()}
+            before = {name: commandstats(service) for name, service in services.items()}
             for r in range(args.rounds):
                 farm.set_round(2 + r)  # from round 2 on, every feed gains items
                 order = trees if r % 2 == 0 else trees[::-1]
                 for name, _ in order:
                     service = services[name]
                     assert service.proc is not None
-                    spy = None
-                    if args.profile and name == trees[-1][0]:
-                        spy = subprocess.Popen(
-                            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
-                             "--rate", "500", "--format", "raw", "--output", f"{args.profile}.{r}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        time.sleep(1.0)  # py-spy attaches
-                    main0 = cpu_seconds([service.proc.pid])
-                    result = service.phase(args.feeds * args.new_items, 300)
-                    if spy is not None:
-                        spy.send_signal(signal.SIGINT)
-                        spy.wait(60)
+                    output = args.profile.with_name(f"{args.profile.name}.{r}") \
+                        if args.profile and name == trees[-1][0] else None
+                    with profiled(service.proc.pid, output, gil=False):
+                        main0 = cpu_seconds([service.proc.pid])
+                        result = service.phase(args.feeds * args.new_items, 300)
                     own = cpu_seconds([service.proc.pid]) - main0
                     feeds = max(result.feeds, 1)
                     row = (1e6 * own / feeds, 1e6 * result.cpu_service / feeds, 1e6 * result.cpu_redis / feeds)
@@ -86,23 +76,13 @@ def main() -> None:
                     print(f"round {r + 1} {name}: {result.entries} stored in {result.seconds:.1f} s; CPU us per "
                           f"changed feed: ingest run {row[0]:,.0f}, service {row[1]:,.0f}, redis {row[2]:,.0f}",
                           flush=True)
-            changed = args.rounds * args.feeds
-            for name, service in services.items():
-                after = _commandstats(service)
-                print(f"{name}: Redis commands per changed feed (calls, server us): " + ", ".join(
-                    f"{cmd} {(calls - before[name].get(cmd, (0, 0))[0]) / changed:.2f} "
-                    f"{(usec - before[name].get(cmd, (0, 0))[1]) / changed:.1f}"
-                    for cmd, (calls, usec) in sorted(after.items())
-                    if calls - before[name].get(cmd, (0, 0))[0] >= changed / 100))
+            print_commands_per(services, before, args.rounds * args.feeds, "changed feed")
         finally:
             for service in services.values():
                 service.stop()
             farm.stop()
     if args.profile:
-        parts = sorted(args.profile.parent.glob(args.profile.name + ".*"))
-        args.profile.write_text("".join(part.read_text() for part in parts))
-        for part in parts:
-            part.unlink()
+        join_profile(args.profile)
     print(f"\n{args.feeds} feeds changed per round ({args.new_items} new items among {args.items}), "
           f"{args.rounds} rounds each, interleaved; CPU us per changed feed, median (min-max)")
     print("| tree | ingest run (poller, sink) | whole service | redis-server | service + redis |")
@@ -110,7 +90,7 @@ def main() -> None:
     for name, rows in figures.items():
         cols = list(zip(*rows, strict=True))
         total = [s + r for _, s, r in rows]
-        print(f"| {name} | " + " | ".join(_spread(list(c)) for c in cols) + f" | {_spread(total)} |")
+        print(f"| {name} | " + " | ".join(spread(list(c)) for c in cols) + f" | {spread(total)} |")
 
 
 if __name__ == "__main__":

@@ -18,42 +18,18 @@ of its redis-server.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.interleave import commandstats, join_profile, print_commands_per, profiled, spread, start_tree  # noqa: E402
 from bench.procstat import cpu_seconds  # noqa: E402
 from bench.service import Service  # noqa: E402
 from bench.suite import Farm  # noqa: E402
 
 __all__ = ["main"]
-
-
-def _start(tree: Path, tmp: Path, farm: Farm) -> Service:
-    saved, cwd = os.environ.get("PYTHONPATH"), Path.cwd()
-    # `ingest import` and `ingest run` import this tree: `python -m` puts the working
-    # directory first on sys.path, then comes PYTHONPATH.
-    os.environ["PYTHONPATH"] = str(tree.resolve())
-    os.chdir(tree)
-    try:
-        service = Service(tmp, None)
-        service.start_redis()
-        service.import_opml(farm.opml(tmp / "farm.opml"))
-        service.start()
-    finally:
-        os.chdir(cwd)
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
-    return service
 
 
 def main() -> None:
@@ -75,27 +51,20 @@ def main() -> None:
             farm.set_round(0)
             for name, tree in trees:
                 (Path(tmp) / name).mkdir()
-                services[name] = service = _start(tree, Path(tmp) / name, farm)
+                services[name] = service = start_tree(tree, Path(tmp) / name, farm)
                 cold = service.phase(args.feeds * args.items, 600)
                 print(f"{name}: cold {cold.entries / cold.seconds:,.0f} entries/s", flush=True)
-            before = {name: _commandstats(service) for name, service in services.items()}
+            before = {name: commandstats(service) for name, service in services.items()}
             for r in range(args.rounds):
                 order = trees if r % 2 == 0 else trees[::-1]
                 for name, _ in order:
                     service = services[name]
                     assert service.proc is not None
-                    spy = None
-                    if args.profile and name == trees[-1][0]:
-                        spy = subprocess.Popen(
-                            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(service.proc.pid),
-                             "--gil", "--rate", "500", "--format", "raw", "--output", f"{args.profile}.{r}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        time.sleep(1.0)  # py-spy attaches
-                    main0 = cpu_seconds([service.proc.pid])
-                    result = service.phase(0, 120)
-                    if spy is not None:
-                        spy.send_signal(signal.SIGINT)
-                        spy.wait(60)
+                    output = args.profile.with_name(f"{args.profile.name}.{r}") \
+                        if args.profile and name == trees[-1][0] else None
+                    with profiled(service.proc.pid, output, gil=True):
+                        main0 = cpu_seconds([service.proc.pid])
+                        result = service.phase(0, 120)
                     own = cpu_seconds([service.proc.pid]) - main0
                     polls = max(result.feeds, 1)
                     figures[name].append((result.feeds / result.seconds, 1e6 * own / polls,
@@ -103,40 +72,20 @@ def main() -> None:
                     print(f"round {r + 1} {name}: {result.feeds / result.seconds:7,.0f} feeds/s, CPU us per poll: "
                           f"ingest run {1e6 * own / polls:4.0f}, service {1e6 * result.cpu_service / polls:4.0f}, "
                           f"redis {1e6 * result.cpu_redis / polls:4.0f}", flush=True)
-            for name, service in services.items():
-                after, polls = _commandstats(service), args.rounds * args.feeds
-                print(f"{name}: Redis commands per poll (calls, server us): " + ", ".join(
-                    f"{cmd} {(calls - before[name].get(cmd, (0, 0))[0]) / polls:.2f} "
-                    f"{(usec - before[name].get(cmd, (0, 0))[1]) / polls:.1f}"
-                    for cmd, (calls, usec) in sorted(after.items())
-                    if calls - before[name].get(cmd, (0, 0))[0] >= polls / 100))
+            print_commands_per(services, before, args.rounds * args.feeds, "poll")
         finally:
             for service in services.values():
                 service.stop()
             farm.stop()
     if args.profile:
-        parts = sorted(args.profile.parent.glob(args.profile.name + ".*"))
-        args.profile.write_text("".join(part.read_text() for part in parts))
-        for part in parts:
-            part.unlink()
+        join_profile(args.profile)
     print(f"\n{args.feeds} feeds, {args.rounds} warm rounds each, interleaved; median (min-max)")
     print("| tree | feeds/s | CPU us/poll, ingest run | whole service | redis-server | service + redis |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, rows in figures.items():
         cols = list(zip(*rows, strict=True))
         total = [s + r for _, _, s, r in rows]
-        print(f"| {name} | " + " | ".join(_spread(list(c)) for c in cols) + f" | {_spread(total)} |")
-
-
-def _commandstats(service: Service) -> dict[str, tuple[int, int]]:
-    """Calls and server microseconds per Redis command so far."""
-    assert service.client is not None
-    info: dict[str, dict[str, int]] = service.client.info("commandstats")  # type: ignore[assignment]
-    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in info.items()}
-
-
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+        print(f"| {name} | " + " | ".join(spread(list(c)) for c in cols) + f" | {spread(total)} |")
 
 
 if __name__ == "__main__":
