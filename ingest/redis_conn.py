@@ -288,7 +288,8 @@ async def raw_replies(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]
     Python): ~4 us less per command on a poll's claim (#21). Replies are raw (HGETALL: a
     flat list of field, value). An error reply raises (as `execute()` does by default)
     and, like any failure or a cancel halfway, drops the connection, whose unread
-    replies would follow the next command. One Redis only: not for a cluster client.
+    replies would follow the next command; an error inside an EXEC's array raises
+    after every reply is read. One Redis only: not for a cluster client.
     """
     pool = client.connection_pool
     conn = await pool.get_connection()
@@ -298,12 +299,20 @@ async def raw_replies(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]
         except TypeError as e:
             raise DataError(str(e)) from e
         await conn.send_packed_command(packed)
-        return [await conn.read_response() for _ in commands]
+        replies = [await conn.read_response() for _ in commands]
     except BaseException:
         await conn.disconnect()
         raise
     finally:
         await pool.release(conn)
+    for command, reply in zip(commands, replies, strict=True):
+        # A command that failed inside MULTI/EXEC is an error in EXEC's array, not an
+        # error reply: raised too, as redis-py's transaction raises it (the others ran).
+        if command[0] == "EXEC" and isinstance(reply, list):
+            for inner in reply:
+                if isinstance(inner, Exception):
+                    raise inner
+    return replies
 
 
 def publish(client: Any, keys: Keys, channel: str, message: bytes) -> Any:

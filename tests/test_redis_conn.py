@@ -129,3 +129,19 @@ async def test_an_error_reply_raises_and_leaves_no_reply_behind(settings: Settin
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_a_command_failing_inside_exec_raises(settings: Settings) -> None:
+    """A queued command's runtime error comes back inside EXEC's array: raised all the
+    same (a parse job's enqueue must not pass for done when its ZADD failed)."""
+    client = await connect(settings)
+    try:
+        await client.delete("ns:test:job")
+        await client.set("ns:test:notzset", "x")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await raw_replies(client, [("MULTI",), ("SET", "ns:test:job", "1"),
+                                       ("ZADD", "ns:test:notzset", 1, "job"), ("EXEC",)])
+        assert await client.get("ns:test:job") == b"1"  # Redis does not roll back the rest
+        assert await raw_replies(client, [("GET", "ns:test:job")]) == [b"1"]
+    finally:
+        await client.aclose()
