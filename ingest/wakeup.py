@@ -161,8 +161,7 @@ class PromptWorker(Worker):
         decision 155)."""
         if len(job_ids) >= self.queue_read_limit:
             self._left_jobs = True  # more may be due past the read limit
-        candidates = [j.decode() for j in job_ids]
-        candidates = [j for j in candidates if j not in self.tasks]
+        candidates = [j for j in (raw.decode() for raw in job_ids) if j not in self.tasks]
         if not candidates:
             return
         room = self.max_jobs - self.job_counter
