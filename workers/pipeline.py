@@ -1,9 +1,11 @@
 """parse -> normalize -> cluster -> deliver for one fetched document. The heart of a job.
 
 Per document, Redis is asked a handful of times whatever the number of
-entries: one MGET for the state of every entry, at most three round trips
-to the cluster index for the changed ones, one script call delivering them
-(and restarting the retention of the entries seen unchanged).
+entries: one MGET for the state of every entry, at most two round trips
+to the cluster index for the changed ones, one round trip delivering them
+(and restarting the retention of the entries seen unchanged) with the index's
+entries for them (decision 160), and one with the document's counters and, for a
+worker's job, the feed's outcome (decision 159).
 Entries whose raw fingerprint matches the stored one are not normalized at all, and
 entries whose bytes the feed's map knows are not even read (workers/rawseen.py, #21):
 a changed document costs about what its new entries cost.
@@ -266,8 +268,10 @@ async def process_document(
     if articles is not None:  # the whole story before delivery, within a deadline (#15; a push's own, #21)
         items = await complete_items(items, spec, articles, articles.settings, page_wait)
     index = clusters or default_cluster_index(deliverer)
-    candidates = list(zip(await index.assign(items), fingerprints, strict=True))
-    delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
+    # The index's entries are written in the delivery's round trip (decision 160).
+    assigned, index_write = await index.assign_deferred(items)
+    delivered = await deliverer.deliver(spec.feed_id, list(zip(assigned, fingerprints, strict=True)), expected,
+                                        spec.tags, touch=untouched, before=() if index_write is None else [index_write])
     if articles is not None:
         await schedule_follow_ups(articles.queue, spec, delivered, articles.settings, tried=page_wait > 0)
     # The next document's entries known by their bytes (workers/rawseen.py): the map is
