@@ -8,7 +8,9 @@ workers/tasks.py runs after the fetch: `process_document`, and the feed's outcom
   apart    as before: the cluster index's entries written in a round trip of their own
            (`ClusterIndex.assign`), the feed's outcome and `fetches_ok` sent after the
            document (`registry.record_success`: two requests in flight at once)
-  outcome  + the outcome and `fetches_ok` in the document's last round trip
+  piped    apart, but the outcome and `fetches_ok` in one pipeline of their own (one
+           write instead of two: the cheapest form of the separate call; not taken)
+  outcome  apart + the outcome and `fetches_ok` in the document's last round trip
            (`process_document(note_success=True)`, decision 159)
   joined   + the index's entries in the delivery's round trip
            (`assign_deferred`, `Deliverer.deliver(before=...)`, decision 160)
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.farm import FarmSpec, changed_in_round, feed_body  # noqa: E402
 
-VARIANTS = ("apart", "outcome", "joined")
+VARIANTS = ("apart", "piped", "outcome", "joined")
 
 
 async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
@@ -45,9 +47,9 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
 
     from ingest.deliver.publish import Deliverer
     from ingest.keys import Keys
-    from ingest.models import FeedSpec, Fetched, Item, feed_id_for_url
+    from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, feed_id_for_url
     from ingest.poll.fetch import new_session
-    from ingest.poll.registry import add_feeds, record_success
+    from ingest.poll.registry import add_feeds, record_success, success_call
     from ingest.redis_conn import ScriptCall, pack_with_hiredis, run_script
     from ingest.settings import Settings
     from ingest.urls import canonical_url
@@ -67,6 +69,13 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
                 await run_script(self.redis, write)
             return assigned, None
 
+    async def piped_success(result: DeliveryResult, title: str, fetched: Fetched) -> None:
+        script, script_keys, args = success_call(keys, result, title, fetched.fetched_at, fetched.status)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("EVALSHA", success_sha, len(script_keys), *script_keys, *args)
+            pipe.hincrby(keys.stats, "fetches_ok", 1)
+            await pipe.execute()
+
     writes = [0]
     send = AbstractConnection.send_packed_command
 
@@ -82,6 +91,7 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
     client = aioredis.Redis.from_url(url)
     await pack_with_hiredis(client)  # as a worker's client (workers/context.py)
     await client.flushall()
+    success_sha = await client.script_load(success_call(keys, DeliveryResult("", "", 0, 0, 0, 0), "", "", 0)[0])
     deliverer = Deliverer(client, keys, settings.stream_xadd_cap, settings.item_retention_seconds,
                           settings.max_versions, settings.stream_record)
     joined_index = ClusterIndex.from_settings(client, keys, settings)
@@ -109,6 +119,8 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
                 if name == "apart":
                     await record_success(client, keys, processed.result, processed.title, fetched.fetched_at,
                                          fetched.status)
+                elif name == "piped":
+                    await piped_success(processed.result, processed.title, fetched)
                 if round_:
                     cpu[name].append(time.process_time() - started)
                     trips[name].append(writes[0])
