@@ -242,9 +242,11 @@ async def eval_many(client: aioredis.Redis, script: str,
     return await run_scripts(client, [(script, keys, args) for keys, args in calls])
 
 
-async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall], *,
+                      raise_on_error: bool = True) -> list[Any]:
     """Several script calls, each (text, keys, args), pipelined: one round trip per server
-    (on a cluster the pipeline is split by node).
+    (on a cluster the pipeline is split by node). A call's error raises (the first, after
+    every call ran), or with `raise_on_error=False` is returned in that call's place.
 
     A redis-py pipeline holding registered scripts first asks SCRIPT EXISTS for them,
     a round trip of its own, every time it runs. Here each call is an EVALSHA, and only
@@ -268,7 +270,7 @@ async def run_scripts(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> li
             for i, r in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
                 results[i] = r
     for r in results:
-        if isinstance(r, Exception):
+        if raise_on_error and isinstance(r, Exception):
             raise r
     return results
 

@@ -1,9 +1,11 @@
 """parse -> normalize -> cluster -> deliver for one fetched document. The heart of a job.
 
 Per document, Redis is asked a handful of times whatever the number of
-entries: one MGET for the state of every entry, at most three round trips
-to the cluster index for the changed ones, one script call delivering them
-(and restarting the retention of the entries seen unchanged).
+entries: one MGET for the state of every entry, at most two round trips
+to the cluster index for the changed ones, one round trip delivering them
+(and restarting the retention of the entries seen unchanged) with the index's
+entries for them (decision 160), and one with the document's counters and, for a
+worker's job, the feed's outcome (decision 159).
 Entries whose raw fingerprint matches the stored one are not normalized at all, and
 entries whose bytes the feed's map knows are not even read (workers/rawseen.py, #21):
 a changed document costs about what its new entries cost.
@@ -27,6 +29,7 @@ from ingest.counters import PUSHED_HEADER, latency_field, processing_call
 from ingest.deliver.publish import Deliverer
 from ingest.deliver.state import ItemState
 from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, item_to_json
+from ingest.poll.registry import success_call
 from ingest.poll.schedule import feed_hint_seconds, publishing_interval
 from ingest.push.state import polled_news_call
 from ingest.redis_conn import ScriptCall, run_script, run_scripts
@@ -180,6 +183,18 @@ async def _in_one_round_trip(deliverer: Deliverer, calls: Sequence[ScriptCall]) 
         await run_script(deliverer.redis, call)
 
 
+def _notes(deliverer: Deliverer, fetched: Fetched, result: DeliveryResult, title: str,
+           success: bool) -> list[ScriptCall]:
+    """The feed's notes that travel with the document's counters: a poll's news on a feed
+    the hub should have pushed (#11), and the job's outcome when `success` (decision 159)."""
+    notes: list[ScriptCall] = []
+    if result.new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
+        notes.append(polled_news_call(deliverer.keys, result.feed_id, time.time()))
+    if success:
+        notes.append(success_call(deliverer.keys, result, title, fetched.fetched_at, fetched.status))
+    return notes
+
+
 def default_cluster_index(deliverer: Deliverer) -> ClusterIndex:
     """A cluster index on the deliverer's Redis with the default settings."""
     return ClusterIndex.from_settings(deliverer.redis, deliverer.keys, Settings())
@@ -193,12 +208,19 @@ async def process_document(
     options: NormalizeOptions | None = None,
     limits: Limits | None = None,
     articles: ArticleFetcher | None = None,
+    *,
+    note_success: bool = False,
 ) -> ProcessedFeed:
     """Parse the body, deliver what is new or changed; raises ParseError on bad input.
 
     `clusters` is the worker's cluster index and `options` its normalization
     settings (both built from Settings once per worker); without them the
     default settings apply, on the deliverer's Redis. `limits` are the caps.
+
+    `note_success`: the feed's outcome (ingest.poll.registry.success_call) and
+    `fetches_ok` go with the document's counters, in its last round trip, instead of
+    the caller's `record_success` after it (a worker's job, decision 159). Nothing is
+    noted when this raises: the outcome is in the same trip as the counters, the last.
     """
     limits = limits or Limits()
     memo = await rawseen.read(deliverer.redis, deliverer.keys, spec.feed_id) if limits.fast_parser else None
@@ -246,8 +268,10 @@ async def process_document(
     if articles is not None:  # the whole story before delivery, within a deadline (#15; a push's own, #21)
         items = await complete_items(items, spec, articles, articles.settings, page_wait)
     index = clusters or default_cluster_index(deliverer)
-    candidates = list(zip(await index.assign(items), fingerprints, strict=True))
-    delivered = await deliverer.deliver(spec.feed_id, candidates, expected, spec.tags, touch=untouched)
+    # The index's entries are written in the delivery's round trip (decision 160).
+    assigned, index_write = await index.assign_deferred(items)
+    delivered = await deliverer.deliver(spec.feed_id, list(zip(assigned, fingerprints, strict=True)), expected,
+                                        spec.tags, touch=untouched, before=() if index_write is None else [index_write])
     if articles is not None:
         await schedule_follow_ups(articles.queue, spec, delivered, articles.settings, tried=page_wait > 0)
     # The next document's entries known by their bytes (workers/rawseen.py): the map is
@@ -256,16 +280,7 @@ async def process_document(
     if remember is not None and memo is not None and remember.keys() == memo.keys():
         remember = None
 
-    finish = [processing_call(deliverer.keys, parse_seconds, normalize_seconds, delivered,
-                              latency=latency_field(fetched.headers),
-                              normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
-                              entries_skipped_raw=reading.skipped)]
-    if remember is not None:
-        finish.insert(0, rawseen.write_call(deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds))
     new = sum(1 for item in delivered if item.version == 1)
-    if new and PUSHED_HEADER not in fetched.headers:  # did the hub miss these? (#11)
-        finish.append(polled_news_call(deliverer.keys, spec.feed_id, time.time()))
-    await _in_one_round_trip(deliverer, finish)
     result = DeliveryResult(
         feed_id=spec.feed_id,
         feed_url=spec.url,
@@ -277,7 +292,14 @@ async def process_document(
         feed_hint=feed_hint_seconds(feed.get("ttl"), feed.get("sy_updateperiod"),
                                     feed.get("sy_updatefrequency")),
     )
+    title = plain_text(feed.get("title")) or spec.title
+    finish = [processing_call(deliverer.keys, parse_seconds, normalize_seconds, delivered,
+                              latency=latency_field(fetched.headers),
+                              normalize_errors=failed, entries_dropped=dropped, items_truncated=truncated,
+                              entries_skipped_raw=reading.skipped, fetches_ok=int(note_success))]
+    if remember is not None:
+        finish.insert(0, rawseen.write_call(deliverer.keys, spec.feed_id, remember, deliverer.retention_seconds))
+    await _in_one_round_trip(deliverer, finish + _notes(deliverer, fetched, result, title, note_success))
     log.info("feed %s %s: %d entries, %d new, %d updated", spec.feed_id, spec.url,
              result.entries, result.new, result.updated)
-    return ProcessedFeed(result=result, title=plain_text(feed.get("title")) or spec.title,
-                         delivered=delivered)
+    return ProcessedFeed(result=result, title=title, delivered=delivered)

@@ -38,7 +38,7 @@ from ingest.errors import DeliveryConflict, FetchError, ParseError
 from ingest.logs import feed_context
 from ingest.models import FeedSpec, Fetched, feed_id_for_url
 from ingest.poll.fetch import fetch, utc_now_iso
-from ingest.poll.registry import feed_spec_for_url, record_failure, record_success
+from ingest.poll.registry import feed_spec_for_url, record_failure
 from ingest.urls import canonical_url
 from workers import deadline
 from workers.article.fetch import ArticleFetcher
@@ -74,7 +74,7 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
     try:
         processed = await process_document(app.deliverer, spec, fetched, app.clusters,
                                            app.normalize, app.limits,
-                                           _articles(app))
+                                           _articles(app), note_success=True)
     except deadline.ParseDeadlineExceeded as e:
         stopped = str(e)  # handled below, once the traceback (and the document) is dropped
     except ParseError as e:
@@ -87,9 +87,8 @@ async def _process(app: WorkerContext, spec: FeedSpec, fetched: Fetched) -> dict
         deadline.current_reset(token)
     if stopped:
         return await _past_deadline(app, spec, fetched, stopped)
-    # (a poll's news on a pushed feed, #11, is noted by process_document with its counters)
-    await record_success(app.redis, app.keys, processed.result, processed.title,
-                         fetched.fetched_at, fetched.status)
+    # The feed's outcome and `fetches_ok` (and a poll's news on a pushed feed, #11) were
+    # noted by process_document with its counters, in its last round trip (decision 159).
     return processed.result.as_dict()
 
 

@@ -46,12 +46,14 @@ delivery, so memory is bounded by the items seen within the retention window.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
+from redis.exceptions import RedisError
 
 from ingest.deliver.state import (
     ItemState,
@@ -66,7 +68,7 @@ from ingest.deliver.streamcodec import DEFAULT_STREAM_RECORD, DICT_ID, decode_it
 from ingest.errors import DeliveryConflict
 from ingest.keys import Keys
 from ingest.models import Item, item_to_json
-from ingest.redis_conn import is_cluster
+from ingest.redis_conn import ScriptCall, is_cluster, run_script, run_scripts
 
 __all__ = ["ItemState", "Deliverer", "parse_state", "state_hash"]
 
@@ -193,6 +195,8 @@ end
 return drop
 """
 
+log = logging.getLogger(__name__)
+
 _MAX_ATTEMPTS = 5
 _PENDING_MARK = "~pending"
 
@@ -234,12 +238,11 @@ class Deliverer:
         self._dictionary_due = 0.0 if stream_record == "zstd" else float("inf")
         self.cluster = is_cluster(redis)
         if self.cluster:
-            self._script = redis.register_script(_DELIVER_LUA.replace("EMIT", _EMIT_OUTBOX)
-                                                 .replace("FINISH", _FINISH_OUTBOX))
+            self._text = _DELIVER_LUA.replace("EMIT", _EMIT_OUTBOX).replace("FINISH", _FINISH_OUTBOX)
             self._trim = redis.register_script(_TRIM_LUA)
         else:
-            self._script = redis.register_script(_DELIVER_LUA.replace("EMIT", _EMIT_DIRECT)
-                                                 .replace("FINISH", _FINISH_DIRECT))
+            self._text = _DELIVER_LUA.replace("EMIT", _EMIT_DIRECT).replace("FINISH", _FINISH_DIRECT)
+        self._script = redis.register_script(self._text)
 
     async def states(self, feed_id: str, item_ids: Sequence[str],
                      in_hash: Collection[str] = ()) -> list[ItemState]:
@@ -301,6 +304,7 @@ class Deliverer:
 
     async def _run(
         self, feed_id: str, tags: Sequence[str], batch: Sequence[tuple[Item, str]], touch: Sequence[str] = (),
+        before: Sequence[ScriptCall] = (),
     ) -> list[int]:
         today = day_of(time.time())
         channels = [] if self.cluster else self.channels(feed_id, tags)
@@ -320,11 +324,46 @@ class Deliverer:
         args += [field_of(item_id) for item_id in touch]
         seen = self.keys.item_states(feed_id)
         if not self.cluster:
-            result = await self._script(keys=[seen, self.keys.items_stream, self.keys.stats], args=args)
+            script_keys = [seen, self.keys.items_stream, self.keys.stats]
+            if not before:
+                result = await self._script(keys=script_keys, args=args)
+                return [int(r) for r in result]
+            *ahead, result = await run_scripts(self.redis, [*before, (self._text, script_keys, args)],
+                                               raise_on_error=False)
+            if isinstance(result, Exception):
+                raise result  # nothing delivered: the job's retry sends all of it again
+            await self._settle(feed_id, before, ahead)
             return [int(r) for r in result]
+        for call in before:  # other slots: one by one, before the delivery as on one Redis
+            await run_script(self.redis, call)
         codes, counts, epoch, first, box = await self._script(keys=[seen, self.keys.outbox(feed_id)], args=args)
         await self._flush(feed_id, tags, epoch, int(first), box, [int(c) for c in counts])
         return [int(r) for r in codes]
+
+    async def _settle(self, feed_id: str, calls: Sequence[ScriptCall], results: Sequence[Any]) -> None:
+        """The `before` calls that failed in the delivery's round trip, run once more alone.
+
+        The delivery ran and stands: raising now would retry the job, whose retry finds
+        its items delivered and would neither send these calls again nor note what it
+        delivered (counters, follow-ups, the feed's outcome). They are idempotent, so a
+        second try is safe; a failure is logged and counted (`deferred_write_errors`),
+        and one that fails again too (`deferred_writes_lost`) is left at that."""
+        for call, result in zip(calls, results, strict=True):
+            if not isinstance(result, Exception):
+                continue
+            counter = "deferred_write_errors"
+            try:
+                await run_script(self.redis, call)
+                log.warning("feed %s: a write sent with the delivery failed (%s); done again alone",
+                            feed_id, result)
+            except RedisError as again:
+                counter = "deferred_writes_lost"
+                log.error("feed %s: a write sent with the delivery failed (%s) and again alone (%s); "
+                          "the items are delivered without it", feed_id, result, again)
+            try:
+                await self.redis.hincrby(self.keys.stats, counter, 1)  # type: ignore[misc]
+            except RedisError:
+                log.exception("feed %s: %s not counted", feed_id, counter)
 
     async def _share_dictionary(self) -> None:
         """The dictionary of the stream's zstd frames into Redis, for consumers that do not
@@ -380,6 +419,7 @@ class Deliverer:
         expected: Sequence[ItemState],
         tags: Sequence[str] = (),
         touch: Sequence[str] = (),
+        before: Sequence[ScriptCall] = (),
     ) -> list[Item]:
         """Deliver items (each with its entry fingerprint); return those actually published.
 
@@ -387,6 +427,12 @@ class Deliverer:
         + 1 becomes the item's version. On a conflict the state is re-read and
         the item retried with the next version number. `touch`: ids of entries
         seen unchanged, whose retention restarts in the same script call.
+
+        `before`: idempotent script calls (the cluster index's entries, decision 160) sent
+        ahead of the first delivery script in its round trip on one Redis, one by one
+        before it on a cluster. When the delivery fails they may have run (harmless:
+        idempotent); when one of them fails and the delivery ran, it is run once more
+        alone, logged and counted (`_settle`), and the delivery's outcome is returned.
         """
         delivered: list[Item] = []
         pending = [
@@ -396,11 +442,14 @@ class Deliverer:
         if (touch or self.cluster) and not pending:
             # On a cluster also when there is nothing to deliver: the feed's outbox may
             # hold what an interrupted delivery (this job's first try) left behind.
-            await self._run(feed_id, tags, [], touch)
+            await self._run(feed_id, tags, [], touch, before)
+        elif before and not pending:
+            await run_scripts(self.redis, before)
         for attempt in range(_MAX_ATTEMPTS):
             if not pending:
                 return delivered
-            outcome = await self._run(feed_id, tags, pending, touch if attempt == 0 else ())
+            first = attempt == 0  # a conflict's retry neither touches nor writes `before` again
+            outcome = await self._run(feed_id, tags, pending, touch if first else (), before if first else ())
             conflicts = [pair for pair, code in zip(pending, outcome, strict=True) if code == -1]
             delivered += [item for (item, _), code in zip(pending, outcome, strict=True) if code > 0]
             fresh = await self.states(feed_id, [item.id for item, _ in conflicts])

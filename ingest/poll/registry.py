@@ -22,7 +22,7 @@ from ingest.deliver.events import publish_events
 from ingest.keys import Keys
 from ingest.models import DeliveryResult, FeedSpec, feed_id_for_url
 from ingest.poll.schedule import FeedState
-from ingest.redis_conn import atomic_pipeline
+from ingest.redis_conn import ScriptCall, atomic_pipeline, run_script
 from ingest.urls import canonical_url
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "record_failure",
     "record_success",
     "remove_feed",
+    "success_call",
 ]
 
 # KEYS: the feed's hash; ARGV: new items, field/value pairs. An unregistered feed
@@ -233,11 +234,13 @@ async def list_feeds(redis: aioredis.Redis, keys: Keys) -> list[tuple[FeedState,
     return out
 
 
-async def record_success(
-    redis: aioredis.Redis, keys: Keys, result: DeliveryResult, title: str, fetched_at: str, status: int
-) -> None:
-    """After a document was processed: title, counters and the schedule hints from its items."""
-    key = keys.feed(result.feed_id)
+def success_call(keys: Keys, result: DeliveryResult, title: str, fetched_at: str, status: int) -> ScriptCall:
+    """The feed's outcome after a document was processed (title, the schedule hints from
+    its items, the error count reset), as a script call (text, keys, args) for a caller
+    that sends it in a round trip it makes anyway (workers/pipeline.py, decision 159).
+
+    `fetches_ok` is not in it: it lives in `<ns>:stats`, another slot on a cluster, and
+    that caller counts it with the document's counters (ingest.counters.processing_call)."""
     # The body parsed: whatever failed before is over (the poller leaves the
     # error count to us whenever it hands a new body over).
     fields: dict[str, Any] = {"title": title, "last_fetch_at": fetched_at, "last_status": status,
@@ -249,9 +252,19 @@ async def record_success(
     args: list[Any] = [result.new]
     for name, value in fields.items():
         args += [name, value]
-    # The check and the writes in one script (#9), on the feed's hash alone (#13: on a
-    # cluster the counters live elsewhere); both calls in flight at once.
-    await asyncio.gather(redis.register_script(_RECORD_SUCCESS)(keys=[key], args=args),
+    # The check and the writes in one script (#9), on the feed's hash alone (#13).
+    return _RECORD_SUCCESS, [keys.feed(result.feed_id)], args
+
+
+async def record_success(
+    redis: aioredis.Redis, keys: Keys, result: DeliveryResult, title: str, fetched_at: str, status: int
+) -> None:
+    """After a document was processed: title, counters and the schedule hints from its items,
+    in round trips of their own (`success_call` and `fetches_ok`, both in flight at once).
+
+    For a caller without a round trip to join; a worker's job sends the same call with the
+    document's last one (`process_document(note_success=True)`)."""
+    await asyncio.gather(run_script(redis, success_call(keys, result, title, fetched_at, status)),
                          redis.hincrby(keys.stats, "fetches_ok", 1))  # type: ignore[arg-type]
 
 

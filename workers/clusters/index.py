@@ -8,7 +8,8 @@ Per document, at most three round trips whatever the number of items:
    with it (HSETNX);
 2. one MGET: the entries (cluster id + shingle sample) of the candidate items
    those bands point to (at most MAX_CANDIDATES per item), when there are any;
-3. one script writing each item's entry.
+3. one script writing each item's entry (a worker's job sends it in the round
+   trip of its delivery: `assign_deferred`, decision 160).
 
 The decision in between is pure (`plan_clusters`): an item joins the cluster
 of its most similar candidate at or above the pair's threshold (by script:
@@ -70,7 +71,7 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.models import Item
-from ingest.redis_conn import is_cluster, mget_any
+from ingest.redis_conn import ScriptCall, is_cluster, mget_any
 from ingest.settings import Settings
 from workers.clusters.shingles import fixed_words
 from workers.clusters.sketch import (
@@ -410,8 +411,24 @@ class ClusterIndex:
         """`items` with their cluster_id set; the index remembers them for later copies.
 
         `now` (epoch seconds, default the clock) picks the time bucket."""
+        assigned, write = await self.assign_deferred(items, now)
+        if write is not None:
+            await self._write_script(keys=write[1], args=write[2])
+        return assigned
+
+    async def assign_deferred(
+        self, items: Sequence[Item], now: float | None = None
+    ) -> tuple[list[Item], ScriptCall | None]:
+        """`assign` without its last round trip: the items, and the script call writing
+        their entries (step 3) for the caller to send in a round trip of its own, the
+        delivery's (Deliverer.deliver `before`, decision 160); None when there is nothing
+        to write. On a Redis Cluster the entries and the claims are written here, as before
+        (a pipeline split by node, not a script call), and None is returned.
+
+        The entries are what later copies of the story and later versions of these items
+        are found by: a caller must send the call (it is idempotent: SETs with an expiry)."""
         if not items:
-            return []
+            return [], None
         bucket = self.buckets.current(time.time() if now is None else now)
         sketches = list(zip([item.id for item in items],
                             sketch_texts([_story_text(item) for item in items]), strict=True))
@@ -449,11 +466,11 @@ class ClusterIndex:
             for p, band in enumerate(bands):
                 if p not in found:
                     claims.setdefault(int(shards[p]), {})[_field(fields[p])] = first[band]
-        await self._remember(sketches, handles, clusters, bucket, claims)
+        write = await self._remember(sketches, handles, clusters, bucket, claims)
         return [
             dataclasses.replace(item, cluster_id=cluster)
             for item, cluster in zip(items, clusters, strict=True)
-        ]
+        ], write
 
     async def _candidates(self, wanted: Sequence[str]) -> dict[str, tuple[str, Sample]]:
         """Handle (hex) -> (cluster id, sample) of the candidates that have an entry."""
@@ -519,7 +536,9 @@ class ClusterIndex:
         clusters: Sequence[str],
         bucket: int,
         claims: Mapping[int, Mapping[bytes, bytes]],
-    ) -> None:
+    ) -> ScriptCall | None:
+        """The entries' write: on one Redis the script call (for the caller to send), on a
+        cluster written here with the new bands' claims (None)."""
         entries: list[bytes] = []
         values: list[bytes] = []
         for (_, sketch), handle, cluster in zip(sketches, handles, clusters, strict=True):
@@ -527,11 +546,10 @@ class ClusterIndex:
                 entries.append(self.keys.cluster_entry(handle))
                 values.append(_entry(cluster, sketch.sample))
         if not entries:
-            return
+            return None
         at = self.buckets.expire_at(bucket)
         if not self.cluster:
-            await self._write_script(keys=entries, args=[at, *values])
-            return
+            return _WRITE_LUA, entries, [at, *values]
         async with self.redis.pipeline(transaction=False) as pipe:  # split by node
             for entry_key, value in zip(entries, values, strict=True):
                 pipe.set(entry_key, value, exat=at)
@@ -541,3 +559,4 @@ class ClusterIndex:
                     pipe.hsetnx(key, field, handle)  # type: ignore[arg-type]
                 pipe.expireat(key, at)
             await pipe.execute()
+        return None
