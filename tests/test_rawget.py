@@ -348,3 +348,26 @@ async def test_tls_with_an_untrusted_certificate_fails_on_raw_get(certificate: t
                 await _via_raw(session, server.url("/304"), {})
         finally:
             await session.close()
+
+
+async def test_the_connection_keeps_its_parser_between_raw_replies_only() -> None:
+    """One parser for raw_get's replies one after another on a connection; a new one
+    after lean_get set up its own (decision 156)."""
+    def parser_of(session: aiohttp.ClientSession) -> object:
+        (conns,) = session.connector._conns.values()  # type: ignore[union-attr]  # noqa: SLF001
+        (protocol, _), = conns
+        return protocol._parser  # noqa: SLF001
+
+    async with Server() as server:
+        session = _loopback_session()
+        try:
+            seen = []
+            for get, path in ((_via_raw, "/304"), (_via_raw, "/chunked"), (_via_raw, "/gzip"), (_via_lean, "/304"),
+                              (_via_raw, "/304"), (_via_raw, "/plain")):
+                await get(session, server.url(path), {})
+                seen.append(parser_of(session))
+        finally:
+            await session.close()
+    assert seen[0] is seen[1] is seen[2]
+    assert seen[3] is not seen[2] and seen[4] is not seen[3] and seen[5] is seen[4]
+    assert server.connections == 1

@@ -12,9 +12,10 @@ the request head serialized by aiohttp's `_serialize_headers` in the order
 `ClientRequest` puts the headers (Host, the caller's, then the default Accept,
 Accept-Encoding and User-Agent it adds when missing), written on the transport, and
 the reply read from that connection's `ResponseHandler` (its HTTP parser, set up as
-`lean_get` sets it). A connection that is not pooled comes from `connector.connect`
-with a real `ClientRequest`, so the guarded resolver judges every new connection and
-TLS is aiohttp's. The retry of a kept-alive connection the server had closed is
+`lean_get` sets it, and kept for the connection's next reply while only `raw_get`
+uses it). A connection that is not pooled comes from `connector.connect` with a real
+`ClientRequest`, so the guarded resolver judges every new connection and TLS is
+aiohttp's. The retry of a kept-alive connection the server had closed is
 `leanget.with_retry`, the one `lean_get` uses.
 
 Whenever the result could differ from `lean_get`'s, `raw_get` is `lean_get`
@@ -28,8 +29,8 @@ taken. The reply's Set-Cookie headers go to the jar as `lean_get` puts them.
 aiohttp's private parts this relies on (tests/test_rawget.py compares both paths on
 real servers, so an upgrade that moves them fails there): `BaseConnector._get`,
 `Connection` (protocol, release, close), `ResponseHandler.read`,
-`ResponseHandler.set_response_params`, `ResponseHandler.start_timeout`,
-`http_writer._serialize_headers`, `ClientRequest.DEFAULT_HEADERS`,
+`ResponseHandler.set_response_params`, `ResponseHandler._parser`,
+`ResponseHandler.start_timeout`, `http_writer._serialize_headers`, `ClientRequest.DEFAULT_HEADERS`,
 `ClientSession._request_class`, `_response_class`, `_version`, `_connector`, and
 what `leanget` uses.
 """
@@ -179,7 +180,7 @@ async def _once(session: aiohttp.ClientSession, url: URL, key: ConnectionKey, he
     try:
         protocol = conn.protocol
         assert protocol is not None
-        leanget.set_params(session, protocol, timeout)
+        _parser_for(session, protocol, timeout)
         transport = protocol.transport
         if transport is None or transport.is_closing():
             raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
@@ -198,6 +199,18 @@ async def _once(session: aiohttp.ClientSession, url: URL, key: ConnectionKey, he
         conn.close()
         raise
     return RawResponse(message, payload, conn, url)
+
+
+def _parser_for(session: aiohttp.ClientSession, protocol: Any, timeout: aiohttp.ClientTimeout) -> None:
+    """The connection's response parser set up as `lean_get` sets it, or kept when this
+    module set it up for the connection's previous reply with the same read timeout: an
+    HTTP/1.1 parser reads one reply after another on a kept-alive connection (aiohttp's
+    server side reads requests so), and a new one per reply cost ~3% of the loop. A
+    parser anyone else set (a `lean_get` or `session.get` in between) is replaced."""
+    mark = (protocol._parser, timeout.sock_read)  # noqa: SLF001
+    if mark[0] is None or protocol.__dict__.get("_ingest_raw") != mark:
+        leanget.set_params(session, protocol, timeout)
+        protocol._ingest_raw = (protocol._parser, timeout.sock_read)  # noqa: SLF001
 
 
 def _request_info(url: URL, pairs: list[tuple[str, str]]) -> RequestInfo:
