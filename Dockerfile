@@ -17,7 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=igno
 RUN python -m venv --without-pip /opt/ingest
 COPY requirements/service.txt /src/requirements/service.txt
 RUN if [ ! -f "$PIP_CERT" ]; then unset PIP_CERT; fi \
-    && python -m pip --python /opt/ingest/bin/python install --quiet --require-hashes \
+    && python -m pip --python /opt/ingest/bin/python install --quiet --no-deps --require-hashes \
        -r /src/requirements/service.txt
 COPY pyproject.toml README.md /src/
 COPY ingest /src/ingest

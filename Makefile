@@ -26,13 +26,15 @@ $(VENV)/.venv-made:
 
 # The service alone: what `make run` and the container image install.
 $(VENV)/.installed-service: requirements/service.txt pyproject.toml $(VENV)/.venv-made
-	$(PY) -m pip install --quiet --require-hashes -r requirements/service.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/service.txt
+	$(PY) -m pip check
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 # The service with the test and bench extras: `make test` and `make bench`.
 $(VENV)/.installed-dev: requirements/dev.txt pyproject.toml $(VENV)/.venv-made
-	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/dev.txt
+	$(PY) -m pip check
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.installed-service
 

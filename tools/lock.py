@@ -7,7 +7,7 @@ transitive ones included, with the hashes of every file PyPI has for that
 version, and are resolved for every platform and Python >= 3.11 at once
 (`uv pip compile --universal`), so one lock serves Linux, macOS and Windows
 (uvloop carries its `sys_platform != 'win32'` marker). Installing needs only
-pip: `pip install --require-hashes -r requirements/service.txt`.
+pip: `pip install --no-deps --require-hashes -r requirements/service.txt`.
 
 The service lock is resolved with the dev lock as its constraint, so the service
 runs on exactly the versions the suite tested.
