@@ -150,8 +150,8 @@ class WorkerProcesses:
         except OSError:
             reason = ""
         self.fatal = reason or f"worker process {child.worker_id} exited with code {CANNOT_START_STATUS}"
-        log.critical("worker processes cannot start: %s; stopping the service (a restart cannot mend "
-                     "an install: reinstall, e.g. `pip install --no-deps --require-hashes -r requirements/service.txt`)",
+        log.critical("worker processes cannot start: %s; stopping the service (a restart cannot mend an "
+                     "install: reinstall, e.g. `pip install --no-deps --require-hashes -r requirements/service.txt`)",
                      self.fatal)
         stop.set()
 
