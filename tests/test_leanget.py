@@ -155,7 +155,8 @@ async def test_on_an_unchecked_release_the_fetch_takes_session_get(
         raise AssertionError("lean_get used on an unchecked aiohttp release")
 
     monkeypatch.setattr(leanget, "_LEAN_ON", False)
-    monkeypatch.setattr(fetch_module, "lean_get", must_not_run)
+    monkeypatch.setattr(leanget, "lean_get", must_not_run)
+    monkeypatch.setattr(fetch_module, "raw_get", must_not_run)
     assert not can_lean(session)
     async with RawServer() as server:
         settings = Settings(allow_networks="127.0.0.0/8")

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from arq.connections import create_pool
 from redis.exceptions import DataError, ResponseError
 
+import ingest.redis_conn as redis_conn
 from ingest.redis_conn import (
     _UnixConnection,
     arq_redis_settings,
@@ -143,5 +144,44 @@ async def test_a_command_failing_inside_exec_raises(settings: Settings) -> None:
                                        ("ZADD", "ns:test:notzset", 1, "job"), ("EXEC",)])
         assert await client.get("ns:test:job") == b"1"  # Redis does not roll back the rest
         assert await raw_replies(client, [("GET", "ns:test:job")]) == [b"1"]
+    finally:
+        await client.aclose()
+
+
+async def test_replies_read_from_the_hiredis_reader_are_read_responses_replies(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The direct read (decision 158) against read_response, on replies larger than one
+    socket read and more than one read's worth of them, errors included."""
+    client = await connect(settings)
+    try:
+        big = "x" * 300_000
+        await client.delete("ns:test:big")
+        await client.hset("ns:test:big", mapping={f"f{i}": big[: 1000 * i] for i in range(60)})
+        commands: list[tuple[Any, ...]] = [("HGETALL", "ns:test:big"), ("PING",), ("GET", "ns:test:none"),
+                                           *[("HGET", "ns:test:big", f"f{i}") for i in range(60)]]
+        conn = await client.connection_pool.get_connection()
+        assert redis_conn._reads_direct(conn)  # noqa: SLF001 - the daemon's client takes the direct read
+        await client.connection_pool.release(conn)
+        direct = await raw_replies(client, commands)
+        monkeypatch.setattr(redis_conn, "_reads_direct", lambda conn: False)
+        assert await raw_replies(client, commands) == direct
+        monkeypatch.undo()
+        assert direct[1] == b"PONG" and direct[2] is None and direct[3] == b""
+        assert direct[-1] == big[:59_000].encode()
+        await client.set("ns:test:str", "x")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await raw_replies(client, [("PING",), ("HGETALL", "ns:test:str"), ("GET", "ns:test:str")])
+        assert await raw_replies(client, [("GET", "ns:test:str")]) == [b"x"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_client_with_a_socket_timeout_reads_through_read_response(settings: Settings) -> None:
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        conn = await client.connection_pool.get_connection()
+        assert not redis_conn._reads_direct(conn)  # noqa: SLF001
+        await client.connection_pool.release(conn)
+        assert await raw_replies(client, [("PING",), ("ECHO", "a")]) == [b"PONG", b"a"]
     finally:
         await client.aclose()

@@ -7,12 +7,17 @@ feed-by-feed reading of the rules says, with a lease lost in the middle of a bat
 
 from __future__ import annotations
 
+import random
 import time
 
+import pytest
 import redis.asyncio as aioredis
 
+import ingest.poll.scheduler as scheduler_module
 from ingest.keys import Keys
-from ingest.poll.scheduler import Outcome, Scheduler
+from ingest.models import NotModified
+from ingest.poll.schedule import FeedState, ScheduleRules, decide
+from ingest.poll.scheduler import Outcome, Scheduler, _plain_304
 from ingest.settings import Settings
 
 FEEDS = 1_300  # more than 1,000 schedule pairs and 500 removals per call
@@ -59,3 +64,76 @@ async def test_a_large_batch_claims_and_completes_each_feed_by_its_own_outcome(s
         assert await other.complete_many([("f0007", now, {}, "")]) == [True]
     finally:
         await redis.aclose()
+
+
+async def test_a_plain_304_stores_the_same_hash_in_its_short_form(settings: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The short form (5 arguments a feed, decision 157) against the long one, on feeds
+    whose hashes differ in what they held before: the same fields, values and order."""
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.namespace)
+    ours = Scheduler(redis, keys, "daemon-a")
+    before: list[dict[str, str]] = [
+        {"url": "http://127.0.0.1/a.xml"},
+        {"url": "http://127.0.0.1/b.xml", "last_status": "200", "consecutive_errors": "3",
+         "last_error": "boom", "last_fetch_at": "2026-01-01T00:00:00.000000Z", "etag": '"x"'},
+        {"last_error": "", "url": "http://127.0.0.1/c.xml", "consecutive_errors": "0"},
+    ]
+    at = "2026-12-06T20:00:00.123456Z"
+    plain = {"last_fetch_at": at, "last_status": 304, "consecutive_errors": 0, "last_error": ""}
+    sent: list[int] = []
+    batch = ours._complete_batch  # noqa: SLF001
+
+    async def counted(keys: list[str], args: list[object]) -> object:
+        sent.append(len(args))
+        return await batch(keys=keys, args=args)
+
+    monkeypatch.setattr(ours, "_complete_batch", counted)
+    stored: dict[bool, list[list[tuple[bytes, bytes]]]] = {}
+    try:
+        for short in (True, False):
+            if not short:
+                monkeypatch.setattr(scheduler_module, "_plain_304", lambda updates: False)
+            ids = [f"{'s' if short else 'l'}{i}" for i in range(len(before))]
+            for feed_id, fields in zip(ids, before, strict=True):
+                await redis.hset(keys.feed(feed_id), mapping=fields)
+                await redis.zadd(keys.schedule, {feed_id: 0})
+            await ours.claim_with_state(time.time(), 60, 100)
+            now = time.time()
+            held = await ours.complete_many([(i, now + 900, dict(plain), "polls_not_modified") for i in ids])
+            assert held == [True] * len(ids)
+            stored[short] = [list((await redis.hgetall(keys.feed(i))).items()) for i in ids]
+            assert int(await redis.zscore(keys.schedule, ids[0]) or 0) == int((now + 900) * 1000)
+        assert stored[True] == stored[False]
+        assert stored[True][1] == [(b"url", b"http://127.0.0.1/b.xml"), (b"last_status", b"304"),
+                                   (b"consecutive_errors", b"0"), (b"last_error", b""),
+                                   (b"last_fetch_at", at.encode()), (b"etag", b'"x"')]
+        assert sent == [1 + 5 * len(before), 1 + 12 * len(before)]
+        assert int(await redis.hget(keys.stats, "polls_not_modified") or 0) == 2 * len(before)
+    finally:
+        await redis.aclose()
+
+
+def test_only_a_plain_304_takes_the_short_form() -> None:
+    at = "2026-12-06T20:00:00.123456Z"
+    assert _plain_304({"last_fetch_at": at, "last_status": 304, "consecutive_errors": 0, "last_error": ""})
+    for other in (
+        {"last_fetch_at": at, "last_status": 304, "consecutive_errors": 0, "last_error": "", "etag": ""},
+        {"last_status": 304, "last_fetch_at": at, "consecutive_errors": 0, "last_error": ""},  # order
+        {"last_fetch_at": at, "last_status": "304", "consecutive_errors": 0, "last_error": ""},
+        {"last_fetch_at": at, "last_status": 304.0, "consecutive_errors": 0, "last_error": ""},
+        {"last_fetch_at": at, "last_status": 304, "consecutive_errors": False, "last_error": ""},
+        {"last_fetch_at": at, "last_status": 200, "consecutive_errors": 0, "last_error": ""},
+        {"last_fetch_at": at, "last_status": 304, "consecutive_errors": 0, "last_error": "x"},
+        {"last_fetch_at": 1.5, "last_status": 304, "consecutive_errors": 0, "last_error": ""},
+    ):
+        assert not _plain_304(other), other
+
+
+def test_decide_gives_a_plain_304_the_short_form() -> None:
+    state = FeedState(feed_id="f1", url="http://127.0.0.1/a.xml", consecutive_errors=2, last_error="boom")
+    result = NotModified(url=state.url, headers={}, fetched_at="2026-12-06T20:00:00.123456Z")
+    assert _plain_304(decide(time.time(), state, result, ScheduleRules(), random.Random(1)).updates)
+    moved = NotModified(url=state.url, headers={}, fetched_at="2026-12-06T20:00:00.123456Z",
+                        permanent_url="http://127.0.0.1/b.xml")
+    assert not _plain_304(decide(time.time(), state, moved, ScheduleRules(), random.Random(1)).updates)

@@ -22,7 +22,7 @@ from ingest.models import FetchFailed
 from ingest.poll.enqueue import QueueRoom
 from ingest.poll.fetch import conditional_get, new_session, utc_now_iso
 from ingest.poll.politeness import HostPacer
-from ingest.poll.schedule import FeedState
+from ingest.poll.schedule import _HASH_READERS, FeedState
 from ingest.poll.timeouts import RESOLUTION, deadline
 from ingest.poll.urlguard import ParsedURLs, check_url, pacing_host, parse_networks
 from ingest.settings import Settings
@@ -286,6 +286,23 @@ def test_feed_state_reads_bytes_and_text_hashes_alike() -> None:
     assert from_bytes.adaptive_interval == 0.0 and from_bytes.etag == "\u00e9t\u00e9"
     assert from_bytes.title == "" and from_bytes.items == 0  # missing: the defaults
     assert FeedState.from_hash("f2", {b"url": b"u"}) == FeedState(feed_id="f2", url="u")
+
+
+def test_feed_state_skips_only_values_that_read_as_the_default() -> None:
+    """Each field with "", "0", "0.0", "7" and "x", read by the skipping loop (decision
+    158), against the field's own reader applied to the text: "0" is a text field's
+    value and a tag list's one tag, only a number's default."""
+    names = [f.name for f in dataclasses.fields(FeedState) if f.name != "feed_id"]
+    for text in ("", "0", "0.0", "7", "x"):
+        raw = {name.encode(): text.encode() for name in names}
+        expected = FeedState(feed_id="f", **{  # type: ignore[arg-type]
+            name: text if _HASH_READERS[name] is None else _HASH_READERS[name](text)  # type: ignore[misc]
+            for name in names})
+        assert FeedState.from_hash("f", raw) == expected, text
+        assert FeedState.from_hash("f", {k.decode(): v.decode() for k, v in raw.items()}) == expected, text
+    zero = FeedState.from_hash("f", {b"url": b"0", b"tags": b"0", b"interval": b"0", b"items": b"0"})
+    assert (zero.url, zero.tags, zero.interval, zero.items) == ("0", ("0",), 0.0, 0)
+    assert type(zero.interval) is float and type(zero.items) is int
 
 
 def test_utc_now_iso_is_now_in_the_record_format() -> None:

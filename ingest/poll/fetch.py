@@ -25,8 +25,9 @@ import aiohttp
 from ingest.errors import BodyTooLarge, FetchError, HTTPStatusError, URLRefused
 from ingest.excerpt import excerpt
 from ingest.models import Fetched, FetchFailed, FetchResult, NotModified
-from ingest.poll.leanget import can_lean, lean_get, merged_headers
+from ingest.poll.leanget import can_lean, merged_headers
 from ingest.poll.politeness import is_permanent_redirect, is_redirect, retry_after
+from ingest.poll.rawget import RawResponse, raw_get
 from ingest.poll.timeouts import deadline
 from ingest.poll.urlguard import GuardedResolver, check_url, connect_host
 from ingest.settings import Settings
@@ -116,7 +117,7 @@ def new_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int, url: str) -> bytes:
+async def _read_limited(response: aiohttp.ClientResponse | RawResponse, limit: int, url: str) -> bytes:
     declared = response.content_length
     if declared is not None and declared > limit:
         raise BodyTooLarge(f"{url}: body of {declared} bytes exceeds the limit of {limit} bytes")
@@ -149,7 +150,7 @@ def _request_timeout(connect_timeout: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
 
 
-def _headers_of(response: aiohttp.ClientResponse) -> dict[str, str]:
+def _headers_of(response: aiohttp.ClientResponse | RawResponse) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
 
 
@@ -190,7 +191,7 @@ async def conditional_get(  # noqa: C901 - one linear walk over the outcomes of 
                 if proxy is None and can_lean(session):
                     if lean_headers is None:
                         lean_headers = merged_headers(session, request_headers)
-                    request = lean_get(session, target, lean_headers, timeout)
+                    request = raw_get(session, target, lean_headers, timeout)
                 else:
                     request = session.get(target, headers=request_headers, allow_redirects=False,
                                           proxy=proxy, timeout=timeout)

@@ -32,13 +32,22 @@ Widening the set is a decision: run tests/test_leanget.py on that release
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.connector import Connection
 from aiohttp.helpers import TimerNoop
 from multidict import CIMultiDict
 from yarl import URL
 
-__all__ = ["CHECKED_AIOHTTP", "can_lean", "lean_get", "lean_supported", "merged_headers"]
+__all__ = [
+    "CHECKED_AIOHTTP", "can_lean", "connect", "lean_get", "lean_supported", "merged_headers", "set_params",
+    "with_retry",
+]
+
+_T = TypeVar("_T")
 
 _NO_TIMER = TimerNoop()  # stateless: one for every request
 
@@ -90,46 +99,48 @@ async def lean_get(session: aiohttp.ClientSession, url: URL, headers: CIMultiDic
     apply (the caller's deadline is the total)."""
     if not url.raw_host:
         raise aiohttp.InvalidUrlClientError(url)
-    retry = session._retry_connection  # noqa: SLF001 - see the module's docstring
-    while True:
-        req = session._request_class(  # noqa: SLF001
+
+    def attempt() -> Awaitable[aiohttp.ClientResponse]:
+        req = session._request_class(  # noqa: SLF001 - see the module's docstring
             "GET", url, headers=headers, skip_auto_headers=session.skip_auto_headers or None,
             cookies=session.cookie_jar.filter_cookies(url), version=session._version,  # noqa: SLF001
             loop=session._loop, response_class=session._response_class,  # noqa: SLF001
             timer=_NO_TIMER, session=session, ssl=True,
         )
+        return _send(session, req, timeout)
+
+    resp = await with_retry(session, attempt)
+    if resp._raw_cookie_headers:  # noqa: SLF001
+        session.cookie_jar.update_cookies_from_headers(resp._raw_cookie_headers, resp.url)  # noqa: SLF001
+    return resp
+
+
+async def with_retry(session: aiohttp.ClientSession, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    """`attempt()` (a connection taken, the request written, the head read), once more
+    when a kept-alive connection turned out closed, with `_request`'s error mapping:
+    shared by `lean_get` and `rawget.raw_get` so both retry as `session.get` does."""
+    retry = session._retry_connection  # noqa: SLF001
+    while True:
         try:
-            resp = await _send(session, req, timeout)
+            return await attempt()
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError):
             raise
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
             if not retry:  # a kept-alive connection the server closed: once more, as aiohttp does
                 raise
             retry = False
-            continue
         except aiohttp.ClientError:
             raise
         except OSError as exc:
             if exc.errno is None and isinstance(exc, asyncio.TimeoutError):
                 raise
             raise aiohttp.ClientOSError(*exc.args) from exc
-        if resp._raw_cookie_headers:  # noqa: SLF001
-            session.cookie_jar.update_cookies_from_headers(resp._raw_cookie_headers, resp.url)  # noqa: SLF001
-        return resp
 
 
-async def _send(session: aiohttp.ClientSession, req: aiohttp.ClientRequest,
-                timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-    """A connection from the pool (or a new one), the request written, the head read:
-    `_request`'s `_connect_and_send_request`."""
+def set_params(session: aiohttp.ClientSession, protocol: ResponseHandler, timeout: aiohttp.ClientTimeout) -> None:
+    """The connection's response parser set up as `_request` sets it for this session."""
     connector = session._connector  # noqa: SLF001
     assert connector is not None
-    try:
-        conn = await connector.connect(req, traces=[], timeout=timeout)
-    except TimeoutError as exc:
-        raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {req.url}") from exc
-    protocol = conn.protocol
-    assert protocol is not None
     protocol.set_response_params(
         timer=_NO_TIMER, skip_payload=False, read_until_eof=True,
         auto_decompress=session.auto_decompress, read_timeout=timeout.sock_read,
@@ -139,6 +150,28 @@ async def _send(session: aiohttp.ClientSession, req: aiohttp.ClientRequest,
         max_field_size=session._max_field_size,  # noqa: SLF001
         max_headers=session._max_headers,  # noqa: SLF001
     )
+
+
+async def connect(session: aiohttp.ClientSession, req: aiohttp.ClientRequest,
+                  timeout: aiohttp.ClientTimeout) -> Connection:
+    """A connection for `req` from the connector: pooled, or new through the guarded
+    resolver and TLS; a connect timeout raised as `_request` raises it."""
+    connector = session._connector  # noqa: SLF001
+    assert connector is not None
+    try:
+        return await connector.connect(req, traces=[], timeout=timeout)
+    except TimeoutError as exc:
+        raise aiohttp.ConnectionTimeoutError(f"Connection timeout to host {req.url}") from exc
+
+
+async def _send(session: aiohttp.ClientSession, req: aiohttp.ClientRequest,
+                timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    """A connection from the pool (or a new one), the request written, the head read:
+    `_request`'s `_connect_and_send_request`."""
+    conn = await connect(session, req, timeout)
+    protocol = conn.protocol
+    assert protocol is not None
+    set_params(session, protocol, timeout)
     try:
         resp = await req.send(conn)
         try:
