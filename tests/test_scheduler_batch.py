@@ -137,3 +137,38 @@ def test_decide_gives_a_plain_304_the_short_form() -> None:
     moved = NotModified(url=state.url, headers={}, fetched_at="2026-12-06T20:00:00.123456Z",
                         permanent_url="http://127.0.0.1/b.xml")
     assert not _plain_304(decide(time.time(), state, moved, ScheduleRules(), random.Random(1)).updates)
+
+
+# The claim script before decision 163: a ZADD per claimed feed.
+_CLAIM_PER_FEED = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], until_ms, id)
+end
+return ids
+"""
+
+
+@pytest.mark.parametrize("limit", [1, 7, 500, 501, 1_200])
+async def test_the_claim_leases_in_one_zadd_as_it_did_feed_by_feed(settings: Settings, limit: int) -> None:
+    """Decision 163: the same ids returned and the same schedule after, against the
+    per-feed script, on a schedule of due, not yet due and leased feeds."""
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    rng = random.Random(limit)
+    now_ms = int(time.time() * 1000)
+    scores = {f"f{i:04d}": now_ms + rng.choice([-5_000, -1, 0, 1, 60_000]) + rng.randrange(3) for i in range(1_100)}
+    try:
+        schedules = []
+        for name, script in (("old", _CLAIM_PER_FEED), ("new", scheduler_module._CLAIM)):  # noqa: SLF001
+            key = f"{settings.namespace}:{name}:schedule"
+            await redis.zadd(key, scores)
+            claimed = await redis.eval(script, 1, key, now_ms, 60_000, limit)
+            schedules.append((claimed, await redis.zrange(key, 0, -1, withscores=True)))
+        assert schedules[0] == schedules[1]
+        due = sum(1 for score in scores.values() if score <= now_ms)
+        assert len(schedules[1][0]) == min(limit, due)
+        leased = {member for member, score in schedules[1][1] if score == now_ms + 60_000}
+        assert set(schedules[1][0]) <= leased
+    finally:
+        await redis.aclose()
