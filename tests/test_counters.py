@@ -7,7 +7,14 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from ingest.counters import FETCH_BUCKETS, bucket_for, fetch_outcome, record_fetch, record_processing
+from ingest.counters import (
+    FETCH_BUCKETS,
+    bucket_for,
+    fetch_counters,
+    fetch_outcome,
+    record_fetch,
+    record_processing,
+)
 from ingest.keys import Keys
 from ingest.models import Fetched, FetchFailed, NotModified
 from ingest.settings import Settings
@@ -36,6 +43,31 @@ def test_buckets() -> None:
     assert bucket_for(0.05, FETCH_BUCKETS) == "0.05"
     assert bucket_for(0.051, FETCH_BUCKETS) == "0.1"
     assert bucket_for(31, FETCH_BUCKETS) == "+Inf"
+
+
+def _fetch_counters_formatted(result: Fetched | NotModified | FetchFailed, seconds: float,
+                              parsed: bool) -> dict[str, int]:
+    """fetch_counters before decision 164: every name formatted per poll."""
+    ints = {f"fetch_outcome:{fetch_outcome(result, parsed)}": 1,
+            f"fetch_seconds_bucket:{bucket_for(seconds, FETCH_BUCKETS)}": 1, "fetch_seconds_count": 1}
+    if isinstance(result, Fetched):
+        ints["fetch_bytes"] = len(result.body)
+    return ints
+
+
+def test_fetch_counters_name_what_formatting_per_poll_named() -> None:
+    results: list[Fetched | NotModified | FetchFailed] = [
+        NotModified("u", {}, _AT), Fetched("u", "u", 200, {}, b"abc", _AT),
+        FetchFailed("u", "u: HTTP 503", _AT, status=503), FetchFailed("u", "u: HTTP 418", _AT, status=418),
+        FetchFailed("u", "u: timed out after 30 s", _AT), FetchFailed("u", "boom", _AT),
+    ]
+    seconds = [0.0, 0.01, 0.05, 0.0500001, 0.1, 0.2, 0.25, 0.5, 0.99, 1.0, 2.5, 4.0, 5.0, 10.0, 29.9, 30.0,
+               30.01, 1e9, float("inf"), float("nan"), -1.0, *FETCH_BUCKETS]
+    for result in results:
+        for parsed in (False, True):
+            for s in seconds:
+                new, old = fetch_counters(result, s, parsed), _fetch_counters_formatted(result, s, parsed)
+                assert list(new.items()) == list(old.items()), (result, s, parsed)
 
 
 async def test_polls_are_summed_in_memory_and_flushed_within_seconds(settings: Settings) -> None:

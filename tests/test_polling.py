@@ -417,3 +417,34 @@ async def test_outcomes_ending_together_are_recorded_in_one_batch_and_check_each
             assert await rig.redis.hmget(rig.keys.feed(i), ["lease", "last_status"]) == [None, b"304"]
         assert await rig.redis.hget(rig.keys.feed(ids[1]), "lease") == b"another-daemon"
         assert await rig.stat("polls_not_modified") == 2
+
+
+async def test_ended_polls_make_room_for_the_next_claims_and_leave_nothing_in_flight(
+    settings: Settings, farm: Farm, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Decision 165: a poll's task takes itself out of `in_flight` (no done callback), a
+    crashed one too; with room for 3 polls at once, all 12 feeds are polled and counted."""
+    async with make_rig(settings, poll_batch=3, queue_bound=100) as rig:
+        ids = [await rig.add(farm.url(f"plain/room{i}.xml", host=HOSTS[i % 3])) for i in range(12)]
+        crashing = ids[5]
+        poll_feed = rig.poller.poll_feed
+
+        async def poll_or_crash(feed_id: str, state: FeedState | None = None) -> None:
+            if feed_id == crashing:
+                raise RuntimeError("a surprise")
+            await poll_feed(feed_id, state)
+
+        monkeypatch.setattr(rig.poller, "poll_feed", poll_or_crash)
+        seen: list[int] = []
+
+        def all_ended() -> bool:
+            seen.append(len(rig.poller.in_flight))
+            return len(farm.hits("/plain/room")) == 11 and not rig.poller.in_flight
+
+        await run_poller(rig, all_ended, timeout=10)
+        assert len(farm.hits("/plain/room")) == 11 and rig.poller.in_flight == {}
+        assert max(seen) <= 3
+        assert await rig.stat("poll_crashes") == 1
+        for feed_id in ids:
+            leased = await rig.redis.hget(rig.keys.feed(feed_id), "lease")
+            assert (leased is None) == (feed_id != crashing)

@@ -20,7 +20,6 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -121,9 +120,7 @@ class Poller:
                         time.time(), self.settings.lease_seconds, room)
                 for feed_id, raw in claimed:
                     state = FeedState.from_hash(feed_id, raw) if b"url" in raw else None
-                    task = asyncio.create_task(self._poll_one(feed_id, state))
-                    self.in_flight[feed_id] = task
-                    task.add_done_callback(self._forget(feed_id))
+                    self.in_flight[feed_id] = asyncio.create_task(self._poll_one(feed_id, state))
                 if time.monotonic() - last_prune > 60:
                     self.pacer.prune()
                     last_prune = time.monotonic()
@@ -154,13 +151,14 @@ class Poller:
             await asyncio.wait_for(stop.wait(), BUSY_LOOK_SECONDS)
         return True
 
-    def _forget(self, feed_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(_: asyncio.Task[None]) -> None:
-            self.in_flight.pop(feed_id, None)
-            if self.settings.poll_batch - len(self.in_flight) >= self.refill:
-                self.room.set()
-
-        return done
+    def _forget(self, feed_id: str) -> None:
+        """A poll has ended: room for the next claim. Called by the poll's own task as its
+        last step (a done callback per task cost a closure, a callback and a loop turn per
+        poll, #21, decision 165); a task cancelled before it ran never gets here, which only
+        _shutdown does, and it no longer reads in_flight then."""
+        self.in_flight.pop(feed_id, None)
+        if self.settings.poll_batch - len(self.in_flight) >= self.refill:
+            self.room.set()
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for room (`refill` polls ending) or for the next due time (at most IDLE_LOOK_SECONDS).
@@ -208,6 +206,8 @@ class Poller:
         except Exception:  # noqa: BLE001 - one feed's surprise must not stop the loop
             log.exception("polling feed %s failed unexpectedly", feed_id)
             await self._count_crash()
+        finally:
+            self._forget(feed_id)
 
     async def _count_crash(self) -> None:
         """Count one crash in <ns>:stats. When Redis is what failed (#12: this call
