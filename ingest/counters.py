@@ -143,7 +143,7 @@ def fetch_outcome(result: Fetched | NotModified | FetchFailed, parsed: bool) -> 
 
 
 # The counters' names a poll adds to, formatted once rather than per poll (the bucket's
-# label and two f-strings cost a 304 poll ~1.5 us, #21, decision 164).
+# label and two f-strings: 1.2 -> 0.7 us a poll, #21, decision 164).
 _FETCH_BUCKET_NAMES = tuple((bound, f"fetch_seconds_bucket:{bound:g}") for bound in FETCH_BUCKETS)
 _FETCH_BUCKET_INF = "fetch_seconds_bucket:+Inf"
 _OUTCOME_NAMES: dict[str, str] = {}  # outcome class -> counter name; the classes are few (fetch_outcome)

@@ -39,9 +39,10 @@ __all__ = ["Outcome", "Scheduler", "new_token"]
 Outcome = tuple[str, float | None, Mapping[str, str | int | float], str]
 
 # KEYS[1] schedule; ARGV: now_ms, lease_ms, limit. Returns the ids claimed.
-# The leases go in one ZADD per 500 feeds, not a call per feed: a redis.call from Lua
-# cost Redis ~5 us per claimed feed of a warm poll's ~32 (#21, decision 163). The ids
-# are distinct (one range of the set) and all get the same score, so the set ends the same.
+# The leases go in one ZADD per 500 feeds, not a redis.call per feed (#21, decision 163):
+# ~1 us of Redis per poll less (most of a ZADD's time is the score's move in the set,
+# which stays). The ids are distinct (one range of the set) and all get the same
+# score, so the set ends the same.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
