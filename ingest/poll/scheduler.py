@@ -40,7 +40,7 @@ Outcome = tuple[str, float | None, Mapping[str, str | int | float], str]
 
 # KEYS[1] schedule; ARGV: now_ms, lease_ms, limit. Returns the ids claimed.
 # The leases go in one ZADD per 500 feeds, not a redis.call per feed (#21, decision 163):
-# ~1 us of Redis per poll less (most of a ZADD's time is the score's move in the set,
+# 1-2.5 us of Redis per poll less (most of a ZADD's time is the score's move in the set,
 # which stays). The ids are distinct (one range of the set) and all get the same
 # score, so the set ends the same.
 _CLAIM = """
