@@ -9,7 +9,6 @@ error of a refused port.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -22,6 +21,7 @@ import ingest.poll.leanget as leanget
 from ingest.poll.fetch import conditional_get, new_session
 from ingest.poll.leanget import can_lean, lean_get, lean_supported, merged_headers
 from ingest.settings import Settings
+from tests.rawhttp import RawHTTPServer
 
 # The comparisons below call lean_get directly. On an aiohttp release it was not
 # checked against (`make test-latest` after a new release) the service does not use it,
@@ -32,59 +32,6 @@ checked_release = pytest.mark.skipif(
     reason=f"aiohttp {aiohttp.__version__} is not in leanget.CHECKED_AIOHTTP: polls use session.get")
 
 Get = Callable[[aiohttp.ClientSession, str, dict[str, str]], Awaitable[tuple[int, dict[str, str], bytes]]]
-
-
-class RawServer:
-    """Answers by path; records every request head; can drop kept-alive connections."""
-
-    def __init__(self) -> None:
-        self.heads: list[bytes] = []
-        self.drop_idle = False  # close each connection right after its first answer
-        self.hang_up = False  # read a connection's second request, then close it unanswered
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 2)
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        answered = 0
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.heads.append(head)
-                if self.hang_up and answered:
-                    break  # as a server whose keep-alive timeout fell just as the request came
-                answered += 1
-                path = head.split(b" ", 2)[1]
-                if path == b"/cookie":
-                    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\nok"
-                elif path == b"/304":
-                    answer = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'
-                elif path == b"/moved":
-                    answer = b"HTTP/1.1 301 Moved Permanently\r\nLocation: /304\r\nContent-Length: 0\r\n\r\n"
-                else:
-                    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
-                writer.write(answer)
-                await writer.drain()
-                if self.drop_idle:
-                    await asyncio.sleep(0.05)  # the client has pooled the connection by now
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 async def _via_session(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[
@@ -109,7 +56,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def _heads_for(get: Get, sequence: list[tuple[str, dict[str, str]]], drop_idle: bool = False,
                      hang_up: bool = False) -> tuple[list[bytes], list[tuple[int, bytes]]]:
-    async with RawServer() as server:
+    async with RawHTTPServer() as server:
         server.drop_idle, server.hang_up = drop_idle, hang_up
         session = new_session(Settings(allow_networks="127.0.0.0/8"))
         outcomes = []
@@ -158,7 +105,7 @@ async def test_on_an_unchecked_release_the_fetch_takes_session_get(
     monkeypatch.setattr(leanget, "lean_get", must_not_run)
     monkeypatch.setattr(fetch_module, "raw_get", must_not_run)
     assert not can_lean(session)
-    async with RawServer() as server:
+    async with RawHTTPServer() as server:
         settings = Settings(allow_networks="127.0.0.0/8")
         result = await conditional_get(session, server.url("/moved"), settings, etag='"v1"')
         assert type(result).__name__ == "NotModified"
@@ -203,7 +150,7 @@ async def test_a_request_the_server_hangs_up_on_is_sent_once_more_on_a_new_conne
 
 @checked_release
 async def test_a_refused_port_is_a_connector_error(session: aiohttp.ClientSession) -> None:
-    async with RawServer() as server:
+    async with RawHTTPServer() as server:
         url = server.url("/plain")
     with pytest.raises(aiohttp.ClientConnectorError):
         await _via_lean(session, url, {})
@@ -211,7 +158,7 @@ async def test_a_refused_port_is_a_connector_error(session: aiohttp.ClientSessio
 
 @checked_release
 async def test_conditional_get_on_the_lean_path_sees_the_304(session: aiohttp.ClientSession) -> None:
-    async with RawServer() as server:
+    async with RawHTTPServer() as server:
         settings = Settings(allow_networks="127.0.0.0/8")
         result = await conditional_get(session, server.url("/moved"), settings, etag='"v1"')
         assert type(result).__name__ == "NotModified"

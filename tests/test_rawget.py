@@ -11,8 +11,6 @@ private address, and TLS with a self-signed certificate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gzip
 import shutil
 import ssl
 import subprocess
@@ -31,81 +29,13 @@ from ingest.poll.leanget import lean_get, lean_supported, merged_headers
 from ingest.poll.rawget import RawResponse, raw_get, raw_head
 from ingest.poll.urlguard import GuardedResolver
 from ingest.settings import Settings
+from tests.rawhttp import RawHTTPServer
 
 pytestmark = pytest.mark.skipif(
     not lean_supported(), reason=f"aiohttp {aiohttp.__version__} is not in leanget.CHECKED_AIOHTTP")
 
-_GZ = gzip.compress(b"hello, compressed")
-ANSWERS: dict[bytes, bytes] = {
-    b"/cookie": b"HTTP/1.1 200 OK\r\nSet-Cookie: session=abc; Path=/\r\nContent-Length: 2\r\n\r\nok",
-    b"/304": b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n',
-    b"/moved": b"HTTP/1.1 301 Moved Permanently\r\nLocation: /304\r\nContent-Length: 0\r\n\r\n",
-    b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-    b"/gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(_GZ) + _GZ,
-    b"/http10": b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\nold!",
-    b"/close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye",
-    b"/continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
-    b"/bad": b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-}
-_PLAIN = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
-_UNTIL_EOF = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the end"
-
 Reply = tuple[int, dict[str, str], bytes]
 Get = Callable[[aiohttp.ClientSession, str, dict[str, str]], Awaitable[Reply]]
-
-
-class Server:
-    """Answers by path; records every request head and counts connections; can drop
-    kept-alive connections or hang up on a connection's second request."""
-
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.heads: list[bytes] = []
-        self.connections = 0
-        self.drop_idle = False
-        self.hang_up = False
-        self.ssl_context = ssl_context
-        self.server: asyncio.Server | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> Server:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 2)
-
-    def url(self, path: str, host: str = "localhost") -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        answered = 0
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                self.heads.append(head)
-                if self.hang_up and answered:
-                    break
-                answered += 1
-                path = head.split(b" ", 2)[1]
-                if path == b"/eof":
-                    writer.write(_UNTIL_EOF)
-                    await writer.drain()
-                    break
-                writer.write(ANSWERS.get(path, _PLAIN))
-                await writer.drain()
-                if path in (b"/http10", b"/close", b"/bad") or self.drop_idle:
-                    await asyncio.sleep(0.05)
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
 
 
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -133,7 +63,7 @@ def _loopback_session() -> aiohttp.ClientSession:
 
 async def _run(get: Get, sequence: list[tuple[str, dict[str, str]]], *, drop_idle: bool = False,
                hang_up: bool = False) -> tuple[list[bytes], list[Reply], int]:
-    async with Server() as server:
+    async with RawHTTPServer(host="localhost") as server:
         server.drop_idle, server.hang_up = drop_idle, hang_up
         session = _loopback_session()
         replies = []
@@ -208,7 +138,7 @@ async def test_a_request_the_server_hangs_up_on_is_sent_once_more() -> None:
 async def test_a_malformed_reply_is_the_same_error_on_every_path() -> None:
     errors = []
     for get in (_via_session, _via_lean, _via_raw):
-        async with Server() as server:
+        async with RawHTTPServer(host="localhost") as server:
             session = _loopback_session()
             try:
                 with pytest.raises(aiohttp.ClientResponseError) as caught:
@@ -220,7 +150,7 @@ async def test_a_malformed_reply_is_the_same_error_on_every_path() -> None:
 
 
 async def test_raw_get_takes_the_connection_session_get_pooled() -> None:
-    async with Server() as server:
+    async with RawHTTPServer(host="localhost") as server:
         session = _loopback_session()
         try:
             await _via_session(session, server.url("/plain"), {})
@@ -258,7 +188,7 @@ async def test_a_header_with_a_line_break_is_refused_as_aiohttp_refuses_it() -> 
         errors = []
         for get in (_via_lean, _via_raw):
             with pytest.raises(ValueError, match="control character") as caught:
-                async with Server() as server:
+                async with RawHTTPServer(host="localhost") as server:
                     await get(session, server.url("/304"), {"If-None-Match": 'a\r\nX-Injected: 1'})
             errors.append(str(caught.value))
         assert errors[0] == errors[1]
@@ -267,7 +197,7 @@ async def test_a_header_with_a_line_break_is_refused_as_aiohttp_refuses_it() -> 
 
 
 async def test_a_private_address_is_refused_before_any_request() -> None:
-    async with Server() as server:
+    async with RawHTTPServer(host="localhost") as server:
         session = new_session(Settings())  # loopback is not allowed
         try:
             result = await conditional_get(session, server.url("/304"), Settings(), etag='"v1"')
@@ -292,7 +222,7 @@ async def test_conditional_get_takes_raw_get_for_a_304(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(rawget, "_once", spy)
     monkeypatch.setattr(leanget, "lean_get", must_not_run)
-    async with Server() as server:
+    async with RawHTTPServer(host="localhost") as server:
         session = _loopback_session()
         try:
             settings = Settings(allow_networks="127.0.0.0/8")
@@ -330,7 +260,7 @@ async def tls_session(certificate: tuple[Path, Path]) -> AsyncIterator[aiohttp.C
 async def test_tls_replies_and_reuse(certificate: tuple[Path, Path], tls_session: aiohttp.ClientSession) -> None:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(str(certificate[0]), str(certificate[1]))
-    async with Server(server_context) as server:
+    async with RawHTTPServer(server_context, host="localhost") as server:
         replies = [await get(tls_session, server.url(path), {})
                    for get, path in ((_via_session, "/plain"), (_via_raw, "/304"), (_via_raw, "/gzip"))]
     assert [(status, body) for status, _, body in replies] == [(200, b"hello"), (304, b""), (200, b"hello, compressed")]
@@ -341,7 +271,7 @@ async def test_tls_replies_and_reuse(certificate: tuple[Path, Path], tls_session
 async def test_tls_with_an_untrusted_certificate_fails_on_raw_get(certificate: tuple[Path, Path]) -> None:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(str(certificate[0]), str(certificate[1]))
-    async with Server(server_context) as server:
+    async with RawHTTPServer(server_context, host="localhost") as server:
         session = _loopback_session()  # the system's CAs: the self-signed certificate is not trusted
         try:
             with pytest.raises(aiohttp.ClientConnectorCertificateError):
@@ -358,7 +288,7 @@ async def test_the_connection_keeps_its_parser_between_raw_replies_only() -> Non
         (protocol, _), = conns
         return protocol._parser  # noqa: SLF001
 
-    async with Server() as server:
+    async with RawHTTPServer(host="localhost") as server:
         session = _loopback_session()
         try:
             seen = []
