@@ -24,11 +24,8 @@ connection's send; the wrapper costs every variant alike).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.farm import FarmSpec, changed_in_round, feed_body  # noqa: E402
+from bench.paired import farm_arguments, on_private_redis, print_cpu  # noqa: E402
 
 VARIANTS = ("apart", "piped", "outcome", "joined")
 
@@ -132,32 +130,11 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--feeds", type=int, default=2000, help="every feed changes in round 1")
-    p.add_argument("--items", type=int, default=30)
-    p.add_argument("--new-items", type=int, default=3)
-    args = p.parse_args()
-    if not (len(VARIANTS) <= args.feeds <= 5000 and 0 < args.items <= 200):
-        p.error(f"bounds: --feeds {len(VARIANTS)}..5000, --items 1..200")
-    from ingest.embedded import RedisServer
-
-    spec = FarmSpec(feeds=args.feeds, items=args.items, changed=1.0, new_items=args.new_items)
-    with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
-        server = RedisServer(Path(tmp) / "redis", Path(tmp) / "redis.sock", appendonly=False)
-        server.start()
-        try:
-            cpu, trips = asyncio.run(_run(server.url, spec))
-        finally:
-            server.stop()
-    first = statistics.mean(cpu[VARIANTS[0]])
-    print(f"{args.feeds} changed documents ({args.new_items} new items among {args.items}), "
-          f"worker CPU µs per job")
-    for name in VARIANTS:
-        values = cpu[name]
-        mean = statistics.mean(values)
-        print(f"  {name:8s} n={len(values):4d}  mean {1e6 * mean:6.0f}  median {1e6 * statistics.median(values):6.0f}"
-              f"  ({100 * (mean / first - 1):+5.1f}% against {VARIANTS[0]})"
-              f"  Redis writes per job {statistics.mean(trips[name]):5.2f}")
+    args, spec = farm_arguments(__doc__.splitlines()[0] if __doc__ else None, 2000, VARIANTS)
+    cpu, trips = on_private_redis("bench-job-", lambda url: _run(url, spec))
+    print_cpu(cpu, VARIANTS, f"{args.feeds} changed documents ({args.new_items} new items among {args.items}), "
+              f"worker CPU µs per job",
+              lambda name: f"  Redis writes per job {statistics.mean(trips[name]):5.2f}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,7 @@ Variants (each adds one change to the one before):
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.farm import FarmSpec, changed_in_round, feed_body  # noqa: E402
+from bench.paired import farm_arguments, on_private_redis, print_cpu  # noqa: E402
 
 VARIANTS = ("before", "packed", "scripts", "states", "scans")
 
@@ -161,31 +158,10 @@ async def _run(url: str, spec: FarmSpec) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--feeds", type=int, default=1200, help="every feed changes in round 1")
-    p.add_argument("--items", type=int, default=30)
-    p.add_argument("--new-items", type=int, default=3)
-    args = p.parse_args()
-    if not (len(VARIANTS) <= args.feeds <= 5000 and 0 < args.items <= 200):
-        p.error(f"bounds: --feeds {len(VARIANTS)}..5000, --items 1..200")
-    from ingest.embedded import RedisServer
-
-    spec = FarmSpec(feeds=args.feeds, items=args.items, changed=1.0, new_items=args.new_items)
-    with tempfile.TemporaryDirectory(prefix="bench-paired-") as tmp:
-        server = RedisServer(Path(tmp) / "redis", Path(tmp) / "redis.sock", appendonly=False)
-        server.start()
-        try:
-            cpu = asyncio.run(_run(server.url, spec))
-        finally:
-            server.stop()
-    first = statistics.mean(cpu[VARIANTS[0]])
-    print(f"{args.feeds} changed documents ({args.new_items} new items among {args.items}), "
-          f"worker CPU µs per document")
-    for name in VARIANTS:
-        values = cpu[name]
-        mean = statistics.mean(values)
-        print(f"  {name:8s} n={len(values):4d}  mean {1e6 * mean:6.0f}  median {1e6 * statistics.median(values):6.0f}"
-              f"  ({100 * (mean / first - 1):+5.1f}% against {VARIANTS[0]})")
+    args, spec = farm_arguments(__doc__.splitlines()[0] if __doc__ else None, 1200, VARIANTS)
+    cpu = on_private_redis("bench-paired-", lambda url: _run(url, spec))
+    print_cpu(cpu, VARIANTS, f"{args.feeds} changed documents ({args.new_items} new items among {args.items}), "
+              f"worker CPU µs per document")
 
 
 if __name__ == "__main__":
