@@ -55,6 +55,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "PUSHED_HEADER",
     "bucket_for",
+    "bucket_index",
     "fetch_counters",
     "fetch_outcome",
     "latency_counters",
@@ -115,12 +116,19 @@ async def _add(redis: aioredis.Redis, keys: Keys, ints: dict[str, int], floats: 
     await run_script(redis, _add_call(keys, ints, floats, minute_items, now))
 
 
+def bucket_index(seconds: float, buckets: Sequence[float]) -> int:
+    """Pure: the position of the smallest bucket holding `seconds`; len(buckets) past the
+    last (and for NaN, which no bound holds): the "+Inf" bucket."""
+    for position, bound in enumerate(buckets):
+        if seconds <= bound:
+            return position
+    return len(buckets)
+
+
 def bucket_for(seconds: float, buckets: Sequence[float]) -> str:
     """Pure: the label of the smallest bucket holding `seconds` ("+Inf" past the last)."""
-    for bound in buckets:
-        if seconds <= bound:
-            return f"{bound:g}"
-    return "+Inf"
+    position = bucket_index(seconds, buckets)
+    return f"{buckets[position]:g}" if position < len(buckets) else "+Inf"
 
 
 def fetch_outcome(result: Fetched | NotModified | FetchFailed, parsed: bool) -> str:
@@ -144,8 +152,7 @@ def fetch_outcome(result: Fetched | NotModified | FetchFailed, parsed: bool) -> 
 
 # The counters' names a poll adds to, formatted once rather than per poll (the bucket's
 # label and two f-strings: 1.2 -> 0.7 us a poll, #21, decision 164).
-_FETCH_BUCKET_NAMES = tuple((bound, f"fetch_seconds_bucket:{bound:g}") for bound in FETCH_BUCKETS)
-_FETCH_BUCKET_INF = "fetch_seconds_bucket:+Inf"
+_FETCH_BUCKET_NAMES = (*(f"fetch_seconds_bucket:{bound:g}" for bound in FETCH_BUCKETS), "fetch_seconds_bucket:+Inf")
 _OUTCOME_NAMES: dict[str, str] = {}  # outcome class -> counter name; the classes are few (fetch_outcome)
 
 
@@ -158,12 +165,7 @@ def fetch_counters(result: Fetched | NotModified | FetchFailed, seconds: float,
         outcome_name = f"fetch_outcome:{outcome}"
         if len(_OUTCOME_NAMES) < 1000:  # bounded whatever statuses servers invent
             _OUTCOME_NAMES[outcome] = outcome_name
-    bucket = _FETCH_BUCKET_INF
-    for bound, name in _FETCH_BUCKET_NAMES:
-        if seconds <= bound:
-            bucket = name
-            break
-    ints = {outcome_name: 1, bucket: 1, "fetch_seconds_count": 1}
+    ints = {outcome_name: 1, _FETCH_BUCKET_NAMES[bucket_index(seconds, FETCH_BUCKETS)]: 1, "fetch_seconds_count": 1}
     if isinstance(result, Fetched):
         ints["fetch_bytes"] = len(result.body)
     return ints
