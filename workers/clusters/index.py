@@ -71,7 +71,7 @@ import redis.asyncio as aioredis
 
 from ingest.keys import Keys
 from ingest.models import Item
-from ingest.redis_conn import ScriptCall, is_cluster, mget_any
+from ingest.redis_conn import ScriptCall, is_cluster, mget_any, run_script
 from ingest.settings import Settings
 from workers.clusters.shingles import fixed_words
 from workers.clusters.sketch import (
@@ -397,7 +397,6 @@ class ClusterIndex:
         self.buckets = Buckets.for_retention(ttl_seconds)
         self.shards = shards
         self._read_script = redis.register_script(_READ_LUA)
-        self._write_script = redis.register_script(_WRITE_LUA)
         self.cluster = is_cluster(redis)
 
     @classmethod
@@ -413,7 +412,7 @@ class ClusterIndex:
         `now` (epoch seconds, default the clock) picks the time bucket."""
         assigned, write = await self.assign_deferred(items, now)
         if write is not None:
-            await self._write_script(keys=write[1], args=write[2])
+            await run_script(self.redis, write)
         return assigned
 
     async def assign_deferred(
