@@ -74,9 +74,7 @@ def join_profile(profile: Path) -> None:
 
 def commandstats(service: Service) -> dict[str, tuple[int, int]]:
     """Calls and server microseconds per Redis command so far."""
-    assert service.client is not None
-    info: dict[str, dict[str, int]] = service.client.info("commandstats")  # type: ignore[assignment]
-    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in info.items()}
+    return service.commandstats()
 
 
 def print_commands_per(services: Mapping[str, Service], before: Mapping[str, dict[str, tuple[int, int]]],

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -66,6 +66,12 @@ class PhaseResult:
     articles: dict[str, int] = field(default_factory=dict)
     article_latencies_ms: list[float] = field(default_factory=list)
     article_span_seconds: float = 0.0
+    # Where the phase's CPU went: `ingest run` alone (poller, sink, consumers; the rest of
+    # cpu_service is the worker processes), and the server time of each Redis command run
+    # during the phase, (calls, µs) from INFO commandstats (a script's own commands counted
+    # both under it and under EVALSHA).
+    cpu_main: float = 0.0
+    redis_commands: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class Service:
@@ -210,6 +216,12 @@ class Service:
         assert self.proc is not None
         return tree(self.proc.pid)
 
+    def commandstats(self) -> dict[str, tuple[int, int]]:
+        """Calls and server microseconds per Redis command so far (INFO commandstats)."""
+        assert self.client is not None
+        info = cast(dict[str, dict[str, int]], self.client.info("commandstats"))
+        return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in info.items()}
+
     def redis_cpu(self) -> float:
         proc = self.redis_server.process
         return cpu_seconds([proc.pid]) if proc else 0.0
@@ -264,6 +276,8 @@ class Service:
         settled0, articles0 = (self.settled(), self.articles()) if settle else (0, {})
         pids = self.service_pids()
         cpu0, rcpu0, mem0, last = cpu_seconds(pids), self.redis_cpu(), self.used_memory(), self.last_stream_id()
+        assert self.proc is not None
+        main0, commands0 = cpu_seconds([self.proc.pid]), self.commandstats()
         if feeds_per_second:
             start = time.perf_counter()
             self._push_schedule(time.time(), feeds_per_second)
@@ -289,12 +303,17 @@ class Service:
         seconds = time.perf_counter() - start
         # Processes that started during the phase count from zero.
         cpu = cpu_seconds(self.service_pids()) - cpu0
+        main = cpu_seconds([self.proc.pid]) - main0
+        commands = {name: (calls - commands0.get(name, (0, 0))[0], usec - commands0.get(name, (0, 0))[1])
+                    for name, (calls, usec) in self.commandstats().items()
+                    if calls != commands0.get(name, (0, 0))[0]}
         stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items()
                  if v != stats0.get(k, 0) and ":" not in k and not k.startswith(("fetch_", "parse_", "normalize_s"))}
         article_latencies, span = self.article_entries(last) if settle else ([], 0.0)
         return PhaseResult(seconds, self.polls() - polls0, self.stored() - stored0, cpu,
                            self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats,
-                           _changes(articles0, self.articles()) if settle else {}, article_latencies, span)
+                           _changes(articles0, self.articles()) if settle else {}, article_latencies, span,
+                           main, commands)
 
 
 def _changes(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
