@@ -14,7 +14,8 @@ other, each on a fresh database, `--runs` times:
 
 Phases, in this order on each database:
   cold   first poll; every entry new, counted until stored
-  warm   every feed due again, all answered 304
+  warm   every feed due again, all answered 304; --warm-repeats times back to back
+         (default 5), the repeat of median rate reported: one lasts a fraction of a second
   mixed  the farm's next round: --changed of the feeds have --new-items new items
   paced  (ingest only) every feed has new items, the feeds coming due one after the
          other at half the cold phase's rate of feeds: the fetch-to-stream latency of a
@@ -28,7 +29,9 @@ Phases, in this order on each database:
 Reported: median and spread (min-max) over runs; CPU per entry (from /proc,
 the whole process tree; for ingest with and without its redis-server);
 fetch-to-stream latency p50/p99 (stream entry id time minus the record's
-fetched_at); peak RSS per process kind; Redis memory per 100k items. Figures
+fetched_at); peak RSS per process kind; Redis memory per 100k items; per phase of
+ingest, the CPU of `ingest run`, of its workers and of redis-server, and the Redis
+commands that took most of the server's time (INFO commandstats). Figures
 are printed, never asserted. Linux only (/proc).
 
 Full text (#15): `--full-text [auto|always]` (default 200 feeds x 10 items, 1 run)
