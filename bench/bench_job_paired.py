@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.farm import FarmSpec, changed_in_round, feed_body  # noqa: E402
-from bench.paired import farm_arguments, on_private_redis, print_cpu  # noqa: E402
+from bench.farm import FarmSpec  # noqa: E402
+from bench.paired import documents, farm_arguments, job_setup, on_private_redis, print_cpu  # noqa: E402
 
 VARIANTS = ("apart", "piped", "outcome", "joined")
 
@@ -44,17 +44,12 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
     from redis.asyncio.connection import AbstractConnection
 
     from ingest.deliver.publish import Deliverer
-    from ingest.keys import Keys
     from ingest.models import DeliveryResult, FeedSpec, Fetched, Item, feed_id_for_url
-    from ingest.poll.fetch import new_session
     from ingest.poll.registry import add_feeds, record_success, success_call
     from ingest.redis_conn import ScriptCall, pack_with_hiredis, run_script
-    from ingest.settings import Settings
     from ingest.urls import canonical_url
     from workers.article.fetch import ArticleFetcher
     from workers.clusters.index import ClusterIndex
-    from workers.limits import Limits
-    from workers.normalize.record import NormalizeOptions
     from workers.pipeline import process_document
 
     class WrittenApart(ClusterIndex):
@@ -81,11 +76,7 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
         writes[0] += 1
         await send(self, command, check_health)
 
-    settings = Settings(allow_networks="127.0.0.0/8")
-    keys = Keys("bench")
-    options = NormalizeOptions.from_settings(settings)
-    limits = Limits.from_settings(settings)
-    session = new_session(settings)
+    settings, keys, options, limits, session = job_setup()
     client = aioredis.Redis.from_url(url)
     await pack_with_hiredis(client)  # as a worker's client (workers/context.py)
     await client.flushall()
@@ -103,25 +94,20 @@ async def _run(url: str, spec: FarmSpec) -> tuple[dict[str, list[float]], dict[s
     trips: dict[str, list[int]] = {name: [] for name in VARIANTS}
     AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     try:
-        for round_ in (0, 1):
-            feeds = [n for n in range(spec.feeds) if round_ == 0 or changed_in_round(spec, n, 1)]
-            for i, n in enumerate(feeds):
-                name = VARIANTS[(i + i // len(VARIANTS)) % len(VARIANTS)]  # rotating order
-                fetched = Fetched(urls[n], urls[n], 200, {"content-type": "application/xml"},
-                                  feed_body(spec, n, round_, base), "2026-01-05T06:00:00Z")
-                index = joined_index if name == "joined" else apart_index
-                writes[0] = 0
-                started = time.process_time()
-                processed = await process_document(deliverer, specs[n], fetched, index, options, limits, articles,
-                                                   note_success=name != "apart")
-                if name == "apart":
-                    await record_success(client, keys, processed.result, processed.title, fetched.fetched_at,
-                                         fetched.status)
-                elif name == "piped":
-                    await piped_success(processed.result, processed.title, fetched)
-                if round_:
-                    cpu[name].append(time.process_time() - started)
-                    trips[name].append(writes[0])
+        for round_, n, name, fetched in documents(spec, VARIANTS, base):
+            index = joined_index if name == "joined" else apart_index
+            writes[0] = 0
+            started = time.process_time()
+            processed = await process_document(deliverer, specs[n], fetched, index, options, limits, articles,
+                                               note_success=name != "apart")
+            if name == "apart":
+                await record_success(client, keys, processed.result, processed.title, fetched.fetched_at,
+                                     fetched.status)
+            elif name == "piped":
+                await piped_success(processed.result, processed.title, fetched)
+            if round_:
+                cpu[name].append(time.process_time() - started)
+                trips[name].append(writes[0])
     finally:
         AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
         await session.close()

@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.farm import FarmSpec, changed_in_round, feed_body  # noqa: E402
-from bench.paired import farm_arguments, on_private_redis, print_cpu  # noqa: E402
+from bench.farm import FarmSpec  # noqa: E402
+from bench.paired import documents, farm_arguments, job_setup, on_private_redis, print_cpu  # noqa: E402
 
 VARIANTS = ("before", "packed", "scripts", "states", "scans")
 
@@ -76,21 +76,12 @@ async def _run(url: str, spec: FarmSpec) -> dict[str, list[float]]:
     import workers.parse as parse
     import workers.pipeline as pipeline
     from ingest.deliver.publish import Deliverer
-    from ingest.keys import Keys
-    from ingest.models import FeedSpec, Fetched
-    from ingest.poll.fetch import new_session
+    from ingest.models import FeedSpec
     from ingest.redis_conn import ScriptCall, pack_with_hiredis
-    from ingest.settings import Settings
     from workers.article.fetch import ArticleFetcher
     from workers.clusters.index import ClusterIndex
-    from workers.limits import Limits
-    from workers.normalize.record import NormalizeOptions
 
-    settings = Settings(allow_networks="127.0.0.0/8")
-    keys = Keys("bench")
-    options = NormalizeOptions.from_settings(settings)
-    limits = Limits.from_settings(settings)
-    session = new_session(settings)
+    settings, keys, options, limits, session = job_setup()
     plain = aioredis.Redis.from_url(url)
     await plain.flushall()
     packed = aioredis.Redis.from_url(url)
@@ -132,21 +123,15 @@ async def _run(url: str, spec: FarmSpec) -> dict[str, list[float]]:
     specs = [FeedSpec(f"farm{n}", f"{base}/feed/{n}.xml") for n in range(spec.feeds)]
     cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
     try:
-        for round_ in (0, 1):
-            feeds = [n for n in range(spec.feeds) if round_ == 0 or changed_in_round(spec, n, 1)]
-            for i, n in enumerate(feeds):
-                name = VARIANTS[(i + i // len(VARIANTS)) % len(VARIANTS)]  # rotating order
-                (deliverer, clusters, articles), finish, read_states, (cut_fn, defuse_fn) = setups[name]
-                _patch(pipeline, _in_one_round_trip=finish)
-                _patch(Deliverer, states=read_states)
-                _patch(parse, cut_after_entries=cut_fn, defuse_char_refs=defuse_fn)
-                body = feed_body(spec, n, round_, base)
-                fetched = Fetched(specs[n].url, specs[n].url, 200, {"content-type": "application/xml"}, body,
-                                  "2026-01-05T06:00:00Z")
-                started = time.process_time()
-                await pipeline.process_document(deliverer, specs[n], fetched, clusters, options, limits, articles)
-                if round_:
-                    cpu[name].append(time.process_time() - started)
+        for round_, n, name, fetched in documents(spec, VARIANTS, base):
+            (deliverer, clusters, articles), finish, read_states, (cut_fn, defuse_fn) = setups[name]
+            _patch(pipeline, _in_one_round_trip=finish)
+            _patch(Deliverer, states=read_states)
+            _patch(parse, cut_after_entries=cut_fn, defuse_char_refs=defuse_fn)
+            started = time.process_time()
+            await pipeline.process_document(deliverer, specs[n], fetched, clusters, options, limits, articles)
+            if round_:
+                cpu[name].append(time.process_time() - started)
     finally:
         _patch(pipeline, _in_one_round_trip=one_trip)
         _patch(Deliverer, states=states)
