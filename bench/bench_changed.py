@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.interleave import commandstats, join_profile, print_commands_per, profiled, spread, start_tree  # noqa: E402
+from bench.interleave import join_profile, print_commands_per, profiled, spread, start_tree  # noqa: E402
 from bench.procstat import cpu_seconds  # noqa: E402
 from bench.service import Service  # noqa: E402
 from bench.suite import Farm  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
                 services[name] = service = start_tree(tree, Path(tmp) / name, farm)
                 cold = service.phase(args.feeds * args.items, 600)
                 print(f"{name}: cold {cold.entries / cold.seconds:,.0f} entries/s", flush=True)
-            before = {name: commandstats(service) for name, service in services.items()}
+            before = {name: service.commandstats() for name, service in services.items()}
             for r in range(args.rounds):
                 farm.set_round(2 + r)  # from round 2 on, every feed gains items
                 order = trees if r % 2 == 0 else trees[::-1]

@@ -18,10 +18,10 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from bench.service import Service
+from bench.service import Service, commands_since
 from bench.suite import Farm
 
-__all__ = ["commandstats", "join_profile", "print_commands_per", "profiled", "spread", "start_tree"]
+__all__ = ["join_profile", "print_commands_per", "profiled", "spread", "start_tree"]
 
 
 def start_tree(tree: Path, tmp: Path, farm: Farm) -> Service:
@@ -72,22 +72,15 @@ def join_profile(profile: Path) -> None:
         part.unlink()
 
 
-def commandstats(service: Service) -> dict[str, tuple[int, int]]:
-    """Calls and server microseconds per Redis command so far."""
-    return service.commandstats()
-
-
 def print_commands_per(services: Mapping[str, Service], before: Mapping[str, dict[str, tuple[int, int]]],
                        units: int, unit: str) -> None:
     """Per tree: each Redis command's calls and server µs per unit since `before`, the
     commands under one call per hundred units left out."""
     for name, service in services.items():
-        after, was = commandstats(service), before[name]
+        ran = commands_since(before[name], service.commandstats())
         print(f"{name}: Redis commands per {unit} (calls, server us): " + ", ".join(
-            f"{cmd} {(calls - was.get(cmd, (0, 0))[0]) / units:.2f} "
-            f"{(usec - was.get(cmd, (0, 0))[1]) / units:.1f}"
-            for cmd, (calls, usec) in sorted(after.items())
-            if calls - was.get(cmd, (0, 0))[0] >= units / 100))
+            f"{cmd} {calls / units:.2f} {usec / units:.1f}"
+            for cmd, (calls, usec) in sorted(ran.items()) if calls >= units / 100))
 
 
 def spread(values: list[float]) -> str:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -36,7 +36,7 @@ from ingest.deliver.streamcodec import decode_item
 from ingest.embedded import RedisServer
 from ingest.keys import Keys
 
-__all__ = ["PhaseResult", "Service", "workers_flag_supported"]
+__all__ = ["PhaseResult", "Service", "commands_since", "workers_flag_supported"]
 
 NAMESPACE = "bench"
 INGEST = [sys.executable, "-m", "ingest"]
@@ -304,9 +304,7 @@ class Service:
         # Processes that started during the phase count from zero.
         cpu = cpu_seconds(self.service_pids()) - cpu0
         main = cpu_seconds([self.proc.pid]) - main0
-        commands = {name: (calls - commands0.get(name, (0, 0))[0], usec - commands0.get(name, (0, 0))[1])
-                    for name, (calls, usec) in self.commandstats().items()
-                    if calls != commands0.get(name, (0, 0))[0]}
+        commands = commands_since(commands0, self.commandstats())
         stats = {k: v - stats0.get(k, 0) for k, v in self.stats().items()
                  if v != stats0.get(k, 0) and ":" not in k and not k.startswith(("fetch_", "parse_", "normalize_s"))}
         article_latencies, span = self.article_entries(last) if settle else ([], 0.0)
@@ -314,6 +312,14 @@ class Service:
                            self.redis_cpu() - rcpu0, self.latencies(last), self.used_memory() - mem0, stats,
                            _changes(articles0, self.articles()) if settle else {}, article_latencies, span,
                            main, commands)
+
+
+def commands_since(before: Mapping[str, tuple[int, int]],
+                   after: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Pure: (calls, server µs) of each Redis command run between two readings of
+    `Service.commandstats`; commands not run in between left out."""
+    return {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+            for name, (calls, usec) in after.items() if calls != before.get(name, (0, 0))[0]}
 
 
 def _changes(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

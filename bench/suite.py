@@ -295,8 +295,8 @@ def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> s
 
 
 def _cpu_split(results: list[PhaseResult]) -> str:
-    """Per feed polled, median over runs: the CPU of `ingest run`, of its workers and of
-    redis-server, and the Redis commands that took most of the server's time."""
+    """Per feed polled: the CPU of `ingest run`, of its workers and of redis-server (median
+    over runs), and the five Redis commands that took most of the server's time (mean over runs)."""
     def per_feed(value: Callable[[PhaseResult], float]) -> float:
         return statistics.median(1e6 * value(r) / max(r.feeds, 1) for r in results)
 
