@@ -3,8 +3,8 @@
 Both run the farm's round 0 then round 1 (every feed changed) in one process on a
 private redis-server, the variants taking turns per document, and report CPU µs per
 document for each variant against the first. What differs between them is only
-the work per document (their `_run`); the arguments, bounds, server and report are
-here, so that the two stay comparable.
+the work per document (their `_run`); the arguments, bounds, server, the job's setup,
+the walk over the documents and the report are here, so that the two stay comparable.
 """
 
 from __future__ import annotations
