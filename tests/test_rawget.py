@@ -230,7 +230,7 @@ async def test_conditional_get_takes_raw_get_for_a_304(monkeypatch: pytest.Monke
         finally:
             await session.close()
     assert type(result).__name__ == "NotModified"
-    assert result.permanent_url == server.url("/304")  # type: ignore[union-attr]
+    assert result.permanent_url == server.url("/304")
     assert responses == [RawResponse, RawResponse]
 
 
