@@ -16,10 +16,13 @@ or read as many as its read limit): it has room for one now. A job queued
 since that look was announced, so after other looks the end of a job is no
 reason to look (two round trips per job, #21).
 
-Only the wait between two looks and the claim change; how arq reads and runs
-jobs is untouched. The claim is arq's own (the job is not running anywhere, is
-still queued and due: mark it in progress), done in one Lua script, one round
-trip, where arq takes a WATCH, EXISTS, ZSCORE and MULTI/EXEC (four) per job.
+Only the wait between two looks and the look itself change; how arq runs jobs
+is untouched. A look is one Lua script, one round trip: it reads the queue's
+head (arq's ZRANGEBYSCORE) and claims what it found as arq claims a job (not
+running anywhere, still queued and due: mark it in progress), where arq takes
+the read and then a WATCH, EXISTS, ZSCORE and MULTI/EXEC per job. Every wake
+reaches every idle worker and all but one find the job taken, so what a look
+costs is paid once per worker per job (#21, decisions 155 and 168).
 """
 
 from __future__ import annotations
@@ -46,28 +49,38 @@ log = logging.getLogger(__name__)
 
 _RESUBSCRIBE_AFTER = 1.0  # seconds after a lost subscription; polling goes on meanwhile
 
-# arq's claim (the job is not running anywhere, is still queued and due: mark it in
-# progress), for every job a look found, in one step (Lua runs atomically, as arq's
-# WATCH/MULTI made it): KEYS queue, then each job's in-progress key; ARGV now (ms),
-# in-progress timeout (ms), room (most jobs to claim), then the job ids in KEYS' order.
-# Returns id, score, id, score... of the jobs claimed, in that order. A job not
-# claimed runs elsewhere, left the queue (ended), or is not due yet (re-queued with a
-# delay).
-_CLAIM_SCRIPT = """
-local queue, now, timeout, room = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local claimed, n = {}, 0
-for i = 2, #KEYS do
-  if n >= room then break end
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local score = redis.call('ZSCORE', queue, ARGV[i + 2])
-    if score and tonumber(score) ~= 0 and tonumber(score) <= now then
-      redis.call('PSETEX', KEYS[i], timeout, '1')
+# A look (decision 168): arq's read of the queue's head and its claim (the job is not
+# running anywhere, is still queued and due: mark it in progress), in one step (Lua runs
+# atomically, as arq's WATCH/MULTI made the claim). KEYS queue; ARGV now (ms), in-progress
+# timeout (ms), room (most jobs to claim), read offset, read limit, in-progress key
+# prefix, then the ids of the jobs running in this worker (the queue's head holds the
+# jobs in progress: a job leaves the queue when it ends). Returns the number of ids
+# read, the number of them not running here, then id, score, id, score... of the jobs
+# claimed, in the queue's order. A job not claimed runs elsewhere.
+# The in-progress keys are not in KEYS: they are named by the ids read here, and arq's
+# queue lives on one Redis (never a cluster: ingest/redis_conn.py), where a script may
+# touch keys it reads the names of.
+_LOOK_SCRIPT = """
+local queue, now, timeout, room = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix = ARGV[6]
+local mine = {}
+for i = 7, #ARGV do mine[ARGV[i]] = true end
+local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', ARGV[4], ARGV[5])
+local claimed, n, others = {}, 0, 0
+for i = 1, #due, 2 do
+  local id, score = due[i], due[i + 1]
+  if not mine[id] then
+    others = others + 1
+    if n < room and tonumber(score) ~= 0 and redis.call('EXISTS', prefix .. id) == 0 then
+      redis.call('PSETEX', prefix .. id, timeout, '1')
       n = n + 1
-      claimed[2 * n - 1] = ARGV[i + 2]
+      claimed[2 * n - 1] = id
       claimed[2 * n] = score
     end
   end
 end
+table.insert(claimed, 1, others)
+table.insert(claimed, 1, #due / 2)
 return claimed
 """
 
@@ -136,9 +149,27 @@ class PromptWorker(Worker):
         self._left_jobs = False
 
     async def _poll_iteration(self) -> None:
-        # arq reads nothing while this worker is full; start_jobs says when it left some
-        self._left_jobs = self.allow_pick_jobs and self.job_counter >= self.max_jobs
-        await super()._poll_iteration()
+        """arq's iteration (a look at the queue, aborts, finished tasks, the health
+        beat) with its read and claim as one script call (`look`), then the wait for
+        a wake, at most `poll_delay`."""
+        count = self.queue_read_limit
+        burst_over = False
+        if self.burst and self.max_burst_jobs >= 0:  # arq's burst rule, as arq applies it
+            remaining = self.max_burst_jobs - self._jobs_started()
+            burst_over = remaining < 1
+            count = min(remaining, count)
+        if not burst_over:
+            # arq reads nothing while this worker is full; `look` says when it left some
+            self._left_jobs = self.allow_pick_jobs and self.job_counter >= self.max_jobs
+            if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+                await self.look(count)
+            if self.allow_abort_jobs:
+                await self._cancel_aborted_jobs()
+            for job_id, task in list(self.tasks.items()):
+                if task.done():
+                    del self.tasks[job_id]
+                    task.result()  # as arq: an error of run_job surfaces here
+            await self.heart_beat()
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="arq-wake-listener")
         with contextlib.suppress(TimeoutError):
@@ -146,36 +177,31 @@ class PromptWorker(Worker):
                 await self._wake.wait()
         self._wake.clear()
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """arq's start_jobs in one script call for every job this look found.
+    async def look(self, limit: int | None = None) -> int:
+        """Read the queue's head and claim what is due there, in one script call: at
+        most the room this worker has (`max_jobs` less the jobs it runs), in the
+        queue's order, each checked as arq checks it, with arq's job counter and
+        semaphore kept as arq keeps them. Returns the number of jobs started.
 
-        The queue's head holds the jobs in progress (a job leaves the queue when it
-        ends), so every look reads the ids of the jobs running here and in the other
-        workers again: its own are known here and left out; the others are checked
-        in the script with the rest, where arq stepped over each with a WATCH, EXISTS
-        and ZSCORE of its own. At most the room this worker has (`max_jobs` less the
-        jobs it runs) are claimed, as arq claims them (atomically, each checked again),
-        with its job counter and semaphore kept the same way. One round trip a look,
-        where a pipeline of EXISTS and then a script per job took two or more: each
-        wake reaches every idle worker, and all but one find the job taken (#21,
-        decision 155)."""
-        if len(job_ids) >= self.queue_read_limit:
-            self._left_jobs = True  # more may be due past the read limit
-        candidates = [j for j in (raw.decode() for raw in job_ids) if j not in self.tasks]
-        if not candidates:
-            return
+        arq reads the head (up to `queue_read_limit` ids) in one round trip and claims
+        in others; the head holds the jobs in progress here and in the other workers
+        too, so every look read their ids again. Those running here are left out by
+        the script, the others are found claimed there (#21, decisions 155, 168)."""
         room = self.max_jobs - self.job_counter
         if room <= 0:
             self._left_jobs = True
-            return
+            return 0
         if self._claim is None:
-            self._claim = self.pool.register_script(_CLAIM_SCRIPT)
-        claimed = await self._claim(
-            keys=[self.queue_name, *(in_progress_key_prefix + j for j in candidates)],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), room, *candidates],
+            self._claim = self.pool.register_script(_LOOK_SCRIPT)
+        limit = self.queue_read_limit if limit is None else limit
+        reply = await self._claim(
+            keys=[self.queue_name],
+            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), room, self._queue_read_offset,
+                  limit, in_progress_key_prefix, *self.tasks],
         )
-        if len(claimed) // 2 >= room and len(candidates) > room:
-            self._left_jobs = True  # full: the ones past the room wait for a job's end
+        read, others, claimed = int(reply[0]), int(reply[1]), reply[2:]
+        if read >= limit or (len(claimed) // 2 >= room and others > room):
+            self._left_jobs = True  # more may be due past the read limit, or past the room
         for index in range(0, len(claimed), 2):
             job_id, score = claimed[index].decode(), claimed[index + 1]
             await self.sem.acquire()  # free: the room was counted above
@@ -183,6 +209,7 @@ class PromptWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+        return len(claimed) // 2
 
     async def run_job(self, job_id: str, score: int) -> None:
         try:

@@ -131,12 +131,13 @@ async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
         sync_redis.psetex(f"arq:in-progress:{busy.job_id}", 60_000, b"1")
         later = await pool.enqueue_job("note_run", "deferred", _defer_by=60)
         assert later is not None
-        await worker.start_jobs([busy.job_id.encode(), later.job_id.encode()])
+        assert await worker.look() == 0
         await asyncio.sleep(1.0)
         assert ran == [] and worker.job_counter == 0, "neither claimed, the counter given back"
+        assert not sync_redis.exists(f"arq:in-progress:{later.job_id}"), "not due: left unmarked"
 
         sync_redis.delete(f"arq:in-progress:{busy.job_id}")  # the holder died, its key expired
-        await worker.start_jobs([busy.job_id.encode(), later.job_id.encode()])
+        assert await worker.look() == 1
         assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
         assert ran[0][0] == "busy elsewhere"
 
@@ -144,23 +145,56 @@ async def test_a_job_running_elsewhere_or_not_due_is_not_claimed(
 async def test_one_look_claims_no_more_jobs_than_the_worker_has_room_for(
     settings: Settings, sync_redis: redis.Redis
 ) -> None:
-    """The claim of a look is one script call (decision 155): it takes at most the
-    worker's room, in the queue's order, and leaves the others unmarked for a later look."""
+    """A look is one script call (decisions 155, 168): it takes at most the worker's
+    room, in the queue's order, and leaves the others unmarked for a later look."""
     ran: list[tuple[str, float]] = []
     async with prompt_worker(settings, ran, max_jobs=2) as (worker, pool):
         worker.allow_pick_jobs = False  # only the looks below
         jobs = [await pool.enqueue_job("note_run", f"job {n}") for n in range(5)]
-        ids = [job.job_id for job in jobs if job is not None]
-        await worker.start_jobs([i.encode() for i in ids])
+        tags = {job.job_id: f"job {n}" for n, job in enumerate(jobs) if job is not None}
+        # The queue's order: by score (the enqueue's millisecond), then by id, as arq reads it.
+        ids = [i.decode() for i in sync_redis.zrange(Keys.for_settings(settings).queue, 0, -1)]
+        assert sorted(ids) == sorted(tags)
+        assert await worker.look() == 2
         assert worker.job_counter == 2 and set(worker.tasks) == set(ids[:2])
         assert worker._left_jobs, "full: a job's end looks again"
         assert not any(sync_redis.exists(f"arq:in-progress:{i}") for i in ids[2:]), "the rest unmarked"
         assert await wait_until_async(lambda: len(ran) == 2, timeout=5)
-        assert sorted(tag for tag, _ in ran) == ["job 0", "job 1"]
+        assert sorted(tag for tag, _ in ran) == sorted(tags[i] for i in ids[:2])
         assert await wait_until_async(lambda: worker.job_counter == 0, timeout=5)
-        await worker.start_jobs([i.encode() for i in ids])  # the first two are done
+        assert await worker.look() == 2  # the first two are done (and out of the queue)
         assert await wait_until_async(lambda: len(ran) == 4, timeout=5)
-        assert sorted(tag for tag, _ in ran) == [f"job {n}" for n in range(4)]
+        assert sorted(tag for tag, _ in ran) == sorted(tags[i] for i in ids[:4])
+        assert not sync_redis.exists(f"arq:in-progress:{ids[4]}")
+
+
+async def test_a_look_reads_and_claims_in_one_round_trip(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arq reads the queue's head, then claims: a look here is one request (decision 168),
+    whether it claims a job, finds it taken, or finds nothing."""
+    from redis.asyncio.connection import AbstractConnection
+
+    ran: list[tuple[str, float]] = []
+    async with prompt_worker(settings, ran, max_jobs=3) as (worker, pool):
+        worker.allow_pick_jobs = False  # only the looks below
+        sent = [0]
+        send = AbstractConnection.send_packed_command
+
+        async def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+            sent[0] += 1
+            await send(self, command, check_health)
+
+        await worker.look()  # the script is loaded (EVALSHA answers NOSCRIPT once per server)
+        job = await pool.enqueue_job("note_run", "one")
+        assert job is not None
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        assert await worker.look() == 1
+        assert sent[0] == 1, "read and claim in one request"
+        assert await worker.look() == 0  # the job runs here (or has ended): nothing to claim
+        assert sent[0] == 2
+        monkeypatch.undo()
+        assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
 
 
 async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(settings: Settings) -> None:
