@@ -149,22 +149,19 @@ class PromptWorker(Worker):
         self._left_jobs = False
 
     async def _poll_iteration(self) -> None:
-        """arq's iteration (a look at the queue, aborts, finished tasks, the health
-        beat) with its read and claim as one script call (`look`), then the wait for
-        a wake, at most `poll_delay`."""
-        count = self.queue_read_limit
-        burst_over = False
-        if self.burst and self.max_burst_jobs >= 0:  # arq's burst rule, as arq applies it
-            remaining = self.max_burst_jobs - self._jobs_started()
-            burst_over = remaining < 1
-            count = min(remaining, count)
-        if not burst_over:
+        """arq's iteration (a look at the queue, finished tasks, the health beat) with
+        its read and claim as one script call (`look`), then the wait for a wake, at
+        most `poll_delay`. In burst mode, or with aborts allowed (neither of which the
+        service uses), arq's own iteration runs as arq has it: this copy then touches
+        nothing of arq's but what decision 155's claim did."""
+        if self.burst or self.allow_abort_jobs:
+            self._left_jobs = True  # arq's start_jobs says nothing: look at every job's end
+            await super()._poll_iteration()
+        else:
             # arq reads nothing while this worker is full; `look` says when it left some
             self._left_jobs = self.allow_pick_jobs and self.job_counter >= self.max_jobs
             if self.allow_pick_jobs and self.job_counter < self.max_jobs:
-                await self.look(count)
-            if self.allow_abort_jobs:
-                await self._cancel_aborted_jobs()
+                await self.look()
             for job_id, task in list(self.tasks.items()):
                 if task.done():
                     del self.tasks[job_id]
@@ -196,7 +193,8 @@ class PromptWorker(Worker):
         limit = self.queue_read_limit if limit is None else limit
         reply = await self._claim(
             keys=[self.queue_name],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), room, self._queue_read_offset,
+            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), room,
+                  getattr(self, "_queue_read_offset", 0),
                   limit, in_progress_key_prefix, *self.tasks],
         )
         read, others, claimed = int(reply[0]), int(reply[1]), reply[2:]

@@ -197,6 +197,28 @@ async def test_a_look_reads_and_claims_in_one_round_trip(
         assert await wait_until_async(lambda: len(ran) == 1, timeout=5)
 
 
+async def test_a_burst_worker_runs_arqs_own_iteration_to_the_end(settings: Settings) -> None:
+    """Burst mode (not the service's) keeps arq's own read and claim: every job runs
+    once, and the worker stops when the queue is empty."""
+    queue = Keys.for_settings(settings).queue
+    ran: list[tuple[str, float]] = []
+    pool = await create_pool(arq_redis_settings(settings), default_queue_name=queue)
+    try:
+        for n in range(5):
+            await pool.enqueue_job("note_run", f"job {n}")
+        worker = PromptWorker(functions=[note_run], redis_settings=arq_redis_settings(settings),
+                              queue_name=queue, poll_delay=0.05, burst=True, handle_signals=False,
+                              ctx={"ran": ran})
+        try:
+            await asyncio.wait_for(worker.async_run(), timeout=20)
+        finally:
+            await worker.close()
+        assert sorted(tag for tag, _ in ran) == [f"job {n}" for n in range(5)]
+        assert await pool.zcard(queue) == 0
+    finally:
+        await pool.aclose()
+
+
 async def test_a_job_queued_in_one_step_is_arqs_own_record_and_starts_at_once(settings: Settings) -> None:
     ran: list[tuple[str, float]] = []
     async with prompt_worker(settings, ran, max_jobs=1) as (_, pool):
