@@ -56,15 +56,11 @@ def _child(url: str) -> None:
     worker.run()
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-
-
 async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, float]:
     import redis.asyncio as aioredis
     from arq.connections import create_pool
 
+    from bench.procstat import cpu_seconds
     from ingest.embedded import RedisServer
     from ingest.redis_conn import arq_redis_settings
     from ingest.settings import Settings
@@ -87,7 +83,7 @@ async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, flo
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # past their first looks
             await client.config_resetstat()
-            before_workers = sum(_cpu(c.pid) for c in children)
+            before_workers = cpu_seconds([c.pid for c in children])
             info = await client.info("cpu")
             before_redis = info["used_cpu_user"] + info["used_cpu_sys"]
             for _ in range(jobs):
@@ -102,7 +98,7 @@ async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, flo
             calls = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config"))
             enqueue = 5  # the enqueue's MULTI, PSETEX, ZADD, PUBLISH, EXEC: the same in every tree
             return {
-                "workers_us": 1e6 * (sum(_cpu(c.pid) for c in children) - before_workers) / jobs,
+                "workers_us": 1e6 * (cpu_seconds([c.pid for c in children]) - before_workers) / jobs,
                 "redis_us": 1e6 * (info["used_cpu_user"] + info["used_cpu_sys"] - before_redis) / jobs,
                 "commands": calls / jobs - enqueue,
             }
