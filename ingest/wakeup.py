@@ -141,7 +141,7 @@ class PromptWorker(Worker):
         self.idle_poll = float(poll_delay)
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
-        self._claim: AsyncScript | None = None  # the pool exists once arq's main starts
+        self._look_script: AsyncScript | None = None  # the pool exists once arq's main starts
         # The last look may have left due jobs in the queue for want of room here (or past
         # its read limit): the end of a job is then a reason to look again. Otherwise a
         # job queued since is announced, and the end of a job needs no look (two round
@@ -188,10 +188,10 @@ class PromptWorker(Worker):
         if room <= 0:
             self._left_jobs = True
             return 0
-        if self._claim is None:
-            self._claim = self.pool.register_script(_LOOK_SCRIPT)
+        if self._look_script is None:
+            self._look_script = self.pool.register_script(_LOOK_SCRIPT)
         limit = self.queue_read_limit if limit is None else limit
-        reply = await self._claim(
+        reply = await self._look_script(
             keys=[self.queue_name],
             args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), room,
                   getattr(self, "_queue_read_offset", 0),
