@@ -43,16 +43,16 @@ def _child(url: str) -> None:
     """One worker process of the tree on PYTHONPATH (sys.path[0] is bench/, not a tree)."""
     from arq.worker import func
 
-    from ingest.redis_conn import arq_redis_settings
     from ingest.settings import Settings
     from ingest.wakeup import PromptWorker
+    from workers.settings import worker_options
 
-    settings = Settings(redis_url=url)
+    # A worker's Redis, room, poll delay and read limit; not its hooks, which build a whole
+    # worker's context (HTTP session, store) around jobs that here do nothing.
+    options = worker_options(Settings(redis_url=url))
     worker = PromptWorker(
-        functions=[func(nothing, name="nothing", keep_result=0)], queue_name=QUEUE,
-        redis_settings=arq_redis_settings(settings), max_jobs=settings.worker_max_jobs,
-        poll_delay=settings.worker_poll_delay, queue_read_limit=max(100, settings.worker_max_jobs * 4),
-        handle_signals=True)
+        functions=[func(nothing, name="nothing", keep_result=0)], queue_name=QUEUE, handle_signals=True,
+        **{k: options[k] for k in ("redis_settings", "max_jobs", "poll_delay", "queue_read_limit")})
     worker.run()
 
 
@@ -64,7 +64,7 @@ async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, flo
     from ingest.embedded import RedisServer
     from ingest.redis_conn import arq_redis_settings
     from ingest.settings import Settings
-    from ingest.wakeup import enqueue_announced
+    from ingest.wakeup import enqueue_announced, wake_channel
 
     with tempfile.TemporaryDirectory(prefix="bench-looks-") as tmp:
         server = RedisServer(Path(tmp) / "redis", Path(tmp) / "redis.sock", appendonly=True)
@@ -77,13 +77,15 @@ async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, flo
         pool = await create_pool(arq_redis_settings(Settings(redis_url=server.url)), default_queue_name=QUEUE)
         try:
             deadline = time.monotonic() + 30
-            while await client.pubsub_numsub(f"{QUEUE}:wake") != [(f"{QUEUE}:wake".encode(), workers)]:
+            channel = wake_channel(QUEUE)
+            while await client.pubsub_numsub(channel) != [(channel.encode(), workers)]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the workers did not subscribe within 30 s")
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # past their first looks
             await client.config_resetstat()
-            before_workers = cpu_seconds([c.pid for c in children])
+            pids = [c.pid for c in children]
+            before_workers = cpu_seconds(pids)
             info = await client.info("cpu")
             before_redis = info["used_cpu_user"] + info["used_cpu_sys"]
             for _ in range(jobs):
@@ -98,7 +100,7 @@ async def _one(tree: Path, jobs: int, workers: int, gap: float) -> dict[str, flo
             calls = sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config"))
             enqueue = 5  # the enqueue's MULTI, PSETEX, ZADD, PUBLISH, EXEC: the same in every tree
             return {
-                "workers_us": 1e6 * (cpu_seconds([c.pid for c in children]) - before_workers) / jobs,
+                "workers_us": 1e6 * (cpu_seconds(pids) - before_workers) / jobs,
                 "redis_us": 1e6 * (info["used_cpu_user"] + info["used_cpu_sys"] - before_redis) / jobs,
                 "commands": calls / jobs - enqueue,
             }

@@ -172,7 +172,7 @@ async def test_a_look_reads_and_claims_in_one_round_trip(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """arq reads the queue's head, then claims: a look here is one request (decision 168),
-    whether it claims a job, finds it taken, or finds nothing."""
+    whether it claims a job or finds nothing to claim."""
     from redis.asyncio.connection import AbstractConnection
 
     ran: list[tuple[str, float]] = []
